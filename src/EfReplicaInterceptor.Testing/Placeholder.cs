@@ -1,0 +1,1 @@
+namespace EfReplicaInterceptor.Testing; internal static class Placeholder { }

@@ -1,0 +1,52 @@
+namespace EfReplicaInterceptor;
+
+/// <summary>
+/// Settings of one replicated PostgreSQL cluster: the primary, its read replicas and how commands are routed.
+/// Bound from a configuration section (by convention <c>"EfReplica"</c>) and validated when the host starts.
+/// </summary>
+public sealed class EfReplicaOptions
+{
+    /// <summary>The conventional configuration section name, <c>"EfReplica"</c>.</summary>
+    public const string DefaultSectionName = "EfReplica";
+
+    /// <summary>
+    /// Npgsql connection string of the primary. Required. It may list several hosts with
+    /// <c>Target Session Attributes=primary</c> so that writes find a promoted standby by themselves.
+    /// </summary>
+    public string? Primary { get; set; }
+
+    /// <summary>The read replicas (hot standbys). Default: none, in which case every command goes to the primary.</summary>
+    public IList<ReplicaEndpointOptions> Replicas { get; set; } = [];
+
+    /// <summary>
+    /// When <see langword="true"/>, every decision is made, logged and counted as usual, but every command is sent to the
+    /// primary: a way to switch the library on in production and see what would move before anything moves. Default: <see langword="false"/>.
+    /// </summary>
+    public bool ShadowMode { get; set; }
+
+    /// <summary>
+    /// Names of the application's own functions that write (or otherwise need the primary), schema-qualified or not,
+    /// for example <c>"audit.log_access"</c>. A read that calls one goes to the primary. Default: none.
+    /// </summary>
+    public IList<string> WriteFunctions { get; set; } = [];
+
+    /// <summary>
+    /// How often an unusable replica is tried again (and, with health monitoring, how often replicas are probed). Must be positive. Default: 1 second.
+    /// </summary>
+    public TimeSpan HealthCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The replication lag above which a replica is left out of rotation. Must be positive. Default: 5 seconds.</summary>
+    public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>One read replica.</summary>
+public sealed class ReplicaEndpointOptions
+{
+    /// <summary>
+    /// A short name used in logs, metrics and health reports (never the connection string). Default: <c>host:port</c> of the connection string.
+    /// </summary>
+    public string? Name { get; set; }
+
+    /// <summary>Npgsql connection string of the replica. Required.</summary>
+    public string? ConnectionString { get; set; }
+}
