@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Logging;
+
+namespace EfReplicaInterceptor.Diagnostics;
+
+/// <summary>
+/// Every log event of the library, with stable event ids (documented in the README). Connection strings, passwords,
+/// SQL text and parameter values are never logged; servers are named by their configured names.
+/// </summary>
+internal static partial class Log
+{
+    /// <summary>Category of routing decisions.</summary>
+    public const string RoutingCategory = "EfReplicaInterceptor.Routing";
+
+    /// <summary>Category of replica health and topology.</summary>
+    public const string TopologyCategory = "EfReplicaInterceptor.Topology";
+
+    [LoggerMessage(EventId = 1000, EventName = "CommandRouted", Level = LogLevel.Debug,
+        Message = "Command {CommandId} from {CommandSource} routed to {Target} ({Reason}) in cluster '{Cluster}'{Replica}")]
+    public static partial void CommandRouted(ILogger logger, Guid commandId, string commandSource, string target, string reason, string cluster, string replica);
+
+    [LoggerMessage(EventId = 1001, EventName = "CommandRoutedShadow", Level = LogLevel.Debug,
+        Message = "Shadow mode: command {CommandId} from {CommandSource} would be routed to {Target} ({Reason}) in cluster '{Cluster}'{Replica}; sent to the primary")]
+    public static partial void CommandRoutedShadow(ILogger logger, Guid commandId, string commandSource, string target, string reason, string cluster, string replica);
+
+    [LoggerMessage(EventId = 1002, EventName = "ReplicaFailedForCommand", Level = LogLevel.Warning,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' failed for command {CommandId} ({ErrorKind}); the read is retried elsewhere")]
+    public static partial void ReplicaFailedForCommand(ILogger logger, Exception exception, string replica, string cluster, Guid commandId, string errorKind);
+
+    [LoggerMessage(EventId = 2000, EventName = "ReplicaLeftRotation", Level = LogLevel.Warning,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' left the rotation: {Why}")]
+    public static partial void ReplicaLeftRotation(ILogger logger, string replica, string cluster, string why);
+
+    [LoggerMessage(EventId = 2001, EventName = "ReplicaRejoinedRotation", Level = LogLevel.Warning,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' rejoined the rotation: {Why}")]
+    public static partial void ReplicaRejoinedRotation(ILogger logger, string replica, string cluster, string why);
+
+    [LoggerMessage(EventId = 2002, EventName = "ClusterStarted", Level = LogLevel.Information,
+        Message = "Cluster '{Cluster}' routes reads over {ReplicaCount} replica(s){Shadow}")]
+    public static partial void ClusterStarted(ILogger logger, string cluster, int replicaCount, string shadow);
+}

@@ -1,0 +1,64 @@
+using System.Diagnostics.Metrics;
+using EfReplicaInterceptor;
+using EfReplicaInterceptor.Configuration;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers EfReplicaInterceptor with dependency injection.</summary>
+public static class EfReplicaServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers an <see cref="EfReplicaCluster"/> configured from <paramref name="configuration"/> (by convention the
+    /// <c>"EfReplica"</c> section). The settings are validated when the host starts: a bad setting stops start-up with a
+    /// message naming it.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configuration">The section holding <see cref="EfReplicaOptions"/>.</param>
+    /// <param name="configureDataSource">Applied to the data source builder of the primary and of every replica (for example
+    /// <c>b =&gt; b.MapEnum&lt;Mood&gt;("mood")</c>). Default: nothing.</param>
+    public static IServiceCollection AddEfReplica(
+        this IServiceCollection services,
+        IConfiguration configuration,
+        Action<NpgsqlDataSourceBuilder>? configureDataSource = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        var path = configuration is IConfigurationSection section ? section.Path : string.Empty;
+        services.AddOptions<EfReplicaOptions>().Bind(configuration);
+        return AddCore(services, path, configureDataSource);
+    }
+
+    /// <summary>Registers an <see cref="EfReplicaCluster"/> configured in code. Validated when the host starts.</summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="configure">Sets the <see cref="EfReplicaOptions"/>.</param>
+    /// <param name="configureDataSource">Applied to the data source builder of the primary and of every replica. Default: nothing.</param>
+    public static IServiceCollection AddEfReplica(
+        this IServiceCollection services,
+        Action<EfReplicaOptions> configure,
+        Action<NpgsqlDataSourceBuilder>? configureDataSource = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        services.AddOptions<EfReplicaOptions>().Configure(configure);
+        return AddCore(services, EfReplicaOptions.DefaultSectionName, configureDataSource);
+    }
+
+    private static IServiceCollection AddCore(IServiceCollection services, string sectionPath, Action<NpgsqlDataSourceBuilder>? configureDataSource)
+    {
+        services.AddOptions<EfReplicaOptions>().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<EfReplicaOptions>>(new EfReplicaOptionsValidator(sectionPath));
+        services.AddSingleton(sp => EfReplicaCluster.Create(
+            EfReplicaCluster.DefaultName,
+            sp.GetRequiredService<IOptions<EfReplicaOptions>>().Value,
+            sectionPath,
+            sp.GetService<ILoggerFactory>(),
+            configureDataSource,
+            sp.GetService<IMeterFactory>(),
+            sp.GetService<TimeProvider>() ?? TimeProvider.System));
+        return services;
+    }
+}

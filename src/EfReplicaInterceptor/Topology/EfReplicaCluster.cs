@@ -1,0 +1,189 @@
+using System.Diagnostics.Metrics;
+using EfReplicaInterceptor.Configuration;
+using EfReplicaInterceptor.Diagnostics;
+using EfReplicaInterceptor.Routing;
+using EfReplicaInterceptor.Topology;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace EfReplicaInterceptor;
+
+/// <summary>
+/// One replicated PostgreSQL cluster as the application sees it: the primary's data source, one data source per replica
+/// (each built once, with the same <see cref="NpgsqlDataSourceBuilder"/> configuration, so type mappings such as
+/// <c>MapEnum</c> work on reads served by a replica), and the interceptors that route a DbContext's commands over them.
+/// </summary>
+/// <remarks>
+/// With dependency injection, <c>services.AddEfReplica(configuration.GetSection("EfReplica"))</c> registers one and the
+/// container disposes it. Without it, <see cref="Create(EfReplicaOptions, ILoggerFactory?, Action{NpgsqlDataSourceBuilder}?)"/> builds one; dispose it when the application stops.
+/// </remarks>
+/// <example>
+/// <code>
+/// services.AddDbContext&lt;ShopContext&gt;((sp, options) =&gt;
+/// {
+///     var cluster = sp.GetRequiredService&lt;EfReplicaCluster&gt;();
+///     options.UseNpgsql(cluster.PrimaryDataSource).AddInterceptors(cluster.Interceptors);
+/// });
+/// </code>
+/// </example>
+public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
+{
+    /// <summary>The name of the cluster registered without a name.</summary>
+    public const string DefaultName = "default";
+
+    private readonly ReplicaEndpoint[] _replicas;
+    private readonly EfReplicaMetrics _metrics;
+    private readonly bool _ownsMetrics;
+    private int _disposed;
+
+    private EfReplicaCluster(
+        string name,
+        NpgsqlDataSource primary,
+        ReplicaEndpoint[] replicas,
+        CommandRouter router,
+        EfReplicaMetrics metrics,
+        bool ownsMetrics)
+    {
+        Name = name;
+        PrimaryDataSource = primary;
+        _replicas = replicas;
+        Router = router;
+        _metrics = metrics;
+        _ownsMetrics = ownsMetrics;
+        var states = router.States;
+        Interceptors = [new ReplicaCommandInterceptor(router), new ReplicaConnectionInterceptor(states)];
+    }
+
+    /// <summary>The cluster's name, used in logs and metrics.</summary>
+    public string Name { get; }
+
+    /// <summary>
+    /// The primary's data source, built from <see cref="EfReplicaOptions.Primary"/>. Pass it to <c>UseNpgsql</c> so that the
+    /// primary's connection string is configured in one place.
+    /// </summary>
+    public NpgsqlDataSource PrimaryDataSource { get; }
+
+    /// <summary>The interceptors to add to every DbContext that uses this cluster: <c>options.AddInterceptors(cluster.Interceptors)</c>.</summary>
+    public IReadOnlyList<IInterceptor> Interceptors { get; }
+
+    /// <summary>The configured names of the replicas, in configuration order.</summary>
+    public IReadOnlyList<string> ReplicaNames => Array.ConvertAll(_replicas, static replica => replica.Name);
+
+    internal CommandRouter Router { get; }
+
+    internal IReadOnlyList<ReplicaEndpoint> Replicas => _replicas;
+
+    /// <summary>
+    /// Builds a cluster without dependency injection. <paramref name="options"/> is validated first and copied: later changes
+    /// to it have no effect.
+    /// </summary>
+    /// <param name="options">The settings; see <see cref="EfReplicaOptions"/>.</param>
+    /// <param name="loggerFactory">Where log events go. Default: nowhere.</param>
+    /// <param name="configureDataSource">Applied to the data source builder of the primary and of every replica, for example to
+    /// map PostgreSQL enums. Default: nothing.</param>
+    /// <exception cref="OptionsValidationException">A setting is invalid; the message names it.</exception>
+    public static EfReplicaCluster Create(
+        EfReplicaOptions options,
+        ILoggerFactory? loggerFactory = null,
+        Action<NpgsqlDataSourceBuilder>? configureDataSource = null)
+        => Create(DefaultName, options, EfReplicaOptions.DefaultSectionName, loggerFactory, configureDataSource, meterFactory: null, TimeProvider.System);
+
+    internal static EfReplicaCluster Create(
+        string name,
+        EfReplicaOptions options,
+        string sectionPath,
+        ILoggerFactory? loggerFactory,
+        Action<NpgsqlDataSourceBuilder>? configureDataSource,
+        IMeterFactory? meterFactory,
+        TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = EfReplicaOptionsValidator.Collect(options, sectionPath);
+        if (failures.Count > 0)
+        {
+            throw new OptionsValidationException(name, typeof(EfReplicaOptions), failures);
+        }
+
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var primary = BuildDataSource(options.Primary!, $"{name}:primary", loggerFactory, configureDataSource);
+        var replicas = new ReplicaEndpoint[options.Replicas.Count];
+        try
+        {
+            for (var i = 0; i < replicas.Length; i++)
+            {
+                var replicaOptions = options.Replicas[i];
+                var replicaName = EfReplicaOptionsValidator.ReplicaName(replicaOptions, new NpgsqlConnectionStringBuilder(replicaOptions.ConnectionString), i);
+                var dataSource = BuildDataSource(replicaOptions.ConnectionString!, $"{name}:{replicaName}", loggerFactory, configureDataSource);
+                replicas[i] = new ReplicaEndpoint(i, replicaName, dataSource, timeProvider, options.HealthCheckInterval);
+            }
+        }
+        catch
+        {
+            primary.Dispose();
+            foreach (var replica in replicas)
+            {
+                replica?.DataSource.Dispose();
+            }
+
+            throw;
+        }
+
+        var ownsMetrics = meterFactory is null;
+        var metrics = new EfReplicaMetrics(meterFactory);
+        var classifier = options.WriteFunctions.Count == 0 ? SqlClassifier.Default : new SqlClassifier(options.WriteFunctions);
+        var router = new CommandRouter(name, replicas, classifier, options.ShadowMode, new ContextRoutingStates(), metrics, loggerFactory);
+        Log.ClusterStarted(loggerFactory.CreateLogger(Log.TopologyCategory), name, replicas.Length, options.ShadowMode ? " (shadow mode: everything runs on the primary)" : string.Empty);
+        return new EfReplicaCluster(name, primary, replicas, router, metrics, ownsMetrics);
+    }
+
+    private static NpgsqlDataSource BuildDataSource(string connectionString, string dataSourceName, ILoggerFactory loggerFactory, Action<NpgsqlDataSourceBuilder>? configure)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString) { Name = dataSourceName };
+        builder.UseLoggerFactory(loggerFactory);
+        configure?.Invoke(builder);
+        return builder.Build();
+    }
+
+    /// <summary>Disposes the data sources (closing their idle pooled connections).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var replica in _replicas)
+        {
+            await replica.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await PrimaryDataSource.DisposeAsync().ConfigureAwait(false);
+        if (_ownsMetrics)
+        {
+            _metrics.Dispose();
+        }
+    }
+
+    /// <inheritdoc cref="DisposeAsync"/>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var replica in _replicas)
+        {
+            replica.DataSource.Dispose();
+        }
+
+        PrimaryDataSource.Dispose();
+        if (_ownsMetrics)
+        {
+            _metrics.Dispose();
+        }
+    }
+}
