@@ -161,7 +161,9 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
             }
             catch (ArgumentException)
             {
-                problem = $"keyword '{keyword}' is not supported or its value is invalid";
+                problem = IsKnownKeyword(keyword)
+                    ? $"the value of keyword '{keyword}' is invalid"
+                    : $"keyword '{keyword}' is not supported";
                 return false;
             }
             catch (FormatException)
@@ -178,5 +180,17 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
 
         problem = string.Empty;
         return true;
+    }
+
+    private static bool IsKnownKeyword(string keyword)
+    {
+        try
+        {
+            return new NpgsqlConnectionStringBuilder().ContainsKey(keyword);
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
     }
 }

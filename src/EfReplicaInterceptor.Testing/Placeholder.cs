@@ -1,1 +1,0 @@
-namespace EfReplicaInterceptor.Testing; internal static class Placeholder { }
