@@ -1,6 +1,8 @@
 using System.Diagnostics.Metrics;
 using EfReplicaInterceptor;
 using EfReplicaInterceptor.Configuration;
+using EfReplicaInterceptor.Health;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -59,6 +61,22 @@ public static class EfReplicaServiceCollectionExtensions
             configureDataSource,
             sp.GetService<IMeterFactory>(),
             sp.GetService<TimeProvider>() ?? TimeProvider.System));
+        services.AddHostedService<EfReplicaHostedService>();
         return services;
+    }
+
+    /// <summary>
+    /// Adds a health check named <paramref name="name"/> that reports <c>Unhealthy</c> when the primary does not answer
+    /// as a primary and <c>Degraded</c> while any replica is out of rotation, from the replica monitor's latest view
+    /// (it queries no server itself). Tag it for readiness probes.
+    /// </summary>
+    public static IHealthChecksBuilder AddEfReplica(this IHealthChecksBuilder builder, string name = "efreplica", IEnumerable<string>? tags = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.Add(new HealthCheckRegistration(
+            name,
+            sp => new EfReplicaHealthCheck(sp.GetRequiredService<EfReplicaCluster>()),
+            failureStatus: null,
+            tags));
     }
 }

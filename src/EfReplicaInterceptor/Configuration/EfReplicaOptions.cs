@@ -31,12 +31,26 @@ public sealed class EfReplicaOptions
     public IList<string> WriteFunctions { get; set; } = [];
 
     /// <summary>
-    /// How often an unusable replica is tried again (and, with health monitoring, how often replicas are probed). Must be positive. Default: 1 second.
+    /// How often the primary and every replica are probed (liveness, role, lag), and the base of the backoff before a
+    /// failed replica is tried again. Must be positive. Default: 1 second.
     /// </summary>
     public TimeSpan HealthCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>The replication lag above which a replica is left out of rotation. Must be positive. Default: 5 seconds.</summary>
+    /// <summary>
+    /// How long one health probe (connecting and one small query) may take before the server counts as unreachable.
+    /// Must be positive. Default: 2 seconds.
+    /// </summary>
+    public TimeSpan HealthCheckTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The replication lag above which a replica is left out of rotation: how far behind the primary its data may be.
+    /// Measured from WAL positions, so an idle primary does not make a caught-up replica look late. Must be positive.
+    /// Default: 5 seconds.
+    /// </summary>
     public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The replication lag in bytes of WAL above which a replica is left out of rotation. Must be positive when set. Default: none (time only).</summary>
+    public long? MaxReplicaLagBytes { get; set; }
 }
 
 /// <summary>One read replica.</summary>

@@ -81,6 +81,16 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
             failures.Add($"{prefix}{nameof(EfReplicaOptions.HealthCheckInterval)} must be positive (it was {options.HealthCheckInterval}).");
         }
 
+        if (options.HealthCheckTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.HealthCheckTimeout)} must be positive (it was {options.HealthCheckTimeout}).");
+        }
+
+        if (options.MaxReplicaLagBytes is <= 0)
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLagBytes)} must be positive when set (it was {options.MaxReplicaLagBytes}).");
+        }
+
         if (options.MaxReplicaLag <= TimeSpan.Zero)
         {
             failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLag)} must be positive (it was {options.MaxReplicaLag}).");

@@ -15,8 +15,23 @@ public static class EfReplicaDiagnostics
     /// <summary>Counter of routed commands, tagged with target, reason, cluster and shadow mode. Unit <c>{command}</c>.</summary>
     public const string CommandsCounterName = "efreplica.commands";
 
-    /// <summary>Counter of reads that were meant for a replica but ran on the primary because the replica failed for them. Unit <c>{command}</c>.</summary>
-    public const string ReplicaFallbacksCounterName = "efreplica.replica.fallbacks";
+    /// <summary>
+    /// Counter of plain reads that ran on the primary because no replica could take them, tagged with the reason
+    /// (<c>no-replica</c>, <c>replica-unavailable</c>, <c>replica-lagging</c>). Unit <c>{command}</c>.
+    /// </summary>
+    public const string ReadFallbacksCounterName = "efreplica.reads.fallbacks";
+
+    /// <summary>Counter of reads that failed on a replica with a failover error and were retried elsewhere, tagged with the replica and error kind. Unit <c>{error}</c>.</summary>
+    public const string ReplicaErrorsCounterName = "efreplica.replica.errors";
+
+    /// <summary>Gauge: each replica's replication lag in seconds (unit <c>s</c>), tagged with cluster and replica.</summary>
+    public const string ReplicaLagGaugeName = "efreplica.replica.lag";
+
+    /// <summary>Gauge: each replica's replication lag in bytes of WAL (unit <c>By</c>), tagged with cluster and replica.</summary>
+    public const string ReplicaLagBytesGaugeName = "efreplica.replica.lag_bytes";
+
+    /// <summary>Gauge: 1 while a replica is in rotation, 0 while it is left out. Tagged with cluster and replica.</summary>
+    public const string ReplicaUpGaugeName = "efreplica.replica.up";
 
     /// <summary>Tag: where the command was sent, <c>primary</c> or <c>replica</c>.</summary>
     public const string TargetTag = "efreplica.target";
@@ -32,6 +47,9 @@ public static class EfReplicaDiagnostics
 
     /// <summary>Tag: <see langword="true"/> when shadow mode sent the command to the primary whatever the decision was.</summary>
     public const string ShadowTag = "efreplica.shadow";
+
+    /// <summary>Tag: the kind of failover error (<c>unreachable</c>, <c>connection-lost</c>, <c>read-only</c>, <c>recovery-conflict</c>).</summary>
+    public const string ErrorKindTag = "efreplica.error_kind";
 
     /// <summary>Tag: the decided target before shadow mode was applied.</summary>
     public const string DecidedTargetTag = "efreplica.decided_target";

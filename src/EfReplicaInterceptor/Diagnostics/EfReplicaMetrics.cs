@@ -1,47 +1,58 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using EfReplicaInterceptor.Topology;
 
 namespace EfReplicaInterceptor.Diagnostics;
 
-/// <summary>The instruments of one process. Created once; <see cref="Counter{T}.Add(T, in TagList)"/> with a <see cref="TagList"/> does not allocate.</summary>
+/// <summary>The instruments of one cluster. <see cref="Counter{T}.Add(T, in TagList)"/> with a <see cref="TagList"/> does not allocate.</summary>
 internal sealed class EfReplicaMetrics : IDisposable
 {
     private static readonly object True = true;
     private static readonly object False = false;
 
     private readonly Meter _meter;
+    private readonly bool _ownsMeter;
     private readonly Counter<long> _commands;
     private readonly Counter<long> _fallbacks;
+    private readonly Counter<long> _replicaErrors;
 
     public EfReplicaMetrics(IMeterFactory? meterFactory = null)
     {
+        _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(EfReplicaDiagnostics.MeterName) ?? new Meter(EfReplicaDiagnostics.MeterName);
         _commands = _meter.CreateCounter<long>(EfReplicaDiagnostics.CommandsCounterName, "{command}", "Commands routed, by target and reason.");
-        _fallbacks = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplicaFallbacksCounterName, "{command}", "Reads meant for a replica that ran on the primary because the replica failed for them.");
+        _fallbacks = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReadFallbacksCounterName, "{command}", "Plain reads that ran on the primary because no replica could take them, by reason.");
+        _replicaErrors = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplicaErrorsCounterName, "{error}", "Reads that failed on a replica with a failover error and moved on.");
     }
-
-    public Meter Meter => _meter;
 
     public void CommandRouted(string cluster, RoutingTarget target, RoutingReason reason, bool shadow)
     {
-        if (!_commands.Enabled)
+        if (_commands.Enabled)
         {
-            return;
+            var tags = new TagList
+            {
+                { EfReplicaDiagnostics.ClusterTag, cluster },
+                { EfReplicaDiagnostics.TargetTag, RoutingReasons.GetName(target) },
+                { EfReplicaDiagnostics.ReasonTag, RoutingReasons.GetName(reason) },
+                { EfReplicaDiagnostics.ShadowTag, shadow ? True : False },
+            };
+            _commands.Add(1, tags);
         }
 
-        var tags = new TagList
+        if (reason is RoutingReason.NoReplica or RoutingReason.ReplicaUnavailable or RoutingReason.ReplicaLagging && _fallbacks.Enabled)
         {
-            { EfReplicaDiagnostics.ClusterTag, cluster },
-            { EfReplicaDiagnostics.TargetTag, RoutingReasons.GetName(target) },
-            { EfReplicaDiagnostics.ReasonTag, RoutingReasons.GetName(reason) },
-            { EfReplicaDiagnostics.ShadowTag, shadow ? True : False },
-        };
-        _commands.Add(1, tags);
+            var tags = new TagList
+            {
+                { EfReplicaDiagnostics.ClusterTag, cluster },
+                { EfReplicaDiagnostics.ReasonTag, RoutingReasons.GetName(reason) },
+            };
+            _fallbacks.Add(1, tags);
+        }
     }
 
-    public void ReplicaFallback(string cluster, string replica)
+    public void ReplicaError(string cluster, string replica, string errorKind)
     {
-        if (!_fallbacks.Enabled)
+        if (!_replicaErrors.Enabled)
         {
             return;
         }
@@ -50,9 +61,40 @@ internal sealed class EfReplicaMetrics : IDisposable
         {
             { EfReplicaDiagnostics.ClusterTag, cluster },
             { EfReplicaDiagnostics.ReplicaTag, replica },
+            { EfReplicaDiagnostics.ErrorKindTag, errorKind },
         };
-        _fallbacks.Add(1, tags);
+        _replicaErrors.Add(1, tags);
     }
 
-    public void Dispose() => _meter.Dispose();
+    /// <summary>Publishes the monitor's view of each replica as gauges (read when a listener collects, never on the command path).</summary>
+    public void ObserveReplicas(string cluster, IReadOnlyList<ReplicaEndpoint> replicas, TimeProvider timeProvider)
+    {
+        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaLagGaugeName, () => Observe(cluster, replicas, replica =>
+            replica.CurrentLag(timeProvider.GetTimestamp()) is { } lag ? lag.TotalSeconds : null), "s", "Replication lag of each replica, in seconds.");
+        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaLagBytesGaugeName, () => Observe(cluster, replicas, replica =>
+            replica.Health.LagBytes is { } bytes ? bytes : null), "By", "Replication lag of each replica, in bytes of WAL not yet replayed.");
+        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaUpGaugeName, () => Observe(cluster, replicas, replica =>
+            replica.IsAdmitted ? 1 : 0), "1", "1 while the replica is in rotation, else 0.");
+    }
+
+    private static IEnumerable<Measurement<double>> Observe(string cluster, IReadOnlyList<ReplicaEndpoint> replicas, Func<ReplicaEndpoint, double?> value)
+    {
+        foreach (var replica in replicas)
+        {
+            if (value(replica) is { } measured)
+            {
+                yield return new Measurement<double>(measured,
+                    new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster),
+                    new KeyValuePair<string, object?>(EfReplicaDiagnostics.ReplicaTag, replica.Name));
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_ownsMeter)
+        {
+            _meter.Dispose();
+        }
+    }
 }

@@ -37,4 +37,24 @@ internal static partial class Log
     [LoggerMessage(EventId = 2002, EventName = "ClusterStarted", Level = LogLevel.Information,
         Message = "Cluster '{Cluster}' routes reads over {ReplicaCount} replica(s){Shadow}")]
     public static partial void ClusterStarted(ILogger logger, string cluster, int replicaCount, string shadow);
+
+    [LoggerMessage(EventId = 2003, EventName = "ReplicaKeptOut", Level = LogLevel.Warning,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' is not used: {Why}")]
+    public static partial void ReplicaKeptOut(ILogger logger, string replica, string cluster, string why);
+
+    [LoggerMessage(EventId = 2004, EventName = "MonitorRoundFailed", Level = LogLevel.Error,
+        Message = "A health probe round of cluster '{Cluster}' failed unexpectedly; monitoring goes on")]
+    public static partial void MonitorRoundFailed(ILogger logger, Exception exception, string cluster);
+
+    [LoggerMessage(EventId = 2005, EventName = "PrimaryUnhealthy", Level = LogLevel.Warning,
+        Message = "The primary of cluster '{Cluster}' is not healthy: {Why}")]
+    public static partial void PrimaryUnhealthy(ILogger logger, string cluster, string why);
+
+    [LoggerMessage(EventId = 2006, EventName = "PrimaryHealthy", Level = LogLevel.Information,
+        Message = "The primary of cluster '{Cluster}' answers again")]
+    public static partial void PrimaryHealthy(ILogger logger, string cluster);
+
+    [LoggerMessage(EventId = 2007, EventName = "ReplicaAdmitted", Level = LogLevel.Information,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' is in rotation (lag {LagSeconds} s)")]
+    public static partial void ReplicaAdmitted(ILogger logger, string replica, string cluster, double lagSeconds);
 }

@@ -24,6 +24,7 @@ internal sealed class CommandRouter
     private readonly EfReplicaMetrics _metrics;
     private readonly ILogger _logger;
     private readonly ILogger _topologyLogger;
+    private readonly TimeProvider _timeProvider;
     private int _nextReplica = -1;
 
     public CommandRouter(
@@ -33,8 +34,10 @@ internal sealed class CommandRouter
         bool shadow,
         ContextRoutingStates states,
         EfReplicaMetrics metrics,
-        ILoggerFactory loggerFactory)
+        ILoggerFactory loggerFactory,
+        TimeProvider timeProvider)
     {
+        _timeProvider = timeProvider;
         _clusterName = clusterName;
         _replicas = replicas;
         _classifier = classifier;
@@ -85,7 +88,8 @@ internal sealed class CommandRouter
             return RoutingDecision.Primary(classification.Reason);
         }
 
-        if (PrimaryTag.IsTagged(command.CommandText))
+        var tags = QueryTags.Read(command.CommandText);
+        if (tags.UsePrimary)
         {
             return RoutingDecision.Primary(RoutingReason.TaggedPrimary);
         }
@@ -110,8 +114,46 @@ internal sealed class CommandRouter
             return RoutingDecision.Primary(RoutingReason.NoReplica);
         }
 
+        if (tags.MaxStaleness is { } maxStaleness)
+        {
+            var fresh = SelectFreshReplica(maxStaleness, out var lagging);
+            return fresh is not null
+                ? new RoutingDecision(RoutingReason.Read, fresh)
+                : RoutingDecision.Primary(lagging ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable);
+        }
+
         var replica = SelectReplica(tried: 0);
         return replica is null ? RoutingDecision.Primary(RoutingReason.ReplicaUnavailable) : new RoutingDecision(RoutingReason.Read, replica);
+    }
+
+    /// <summary>A replica in rotation whose current lag is within <paramref name="maxStaleness"/>, in round-robin order.</summary>
+    private ReplicaEndpoint? SelectFreshReplica(TimeSpan maxStaleness, out bool lagging)
+    {
+        lagging = false;
+        var replicas = _replicas;
+        var now = _timeProvider.GetTimestamp();
+        var start = (int)((uint)Interlocked.Increment(ref _nextReplica) % (uint)replicas.Length);
+        for (var i = 0; i < replicas.Length; i++)
+        {
+            var replica = replicas[(start + i) % replicas.Length];
+            if (!replica.IsAdmitted)
+            {
+                continue;
+            }
+
+            if (replica.CurrentLag(now) is not { } lag || lag > maxStaleness)
+            {
+                lagging = true;
+                continue;
+            }
+
+            if (replica.TryAcquire())
+            {
+                return replica;
+            }
+        }
+
+        return null;
     }
 
     private SqlClassification Classify(DbCommand command)
@@ -260,7 +302,7 @@ internal sealed class CommandRouter
     private ReplicaEndpoint? OnReplicaFailure(ReplicaEndpoint replica, ServerErrorKind kind, Exception exception, CommandEventData eventData, ulong tried)
     {
         Log.ReplicaFailedForCommand(_logger, exception, replica.Name, _clusterName, eventData.CommandId, FailoverErrors.GetName(kind));
-        _metrics.ReplicaFallback(_clusterName, replica.Name);
+        _metrics.ReplicaError(_clusterName, replica.Name, FailoverErrors.GetName(kind));
 
         switch (kind)
         {

@@ -35,6 +35,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
     public const string DefaultName = "default";
 
     private readonly ReplicaEndpoint[] _replicas;
+    private readonly ClusterMonitor _monitor;
     private readonly EfReplicaMetrics _metrics;
     private readonly bool _ownsMetrics;
     private int _disposed;
@@ -44,12 +45,14 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         NpgsqlDataSource primary,
         ReplicaEndpoint[] replicas,
         CommandRouter router,
+        ClusterMonitor monitor,
         EfReplicaMetrics metrics,
         bool ownsMetrics)
     {
         Name = name;
         PrimaryDataSource = primary;
         _replicas = replicas;
+        _monitor = monitor;
         Router = router;
         _metrics = metrics;
         _ownsMetrics = ownsMetrics;
@@ -73,6 +76,15 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
     public IReadOnlyList<string> ReplicaNames => Array.ConvertAll(_replicas, static replica => replica.Name);
 
     internal CommandRouter Router { get; }
+
+    internal ClusterMonitor Monitor => _monitor;
+
+    /// <summary>
+    /// Probes the primary and every replica now and updates the rotation, then returns. The cluster probes by itself in the
+    /// background from the moment it is created; replicas serve reads only once a probe has found them healthy, so call
+    /// this (the host does it at start) to route reads to replicas from the first command on.
+    /// </summary>
+    public Task RefreshHealthAsync(CancellationToken cancellationToken = default) => _monitor.ProbeNowAsync(cancellationToken);
 
     internal IReadOnlyList<ReplicaEndpoint> Replicas => _replicas;
 
@@ -134,9 +146,13 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         var ownsMetrics = meterFactory is null;
         var metrics = new EfReplicaMetrics(meterFactory);
         var classifier = options.WriteFunctions.Count == 0 ? SqlClassifier.Default : new SqlClassifier(options.WriteFunctions);
-        var router = new CommandRouter(name, replicas, classifier, options.ShadowMode, new ContextRoutingStates(), metrics, loggerFactory);
+        var router = new CommandRouter(name, replicas, classifier, options.ShadowMode, new ContextRoutingStates(), metrics, loggerFactory, timeProvider);
+        var monitor = new ClusterMonitor(name, primary, replicas, options, timeProvider, loggerFactory);
+        metrics.ObserveReplicas(name, replicas, timeProvider);
         Log.ClusterStarted(loggerFactory.CreateLogger(Log.TopologyCategory), name, replicas.Length, options.ShadowMode ? " (shadow mode: everything runs on the primary)" : string.Empty);
-        return new EfReplicaCluster(name, primary, replicas, router, metrics, ownsMetrics);
+        var cluster = new EfReplicaCluster(name, primary, replicas, router, monitor, metrics, ownsMetrics);
+        monitor.Start();
+        return cluster;
     }
 
     private static NpgsqlDataSource BuildDataSource(string connectionString, string dataSourceName, ILoggerFactory loggerFactory, Action<NpgsqlDataSourceBuilder>? configure)
@@ -155,6 +171,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             return;
         }
 
+        await _monitor.DisposeAsync().ConfigureAwait(false);
         foreach (var replica in _replicas)
         {
             await replica.DisposeAsync().ConfigureAwait(false);
@@ -175,6 +192,8 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             return;
         }
 
+        // The monitor's loop is asynchronous; waiting for it here is the one place a sync caller must block.
+        _monitor.DisposeAsync().AsTask().GetAwaiter().GetResult();
         foreach (var replica in _replicas)
         {
             replica.DataSource.Dispose();

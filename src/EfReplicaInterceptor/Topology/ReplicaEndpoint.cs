@@ -16,6 +16,9 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     private readonly long _baseBackoffTicks;
     private long _unavailableUntil;      // TimeProvider timestamp; 0 = available
     private int _consecutiveFailures;
+    private volatile bool _admittedByMonitor;
+    private volatile bool _probeRequested;
+    private volatile ReplicaHealth _health = ReplicaHealth.Unknown;
 
     public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff)
     {
@@ -41,8 +44,44 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     /// <summary>Number of failures in a row since the last success.</summary>
     public int ConsecutiveFailures => Volatile.Read(ref _consecutiveFailures);
 
-    /// <summary>True when the replica is not paused after failures (it may still be probed by one caller).</summary>
-    public bool IsAdmitted => Volatile.Read(ref _unavailableUntil) == 0;
+    /// <summary>True when the replica is in rotation: the monitor admits it and it is not paused after failures.</summary>
+    public bool IsAdmitted => _admittedByMonitor && Volatile.Read(ref _unavailableUntil) == 0;
+
+    /// <summary>The monitor's verdict: reachable, a standby, and within the lag budget (with hysteresis).</summary>
+    public bool AdmittedByMonitor
+    {
+        get => _admittedByMonitor;
+        set => _admittedByMonitor = value;
+    }
+
+    /// <summary>Set when a command failed on the replica: the monitor probes it in its next round, whatever its backoff.</summary>
+    public bool ProbeRequested
+    {
+        get => _probeRequested;
+        set => _probeRequested = value;
+    }
+
+    /// <summary>The monitor's latest measurement.</summary>
+    public ReplicaHealth Health
+    {
+        get => _health;
+        set => _health = value;
+    }
+
+    /// <summary>
+    /// The replica's staleness now, from the latest measurement: the measured lag, plus the time since the measurement
+    /// when the replica was behind then (it may have fallen further behind since). Null when unknown.
+    /// </summary>
+    public TimeSpan? CurrentLag(long now)
+    {
+        var health = _health;
+        if (health.Lag is not { } lag)
+        {
+            return null;
+        }
+
+        return lag == TimeSpan.Zero ? lag : lag + _timeProvider.GetElapsedTime(health.MeasuredAt, now);
+    }
 
     /// <summary>
     /// True when a read may be sent here now. When the pause after a failure is over, only the first caller gets
@@ -50,6 +89,11 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     /// </summary>
     public bool TryAcquire()
     {
+        if (!_admittedByMonitor)
+        {
+            return false;
+        }
+
         var until = Volatile.Read(ref _unavailableUntil);
         if (until == 0)
         {
@@ -71,6 +115,7 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     /// <returns>True when this failure took the replica out of rotation (it was admitted before).</returns>
     public bool ReportFailure()
     {
+        ProbeRequested = true;
         var failures = Interlocked.Increment(ref _consecutiveFailures);
         var exponent = Math.Min(failures - 1, MaxBackoffExponent);
         var until = _timeProvider.GetTimestamp() + (_baseBackoffTicks << exponent);
