@@ -1,0 +1,30 @@
+using EfReplicaInterceptor.IntegrationTests.Support;
+using EfReplicaInterceptor.Testing;
+
+namespace EfReplicaInterceptor.IntegrationTests.Routing;
+
+/// <summary>One real primary and one streaming hot standby for every routing test in this namespace.</summary>
+[SetUpFixture]
+public sealed class RoutingServers
+{
+    private static PostgresReplicaSet? _set;
+
+    public static PostgresReplicaSet Set => _set ?? throw new InvalidOperationException("The routing servers are not running.");
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _set = await PostgresReplicaSet.StartAsync(standbys: 1);
+        await _set.Primary.ExecuteAsync(ShopContext.Schema);
+        await _set.WaitForReplayAsync(_set.Standby);
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        if (_set is not null)
+        {
+            await _set.DisposeAsync();
+        }
+    }
+}
