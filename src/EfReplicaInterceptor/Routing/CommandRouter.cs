@@ -123,7 +123,21 @@ internal sealed class CommandRouter
         }
 
         var replica = SelectReplica(tried: 0);
-        return replica is null ? RoutingDecision.Primary(RoutingReason.ReplicaUnavailable) : new RoutingDecision(RoutingReason.Read, replica);
+        return replica is null ? RoutingDecision.Primary(WhyNoReplica()) : new RoutingDecision(RoutingReason.Read, replica);
+    }
+
+    /// <summary>Off the hot path: no replica could take a read. Lagging when one is only out for its lag.</summary>
+    private RoutingReason WhyNoReplica()
+    {
+        foreach (var replica in _replicas)
+        {
+            if (replica.Health.IsLagging)
+            {
+                return RoutingReason.ReplicaLagging;
+            }
+        }
+
+        return RoutingReason.ReplicaUnavailable;
     }
 
     /// <summary>A replica in rotation whose current lag is within <paramref name="maxStaleness"/>, in round-robin order.</summary>

@@ -291,6 +291,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             LagBytes = lagBytes,
             WalReceiverStreaming = streaming,
             MeasuredAt = now,
+            IsLagging = problem is not null,
             Problem = problem,
         };
     }

@@ -26,6 +26,9 @@ internal sealed class ReplicaHealth
     /// <summary>When this was measured (<see cref="TimeProvider.GetTimestamp"/>).</summary>
     public long MeasuredAt { get; init; }
 
+    /// <summary>The replica answers as a standby but is behind its lag budget (or its lag cannot be measured yet).</summary>
+    public bool IsLagging { get; init; }
+
     /// <summary>Why the replica cannot serve reads, or null when it can.</summary>
     public string? Problem { get; init; }
 }

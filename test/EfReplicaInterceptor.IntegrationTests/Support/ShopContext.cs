@@ -23,6 +23,14 @@ public sealed class Person
     public int? TouchedOnPort { get; set; }
 }
 
+/// <summary>A row a writer inserts on a schedule; the server stamps it.</summary>
+public sealed class Tick
+{
+    public long Id { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+}
+
 /// <summary>Where a query ran, as the server reports it.</summary>
 public sealed record ServerSide(int Port, bool InRecovery);
 
@@ -38,10 +46,14 @@ public sealed class ShopContext(DbContextOptions<ShopContext> options) : DbConte
             written_on_port int NOT NULL DEFAULT inet_server_port(),
             touched_on_port int);
         CREATE SEQUENCE tickets;
+        CREATE TABLE ticks (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+        INSERT INTO ticks DEFAULT VALUES;
         INSERT INTO people (name, mood) SELECT 'seed-' || g, (ARRAY['happy','sad','meh']::mood[])[1 + g % 3] FROM generate_series(1, 50) g;
         """;
 
     public DbSet<Person> People => Set<Person>();
+
+    public DbSet<Tick> Ticks => Set<Tick>();
 
     /// <summary>Translated to <c>inet_server_port()</c>: the port of the server that runs the query.</summary>
     public static int ServerPort() => throw new NotSupportedException("Only for use in queries.");
@@ -64,6 +76,12 @@ public sealed class ShopContext(DbContextOptions<ShopContext> options) : DbConte
             person.Property(p => p.Mood).HasColumnName("mood");
             person.Property(p => p.WrittenOnPort).HasColumnName("written_on_port").HasDefaultValueSql("inet_server_port()");
             person.Property(p => p.TouchedOnPort).HasColumnName("touched_on_port");
+        });
+        modelBuilder.Entity<Tick>(tick =>
+        {
+            tick.ToTable("ticks");
+            tick.Property(t => t.Id).HasColumnName("id");
+            tick.Property(t => t.CreatedAt).HasColumnName("created_at").HasDefaultValueSql("clock_timestamp()");
         });
     }
 }
