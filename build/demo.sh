@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the demo (src/EfReplicaInterceptor.Demo) in Release against a real PostgreSQL primary and
+# hot standby it starts itself; installs PostgreSQL first when it is missing. Arguments go to the demo.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+# shellcheck source=build/ensure-postgres.sh
+if ! source "$root/build/ensure-postgres.sh"; then
+  echo "demo.sh: the demo starts real PostgreSQL servers, and PostgreSQL could not be found or installed (see above)." >&2
+  exit 1
+fi
+
+exec dotnet run -c Release --project src/EfReplicaInterceptor.Demo -- "$@"

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every test in the solution (unit and integration) in Release, from the repository root,
+# whatever the current directory. Installs PostgreSQL first when it is missing (the integration
+# tests start real servers). Extra arguments go to `dotnet test`, e.g.:
+#   bash build/test.sh --filter "FullyQualifiedName~Harness"
+# The last line printed is the summary, `N passed, N failed, N skipped`, counted from the TRX
+# results. Exits non-zero when a test failed, when no test ran, or when dotnet test failed.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+# shellcheck source=build/ensure-postgres.sh
+if ! source "$root/build/ensure-postgres.sh"; then
+  echo "test.sh: PostgreSQL is needed for the integration tests and could not be found or installed (see above)." >&2
+  echo "0 passed, 0 failed, 0 skipped"
+  exit 1
+fi
+echo "test.sh: PostgreSQL server programs in $EFREPLICA_PG_BIN" >&2
+
+results=$(mktemp -d "${TMPDIR:-/tmp}/efreplica-test-results.XXXXXX")
+trap 'rm -rf "$results"' EXIT
+
+status=0
+dotnet test EfReplicaInterceptor.sln -c Release \
+  --logger "console;verbosity=minimal" \
+  --logger trx \
+  --results-directory "$results" \
+  "$@" || status=$?
+
+# Sum the counters of every TRX file (one per test project).
+# <Counters total="12" executed="12" passed="12" failed="0" error="0" timeout="0" aborted="0" ... />
+total=0 passed=0 failed=0
+shopt -s nullglob
+trx_files=("$results"/*.trx "$results"/*/*.trx)
+for trx in "${trx_files[@]}"; do
+  counters=$(grep -o '<Counters [^>]*' "$trx" || true)
+  counter() { printf '%s\n' "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9][0-9]*' || echo 0; }
+  total=$((total + $(counter total)))
+  passed=$((passed + $(counter passed)))
+  failed=$((failed + $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted)))
+done
+skipped=$((total - passed - failed))
+if ((skipped < 0)); then skipped=0; fi
+
+exit_code=0
+if ((status != 0)); then
+  echo "test.sh: dotnet test exited with code $status." >&2
+  exit_code=1
+fi
+if ((failed > 0)); then
+  exit_code=1
+fi
+if ((passed + failed == 0)); then
+  echo "test.sh: no test ran (${#trx_files[@]} result file(s)); check the filter and the build output above." >&2
+  exit_code=1
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+exit "$exit_code"
