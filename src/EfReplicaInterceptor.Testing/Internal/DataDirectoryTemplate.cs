@@ -95,7 +95,8 @@ internal static class DataDirectoryTemplate
             var port = FreePorts.Reserve();
             try
             {
-                ServerConfiguration.Write(dataDirectory, "template", port, workDirectory, listenOnLoopback: false, options);
+                // Default settings: the caller's extra lines are for its servers, and the template is shared.
+                ServerConfiguration.Write(dataDirectory, "template", port, workDirectory, listenOnLoopback: false, new PostgresReplicaSetOptions());
                 var start = await tools.RunAsync(
                     "pg_ctl",
                     ["start", "-D", dataDirectory, "-l", logFile, "-w", "-t", HarnessDirectories.Seconds(timeout)],
