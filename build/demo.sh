@@ -14,4 +14,5 @@ if ! source "$root/build/ensure-postgres.sh"; then
   exit 1
 fi
 
-exec dotnet run -c Release --project src/EfReplicaInterceptor.Demo -- "$@"
+# SourceLink only matters for packages; it fails the build when the clone's origin is a local path.
+exec dotnet run -c Release -p:EnableSourceLink=false --project src/EfReplicaInterceptor.Demo -- "$@"
