@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
 using System.Globalization;
 using EfReplicaInterceptor.Testing.Internal;
 using Npgsql;
@@ -47,7 +48,7 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly List<int> _ports = [];
     private PostgresServer? _primary;
-    private PostgresServer[] _standbys = [];
+    private ReadOnlyCollection<PostgresServer> _standbys = ReadOnlyCollection<PostgresServer>.Empty;
     private int _lastStandbyNumber;
     private Task? _disposal;
 
@@ -202,7 +203,7 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
 
         lock (_gate)
         {
-            _standbys = [.. _standbys, standby];
+            _standbys = Array.AsReadOnly([.. _standbys, standby]);
         }
 
         return standby;
@@ -291,8 +292,8 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
         {
             _primary = PostgresServer.External("primary", primaryConnectionString, options.OperationTimeout),
         };
-        set._standbys = [.. standbyConnectionStrings.Take(standbys).Select((connectionString, index) =>
-            PostgresServer.External(string.Create(CultureInfo.InvariantCulture, $"standby{index + 1}"), connectionString, options.OperationTimeout))];
+        set._standbys = Array.AsReadOnly(standbyConnectionStrings.Take(standbys).Select((connectionString, index) =>
+            PostgresServer.External(string.Create(CultureInfo.InvariantCulture, $"standby{index + 1}"), connectionString, options.OperationTimeout)).ToArray());
 
         if (await set.Primary.ControlScalarAsync<bool>("SELECT pg_is_in_recovery()", cancellationToken).ConfigureAwait(false))
         {
