@@ -49,8 +49,52 @@ public sealed class EfReplicaOptions
     /// </summary>
     public TimeSpan MaxReplicaLag { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How reads that follow a write in the same scope are kept from missing it. Default: <see cref="ReadYourWritesMode.WalPosition"/>.</summary>
+    public ReadYourWritesMode ReadYourWrites { get; set; } = ReadYourWritesMode.WalPosition;
+
+    /// <summary>With <see cref="ReadYourWritesMode.TimeWindow"/>: how long after a write reads stay on the primary. Must be positive. Default: 2 seconds.</summary>
+    public TimeSpan ReadYourWritesWindow { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// With <see cref="ReadYourWritesMode.WalPosition"/>: how long a read after a write may wait for a replica to replay the
+    /// write before it goes to the primary instead. Zero or more. Default: zero (go to the primary at once).
+    /// </summary>
+    public TimeSpan ReadYourWritesMaxWait { get; set; } = TimeSpan.Zero;
+
+    /// <summary>What happens with a malformed or foreign consistency token. Default: <see cref="InvalidTokenHandling.Throw"/>.</summary>
+    public InvalidTokenHandling InvalidTokenHandling { get; set; } = InvalidTokenHandling.Throw;
+
     /// <summary>The replication lag in bytes of WAL above which a replica is left out of rotation. Must be positive when set. Default: none (time only).</summary>
     public long? MaxReplicaLagBytes { get; set; }
+}
+
+/// <summary>How reads that follow a write in the same consistency scope are kept from missing it.</summary>
+public enum ReadYourWritesMode
+{
+    /// <summary>
+    /// After a write, the scope's reads go to a replica only once it has replayed the write's WAL position (captured with
+    /// one <c>pg_current_wal_lsn()</c> on the primary per unit of work); until then to the primary. The default.
+    /// </summary>
+    WalPosition = 0,
+
+    /// <summary>After a write, the scope's reads go to the primary for <see cref="EfReplicaOptions.ReadYourWritesWindow"/>.</summary>
+    TimeWindow,
+
+    /// <summary>After a write, the scope's reads go to the primary until the scope ends.</summary>
+    Primary,
+
+    /// <summary>No protection: reads after a write may miss it. Only for data where that is acceptable.</summary>
+    Off,
+}
+
+/// <summary>What happens with a consistency token that is malformed or comes from another database cluster.</summary>
+public enum InvalidTokenHandling
+{
+    /// <summary>The first read in the scope throws an <see cref="InvalidOperationException"/> that says what is wrong. The default.</summary>
+    Throw = 0,
+
+    /// <summary>The token is ignored (a Warning is logged), as if the scope had none.</summary>
+    Ignore,
 }
 
 /// <summary>One read replica.</summary>

@@ -91,6 +91,21 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
             failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLagBytes)} must be positive when set (it was {options.MaxReplicaLagBytes}).");
         }
 
+        if (options.ReadYourWritesWindow <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWritesWindow)} must be positive (it was {options.ReadYourWritesWindow}).");
+        }
+
+        if (options.ReadYourWritesMaxWait < TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWritesMaxWait)} must not be negative (it was {options.ReadYourWritesMaxWait}).");
+        }
+
+        if (!Enum.IsDefined(options.ReadYourWrites))
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWrites)} must be one of {string.Join(", ", Enum.GetNames<ReadYourWritesMode>())}.");
+        }
+
         if (options.MaxReplicaLag <= TimeSpan.Zero)
         {
             failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLag)} must be positive (it was {options.MaxReplicaLag}).");

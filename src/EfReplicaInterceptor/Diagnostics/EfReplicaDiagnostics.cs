@@ -24,6 +24,12 @@ public static class EfReplicaDiagnostics
     /// <summary>Counter of reads that failed on a replica with a failover error and were retried elsewhere, tagged with the replica and error kind. Unit <c>{error}</c>.</summary>
     public const string ReplicaErrorsCounterName = "efreplica.replica.errors";
 
+    /// <summary>Counter of round trips to the primary that captured a WAL position after a unit of work (read-your-writes). Unit <c>{query}</c>.</summary>
+    public const string PositionCapturesCounterName = "efreplica.consistency.position_captures";
+
+    /// <summary>Counter of round trips to a replica that checked its replayed position for a read after a write. Unit <c>{query}</c>.</summary>
+    public const string ReplayChecksCounterName = "efreplica.consistency.replay_checks";
+
     /// <summary>Gauge: each replica's replication lag in seconds (unit <c>s</c>), tagged with cluster and replica.</summary>
     public const string ReplicaLagGaugeName = "efreplica.replica.lag";
 

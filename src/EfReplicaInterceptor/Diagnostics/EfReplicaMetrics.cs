@@ -15,6 +15,8 @@ internal sealed class EfReplicaMetrics : IDisposable
     private readonly Counter<long> _commands;
     private readonly Counter<long> _fallbacks;
     private readonly Counter<long> _replicaErrors;
+    private readonly Counter<long> _positionCaptures;
+    private readonly Counter<long> _replayChecks;
 
     public EfReplicaMetrics(IMeterFactory? meterFactory = null)
     {
@@ -23,6 +25,8 @@ internal sealed class EfReplicaMetrics : IDisposable
         _commands = _meter.CreateCounter<long>(EfReplicaDiagnostics.CommandsCounterName, "{command}", "Commands routed, by target and reason.");
         _fallbacks = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReadFallbacksCounterName, "{command}", "Plain reads that ran on the primary because no replica could take them, by reason.");
         _replicaErrors = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplicaErrorsCounterName, "{error}", "Reads that failed on a replica with a failover error and moved on.");
+        _positionCaptures = _meter.CreateCounter<long>(EfReplicaDiagnostics.PositionCapturesCounterName, "{query}", "Round trips to the primary to capture the WAL position after a unit of work (read-your-writes).");
+        _replayChecks = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplayChecksCounterName, "{query}", "Round trips to a replica to check its replayed WAL position for a read after a write.");
     }
 
     public void CommandRouted(string cluster, RoutingTarget target, RoutingReason reason, bool shadow)
@@ -47,6 +51,22 @@ internal sealed class EfReplicaMetrics : IDisposable
                 { EfReplicaDiagnostics.ReasonTag, RoutingReasons.GetName(reason) },
             };
             _fallbacks.Add(1, tags);
+        }
+    }
+
+    public void PositionCaptured(string cluster)
+    {
+        if (_positionCaptures.Enabled)
+        {
+            _positionCaptures.Add(1, new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster));
+        }
+    }
+
+    public void ReplayChecked(string cluster)
+    {
+        if (_replayChecks.Enabled)
+        {
+            _replayChecks.Add(1, new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster));
         }
     }
 

@@ -57,4 +57,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 2007, EventName = "ReplicaAdmitted", Level = LogLevel.Information,
         Message = "Replica '{Replica}' of cluster '{Cluster}' is in rotation (lag {LagSeconds} s)")]
     public static partial void ReplicaAdmitted(ILogger logger, string replica, string cluster, double lagSeconds);
+
+    [LoggerMessage(EventId = 1003, EventName = "ConsistencyTokenIgnored", Level = LogLevel.Warning,
+        Message = "A consistency token was ignored in cluster '{Cluster}': {Why}")]
+    public static partial void ConsistencyTokenIgnored(ILogger logger, string cluster, string why);
+
+    [LoggerMessage(EventId = 1004, EventName = "ConsistencyTokenClamped", Level = LogLevel.Warning,
+        Message = "A consistency token in cluster '{Cluster}' asked for a WAL position beyond the primary's current one (forged, or from before a failover); it was lowered to the current position")]
+    public static partial void ConsistencyTokenClamped(ILogger logger, string cluster);
 }

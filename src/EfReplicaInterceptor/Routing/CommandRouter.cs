@@ -1,9 +1,11 @@
 using System.Data;
 using System.Data.Common;
 using System.Diagnostics;
+using EfReplicaInterceptor.Consistency;
 using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Topology;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -25,19 +27,34 @@ internal sealed class CommandRouter
     private readonly ILogger _logger;
     private readonly ILogger _topologyLogger;
     private readonly TimeProvider _timeProvider;
+    private readonly NpgsqlDataSource _primary;
+    private readonly PrimaryPosition _primaryPosition;
+    private readonly ReadYourWritesMode _readYourWrites;
+    private readonly TimeSpan _readYourWritesWindow;
+    private readonly TimeSpan _readYourWritesMaxWait;
+    private readonly InvalidTokenHandling _invalidTokenHandling;
     private int _nextReplica = -1;
 
     public CommandRouter(
         string clusterName,
+        NpgsqlDataSource primary,
+        PrimaryPosition primaryPosition,
         ReplicaEndpoint[] replicas,
         SqlClassifier classifier,
-        bool shadow,
+        EfReplicaOptions options,
         ContextRoutingStates states,
         EfReplicaMetrics metrics,
         ILoggerFactory loggerFactory,
         TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
+        _primary = primary;
+        _primaryPosition = primaryPosition;
+        var shadow = options.ShadowMode;
+        _readYourWrites = options.ReadYourWrites;
+        _readYourWritesWindow = options.ReadYourWritesWindow;
+        _readYourWritesMaxWait = options.ReadYourWritesMaxWait;
+        _invalidTokenHandling = options.InvalidTokenHandling;
         _clusterName = clusterName;
         _replicas = replicas;
         _classifier = classifier;
@@ -65,17 +82,15 @@ internal sealed class CommandRouter
             || System.Transactions.Transaction.Current is not null
             || context?.Database.CurrentTransaction is not null;
 
-        if (state is not null)
+        var ambient = EfReplicaScope.CurrentConsistency?.State;
+        if (classification.Reason is RoutingReason.WriteStatement or RoutingReason.WriteFunction or RoutingReason.Unrecognized)
         {
-            if (inTransaction || !classification.IsReplicaSafe)
-            {
-                state.SessionPinned = true;
-            }
+            MarkWrite(state, ambient);
+        }
 
-            if (classification.Reason is RoutingReason.WriteStatement or RoutingReason.WriteFunction or RoutingReason.Unrecognized)
-            {
-                state.HasWritten = true;
-            }
+        if (state is not null && (inTransaction || !classification.IsReplicaSafe))
+        {
+            state.SessionPinned = true;
         }
 
         if (inTransaction)
@@ -104,9 +119,15 @@ internal sealed class CommandRouter
             return RoutingDecision.Primary(RoutingReason.SessionPinned);
         }
 
-        if (state is { HasWritten: true })
+        var contextCausal = state is { Causal.IsActive: true } ? state.Causal : null;
+        var ambientCausal = ambient is { IsActive: true } ? ambient : null;
+        if ((contextCausal ?? ambientCausal) is not null && _readYourWrites != ReadYourWritesMode.Off)
         {
-            return RoutingDecision.Primary(RoutingReason.AfterWrite);
+            var afterWrite = AfterWrite(contextCausal, ambientCausal);
+            if (afterWrite is { } decided)
+            {
+                return decided;
+            }
         }
 
         if (_replicas.Length == 0)
@@ -124,6 +145,312 @@ internal sealed class CommandRouter
 
         var replica = SelectReplica(tried: 0);
         return replica is null ? RoutingDecision.Primary(WhyNoReplica()) : new RoutingDecision(RoutingReason.Read, replica);
+    }
+
+    private void MarkWrite(ContextRoutingState? state, CausalState? ambient)
+    {
+        var now = _timeProvider.GetTimestamp();
+        if (state is not null)
+        {
+            state.Causal.MarkWrite(this, now);
+            state.WriteInFlight = true;
+            state.InFlightAmbient = ambient;
+        }
+
+        ambient?.MarkWrite(this, now);
+    }
+
+    /// <summary>
+    /// A write command finished (its reader was disposed, its non-query returned) or a transaction committed: the scopes it
+    /// wrote in record the write again, so that a position captured while it was running is not taken as covering it.
+    /// </summary>
+    public void WriteCompleted(DbContext? context, bool committed)
+    {
+        if (context is null)
+        {
+            return;
+        }
+
+        var state = _states.Get(context);
+        if (!state.WriteInFlight)
+        {
+            return; // the usual case: a read finished
+        }
+
+        var now = _timeProvider.GetTimestamp();
+        state.Causal.MarkWrite(this, now);
+        state.InFlightAmbient?.MarkWrite(this, now);
+        if (committed || context.Database.CurrentTransaction is null)
+        {
+            state.WriteInFlight = false;
+        }
+    }
+
+    /// <summary>The decision for a read in a scope that wrote, or null when the read may go to a replica as usual.</summary>
+    private RoutingDecision? AfterWrite(CausalState? contextCausal, CausalState? ambientCausal)
+    {
+        switch (_readYourWrites)
+        {
+            case ReadYourWritesMode.Primary:
+                return RoutingDecision.Primary(RoutingReason.AfterWrite);
+            case ReadYourWritesMode.TimeWindow when contextCausal?.RestoredToken is null && ambientCausal?.RestoredToken is null:
+                return contextCausal?.WroteWithin(_readYourWritesWindow, _timeProvider) == true
+                       || ambientCausal?.WroteWithin(_readYourWritesWindow, _timeProvider) == true
+                    ? RoutingDecision.Primary(RoutingReason.AfterWrite)
+                    : null;
+            default:
+                return _replicas.Length == 0
+                    ? RoutingDecision.Primary(RoutingReason.AfterWrite)
+                    : RoutingDecision.CatchUp(contextCausal, ambientCausal);
+        }
+    }
+
+    /// <summary>
+    /// Resolves a read that must see its scope's writes: captures the writes' WAL position on the primary if that is still
+    /// to do (one round trip per unit of work), then picks a replica known to have replayed it, else asks the replicas
+    /// directly, else (optionally after waiting) the primary. Sync callers pass <paramref name="async"/> false and every
+    /// step runs synchronously.
+    /// </summary>
+    public async ValueTask<RoutingDecision> ResolveCatchUpAsync(RoutingDecision decision, bool async, CancellationToken cancellationToken)
+    {
+        var contextCausal = decision.ContextCausal;
+        var ambientCausal = decision.AmbientCausal;
+        try
+        {
+            if (!await CheckRestoredTokenAsync(contextCausal, async, cancellationToken).ConfigureAwait(false)
+                | !await CheckRestoredTokenAsync(ambientCausal, async, cancellationToken).ConfigureAwait(false))
+            {
+                return RoutingDecision.Primary(RoutingReason.AfterWrite);
+            }
+
+            if (contextCausal?.IsPending == true || ambientCausal?.IsPending == true)
+            {
+                await CaptureCoreAsync(contextCausal, ambientCausal, async, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception exception) when (FailoverErrors.Classify(exception) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+        {
+            // The position cannot be obtained: the scope's reads stay on the primary (the write is pending still).
+            return RoutingDecision.Primary(RoutingReason.AfterWrite);
+        }
+
+        VerifyRestoredPosition(contextCausal);
+        VerifyRestoredPosition(ambientCausal);
+        var required = Math.Max(contextCausal?.RequiredLsn ?? 0, ambientCausal?.RequiredLsn ?? 0);
+        if (required == 0)
+        {
+            var any = SelectReplica(tried: 0);
+            return any is null ? RoutingDecision.Primary(WhyNoReplica()) : new RoutingDecision(RoutingReason.Read, any);
+        }
+
+        var deadline = _timeProvider.GetTimestamp() + (long)(_readYourWritesMaxWait.TotalSeconds * _timeProvider.TimestampFrequency);
+        while (true)
+        {
+            var caughtUp = SelectCaughtUpReplica(required);
+            if (caughtUp is not null)
+            {
+                return new RoutingDecision(RoutingReason.Read, caughtUp);
+            }
+
+            var checkedReplica = await CheckReplayDirectlyAsync(required, async, cancellationToken).ConfigureAwait(false);
+            if (checkedReplica is not null)
+            {
+                return new RoutingDecision(RoutingReason.Read, checkedReplica);
+            }
+
+            if (_timeProvider.GetTimestamp() >= deadline)
+            {
+                return RoutingDecision.Primary(RoutingReason.AfterWrite);
+            }
+
+            if (async)
+            {
+                await Task.Delay(CatchUpPollInterval, _timeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                Thread.Sleep(CatchUpPollInterval);
+            }
+        }
+    }
+
+    private static readonly TimeSpan CatchUpPollInterval = TimeSpan.FromMilliseconds(5);
+
+    private const string CaptureSql = "SELECT pg_current_wal_lsn(), (SELECT system_identifier FROM pg_control_system())";
+
+    /// <summary>Captures the primary's WAL position for a scope's pending writes (used by tokens too).</summary>
+    public async ValueTask CaptureAsync(CausalState state, CancellationToken cancellationToken)
+    {
+        if (state.IsPending)
+        {
+            await CaptureCoreAsync(state, null, async: true, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask CaptureCoreAsync(CausalState? first, CausalState? second, bool async, CancellationToken cancellationToken)
+    {
+        var firstGeneration = first?.Generation ?? 0;
+        var secondGeneration = second?.Generation ?? 0;
+        var (lsn, systemIdentifier) = await QueryPrimaryPositionAsync(async, cancellationToken).ConfigureAwait(false);
+        first?.Satisfy(lsn, systemIdentifier, firstGeneration);
+        second?.Satisfy(lsn, systemIdentifier, secondGeneration);
+    }
+
+    private async ValueTask<(ulong Lsn, ulong SystemIdentifier)> QueryPrimaryPositionAsync(bool async, CancellationToken cancellationToken)
+    {
+        _metrics.PositionCaptured(_clusterName);
+        var connection = async ? await _primary.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : _primary.OpenConnection();
+        await using (connection.ConfigureAwait(false))
+        {
+            await using var command = new NpgsqlCommand(CaptureSql, connection);
+            await using var reader = async
+                ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
+                : command.ExecuteReader();
+            _ = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
+            var lsn = (ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(0);
+            var systemIdentifier = unchecked((ulong)reader.GetInt64(1));
+            _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier);
+            return (lsn, systemIdentifier);
+        }
+    }
+
+    /// <summary>
+    /// Checks a restored token on first use: well-formed and from this cluster (its system identifier, known from the
+    /// monitor's probes, so usually no round trip). A position beyond every primary position seen so far is accepted but
+    /// verified against the next primary sample (<see cref="VerifyRestoredPosition"/>): a forged token, or one from before a
+    /// failover, is lowered then, so it cannot pin reads to the primary forever. Returns false when reads must go to the
+    /// primary for now.
+    /// </summary>
+    private async ValueTask<bool> CheckRestoredTokenAsync(CausalState? state, bool async, CancellationToken cancellationToken)
+    {
+        var token = state?.TakeRestoredToken();
+        if (token is null)
+        {
+            return true;
+        }
+
+        if (!ConsistencyToken.TryParse(token, out var tokenSystem, out var tokenLsn))
+        {
+            return RejectToken("it is not a consistency token (expected 'efr1.' and 22 base64url characters)");
+        }
+
+        var clusterSystem = _primaryPosition.SystemIdentifier;
+        if (clusterSystem == 0)
+        {
+            (_, clusterSystem) = await QueryPrimaryPositionAsync(async, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (tokenSystem != clusterSystem)
+        {
+            return RejectToken($"it was issued by another database cluster (system identifier {tokenSystem}, this cluster is {clusterSystem})");
+        }
+
+        if (_primaryPosition.Latest is { } latest && tokenLsn <= latest.Lsn)
+        {
+            state!.Require(tokenLsn, tokenSystem);
+        }
+        else
+        {
+            state!.RequireUnverified(tokenLsn, tokenSystem, _timeProvider.GetTimestamp());
+        }
+
+        return true;
+
+        bool RejectToken(string why)
+        {
+            if (_invalidTokenHandling == InvalidTokenHandling.Throw)
+            {
+                throw new InvalidOperationException($"The consistency token given to EfReplicaScope.BeginConsistency is not valid for cluster '{_clusterName}': {why}. Set EfReplica:InvalidTokenHandling to Ignore to read without it.");
+            }
+
+            Log.ConsistencyTokenIgnored(_logger, _clusterName, why);
+            return true;
+        }
+    }
+
+    /// <summary>Lowers a restored position that a primary sample taken after the restore shows to be from the future.</summary>
+    private void VerifyRestoredPosition(CausalState? state)
+    {
+        if (state is null)
+        {
+            return;
+        }
+
+        var since = state.UnverifiedSince;
+        if (since == 0 || _primaryPosition.Latest is not { } latest || latest.Timestamp <= since)
+        {
+            return;
+        }
+
+        if (state.RequiredLsn > latest.Lsn)
+        {
+            Log.ConsistencyTokenClamped(_logger, _clusterName);
+            state.Clamp(latest.Lsn);
+        }
+        else
+        {
+            state.Verified();
+        }
+    }
+
+    /// <summary>A replica in rotation known (from the monitor or an earlier check) to have replayed <paramref name="required"/>.</summary>
+    private ReplicaEndpoint? SelectCaughtUpReplica(ulong required)
+    {
+        var replicas = _replicas;
+        var start = (int)((uint)Interlocked.Increment(ref _nextReplica) % (uint)replicas.Length);
+        for (var i = 0; i < replicas.Length; i++)
+        {
+            var replica = replicas[(start + i) % replicas.Length];
+            if (replica.KnownReplayLsn >= required && replica.IsAdmitted && replica.TryAcquire())
+            {
+                return replica;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Asks each replica in rotation for its replayed position (one small query each) until one has <paramref name="required"/>.</summary>
+    private async ValueTask<ReplicaEndpoint?> CheckReplayDirectlyAsync(ulong required, bool async, CancellationToken cancellationToken)
+    {
+        foreach (var replica in _replicas)
+        {
+            if (!replica.IsAdmitted)
+            {
+                continue;
+            }
+
+            try
+            {
+                _metrics.ReplayChecked(_clusterName);
+                var connection = async ? await replica.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : replica.DataSource.OpenConnection();
+                await using (connection.ConfigureAwait(false))
+                {
+                    await using var command = new NpgsqlCommand("SELECT pg_last_wal_replay_lsn()", connection);
+                    var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
+                    if (value is NpgsqlTypes.NpgsqlLogSequenceNumber lsn)
+                    {
+                        replica.ObserveReplay((ulong)lsn);
+                    }
+                }
+            }
+            catch (Exception exception) when (FailoverErrors.Classify(exception) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+            {
+                if (replica.ReportFailure())
+                {
+                    Log.ReplicaLeftRotation(_topologyLogger, replica.Name, _clusterName, "a replay position check failed on it");
+                }
+
+                continue;
+            }
+
+            if (replica.KnownReplayLsn >= required && replica.TryAcquire())
+            {
+                return replica;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Off the hot path: no replica could take a read. Lagging when one is only out for its lag.</summary>
@@ -326,7 +653,8 @@ internal sealed class CommandRouter
                 if (eventData.Context is { } context)
                 {
                     var state = _states.Get(context);
-                    state.HasWritten = true;
+                    MarkWrite(state, EfReplicaScope.CurrentConsistency?.State);
+                    state.WriteInFlight = false;
                     state.SessionPinned = true;
                 }
 

@@ -12,8 +12,14 @@ internal sealed class ContextRoutingState
 {
     private int _lease;
 
-    /// <summary>The context has sent something other than a plain read to the primary in this lease.</summary>
-    public bool HasWritten { get; set; }
+    /// <summary>What this lease has written, for read-your-writes. One instance per context, reset per lease.</summary>
+    public Consistency.CausalState Causal { get; } = new();
+
+    /// <summary>A write is executing; its completion (or its transaction's commit) records it again.</summary>
+    public bool WriteInFlight { get; set; }
+
+    /// <summary>The ambient scope the in-flight write was recorded in, if any.</summary>
+    public Consistency.CausalState? InFlightAmbient { get; set; }
 
     /// <summary>A command that needs its session (a write, a lock, SET, a transaction) ran on the current open connection.</summary>
     public bool SessionPinned { get; set; }
@@ -26,7 +32,9 @@ internal sealed class ContextRoutingState
         }
 
         _lease = lease;
-        HasWritten = false;
+        Causal.Reset();
+        WriteInFlight = false;
+        InFlightAmbient = null;
         SessionPinned = false;
     }
 }

@@ -6,6 +6,7 @@ namespace EfReplicaInterceptor;
 public static class EfReplicaScope
 {
     private static readonly AsyncLocal<PrimaryScope?> CurrentPrimaryScope = new();
+    private static readonly AsyncLocal<EfReplicaConsistencyScope?> CurrentConsistencyScope = new();
 
     /// <summary>True while code runs inside <see cref="ForcePrimary"/>.</summary>
     public static bool IsPrimaryForced => CurrentPrimaryScope.Value is not null;
@@ -20,6 +21,37 @@ public static class EfReplicaScope
         var scope = new PrimaryScope(CurrentPrimaryScope.Value);
         CurrentPrimaryScope.Value = scope;
         return scope;
+    }
+
+    /// <summary>The innermost ambient consistency scope, or <see langword="null"/>.</summary>
+    public static EfReplicaConsistencyScope? CurrentConsistency => CurrentConsistencyScope.Value;
+
+    /// <summary>
+    /// Starts an ambient read-your-writes scope: reads by any DbContext inside it see every write made inside it (and, with
+    /// <paramref name="token"/>, the writes that token stands for), going to a replica only once it has replayed them.
+    /// A malformed or foreign token is rejected when it is first used (or ignored, by configuration:
+    /// <see cref="EfReplicaOptions.InvalidTokenHandling"/>).
+    /// </summary>
+    /// <param name="token">A token from <see cref="EfReplicaConsistencyScope.GetTokenAsync"/>, for example carried in a
+    /// cookie from the user's previous request. Default: none.</param>
+    /// <example><code>
+    /// using var scope = EfReplicaScope.BeginConsistency(request.Cookies["efr"]);
+    /// ... // reads and writes
+    /// response.Cookies.Append("efr", await scope.GetTokenAsync() ?? "");
+    /// </code></example>
+    public static EfReplicaConsistencyScope BeginConsistency(string? token = null)
+    {
+        var scope = new EfReplicaConsistencyScope(CurrentConsistencyScope.Value, token);
+        CurrentConsistencyScope.Value = scope;
+        return scope;
+    }
+
+    internal static void EndConsistency(EfReplicaConsistencyScope scope)
+    {
+        if (ReferenceEquals(CurrentConsistencyScope.Value, scope))
+        {
+            CurrentConsistencyScope.Value = scope.Parent;
+        }
     }
 
     private sealed class PrimaryScope(PrimaryScope? parent) : IDisposable

@@ -43,6 +43,37 @@ internal sealed class ReplicaCommandInterceptor(CommandRouter router) : DbComman
         DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
         => RouteAsync(command, eventData, result, ExecuteNonQueryAsync, cancellationToken);
 
+    // A write finished: its scopes record it again (see CommandRouter.WriteCompleted).
+    public override InterceptionResult DataReaderDisposing(DbCommand command, DataReaderDisposingEventData eventData, InterceptionResult result)
+    {
+        router.WriteCompleted(eventData.Context, committed: false);
+        return result;
+    }
+
+    public override int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
+    {
+        router.WriteCompleted(eventData.Context, committed: false);
+        return result;
+    }
+
+    public override ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
+    {
+        router.WriteCompleted(eventData.Context, committed: false);
+        return ValueTask.FromResult(result);
+    }
+
+    public override object? ScalarExecuted(DbCommand command, CommandExecutedEventData eventData, object? result)
+    {
+        router.WriteCompleted(eventData.Context, committed: false);
+        return result;
+    }
+
+    public override ValueTask<object?> ScalarExecutedAsync(DbCommand command, CommandExecutedEventData eventData, object? result, CancellationToken cancellationToken = default)
+    {
+        router.WriteCompleted(eventData.Context, committed: false);
+        return ValueTask.FromResult(result);
+    }
+
     private InterceptionResult<T> Route<T>(DbCommand command, CommandEventData eventData, InterceptionResult<T> result, Func<NpgsqlCommand, T> execute)
     {
         if (result.HasResult)
@@ -51,6 +82,12 @@ internal sealed class ReplicaCommandInterceptor(CommandRouter router) : DbComman
         }
 
         var decision = router.Decide(command, eventData);
+        if (decision.NeedsCatchUp)
+        {
+            // async: false runs every step synchronously; the ValueTask is complete when it returns.
+            decision = router.ResolveCatchUpAsync(decision, async: false, CancellationToken.None).GetAwaiter().GetResult();
+        }
+
         if (decision.Replica is null || router.IsShadowMode)
         {
             router.ReportPrimary(eventData, decision);
@@ -75,6 +112,11 @@ internal sealed class ReplicaCommandInterceptor(CommandRouter router) : DbComman
         }
 
         var decision = router.Decide(command, eventData);
+        if (decision.NeedsCatchUp)
+        {
+            decision = await router.ResolveCatchUpAsync(decision, async: true, cancellationToken).ConfigureAwait(false);
+        }
+
         if (decision.Replica is null || router.IsShadowMode)
         {
             router.ReportPrimary(eventData, decision);

@@ -20,7 +20,7 @@ namespace EfReplicaInterceptor.Topology;
 internal sealed class ClusterMonitor : IAsyncDisposable
 {
     private const string PrimaryProbeSql =
-        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END";
+        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, (SELECT system_identifier FROM pg_control_system())";
 
     private const string ReplicaProbeSql =
         "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')";
@@ -38,6 +38,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly PrimaryWalHistory _history = new();
+    private readonly PrimaryPosition _position;
     private readonly SemaphoreSlim _round = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private NpgsqlConnection? _primaryConnection;
@@ -50,10 +51,12 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         NpgsqlDataSource primary,
         ReplicaEndpoint[] replicas,
         EfReplicaOptions options,
+        PrimaryPosition position,
         TimeProvider timeProvider,
         ILoggerFactory loggerFactory)
     {
         _cluster = cluster;
+        _position = position;
         _primary = primary;
         _replicas = replicas;
         _states = Array.ConvertAll(replicas, _ => new ProbeState());
@@ -178,7 +181,9 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             }
 
             var lsn = (ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1);
-            _history.Add(_timeProvider.GetTimestamp(), lsn);
+            var sampledAt = _timeProvider.GetTimestamp();
+            _history.Add(sampledAt, lsn);
+            _position.Record(sampledAt, lsn, unchecked((ulong)reader.GetInt64(2)));
             SetPrimaryProblem(null);
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
@@ -225,6 +230,11 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             }
 
             health = Measure(inRecovery, replay, streaming);
+            if (inRecovery)
+            {
+                replica.ObserveReplay(replay);
+            }
+
             state.Failures = 0;
             state.NextProbeAt = 0;
         }

@@ -57,7 +57,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         _metrics = metrics;
         _ownsMetrics = ownsMetrics;
         var states = router.States;
-        Interceptors = [new ReplicaCommandInterceptor(router), new ReplicaConnectionInterceptor(states)];
+        Interceptors = [new ReplicaCommandInterceptor(router), new ReplicaConnectionInterceptor(states), new ReplicaTransactionInterceptor(router)];
     }
 
     /// <summary>The cluster's name, used in logs and metrics.</summary>
@@ -146,8 +146,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         var ownsMetrics = meterFactory is null;
         var metrics = new EfReplicaMetrics(meterFactory);
         var classifier = options.WriteFunctions.Count == 0 ? SqlClassifier.Default : new SqlClassifier(options.WriteFunctions);
-        var router = new CommandRouter(name, replicas, classifier, options.ShadowMode, new ContextRoutingStates(), metrics, loggerFactory, timeProvider);
-        var monitor = new ClusterMonitor(name, primary, replicas, options, timeProvider, loggerFactory);
+        var position = new PrimaryPosition();
+        var router = new CommandRouter(name, primary, position, replicas, classifier, options, new ContextRoutingStates(), metrics, loggerFactory, timeProvider);
+        var monitor = new ClusterMonitor(name, primary, replicas, options, position, timeProvider, loggerFactory);
         metrics.ObserveReplicas(name, replicas, timeProvider);
         Log.ClusterStarted(loggerFactory.CreateLogger(Log.TopologyCategory), name, replicas.Length, options.ShadowMode ? " (shadow mode: everything runs on the primary)" : string.Empty);
         var cluster = new EfReplicaCluster(name, primary, replicas, router, monitor, metrics, ownsMetrics);

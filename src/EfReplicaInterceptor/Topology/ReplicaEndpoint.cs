@@ -18,6 +18,7 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     private int _consecutiveFailures;
     private volatile bool _admittedByMonitor;
     private volatile bool _probeRequested;
+    private long _knownReplayLsn;
     private volatile ReplicaHealth _health = ReplicaHealth.Unknown;
 
     public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff)
@@ -59,6 +60,25 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     {
         get => _probeRequested;
         set => _probeRequested = value;
+    }
+
+    /// <summary>The highest WAL position this replica is known to have replayed (from probes and direct checks).</summary>
+    public ulong KnownReplayLsn => (ulong)Interlocked.Read(ref _knownReplayLsn);
+
+    /// <summary>Records a replayed position seen on the replica; positions only move forward.</summary>
+    public void ObserveReplay(ulong lsn)
+    {
+        var seen = Interlocked.Read(ref _knownReplayLsn);
+        while ((ulong)seen < lsn)
+        {
+            var previous = Interlocked.CompareExchange(ref _knownReplayLsn, (long)lsn, seen);
+            if (previous == seen)
+            {
+                return;
+            }
+
+            seen = previous;
+        }
     }
 
     /// <summary>The monitor's latest measurement.</summary>

@@ -52,6 +52,7 @@ public sealed class ConfigurationModeTests : RoutingTestBase
             ["EfReplica:Primary"] = TestCluster.WithPool(Servers.Primary.ConnectionString, 10),
             ["EfReplica:Replicas:0:Name"] = "standby",
             ["EfReplica:Replicas:0:ConnectionString"] = TestCluster.WithPool(Servers.Standby.ConnectionString, 10),
+            ["EfReplica:ReadYourWrites"] = "Primary",
         };
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(settings);

@@ -41,7 +41,8 @@ public sealed class DiagnosticsTests : RoutingTestBase
         });
         listener.Start();
 
-        await using (var context = Cluster.NewContext())
+        await using var cluster = await TestCluster.CreateAsync(Servers, options => options.ReadYourWrites = ReadYourWritesMode.Primary);
+        await using (var context = cluster.NewContext())
         {
             await WhereAmI(context, async);
             await WhereAmI(context, async);

@@ -1,0 +1,58 @@
+using EfReplicaInterceptor.Consistency;
+using EfReplicaInterceptor.Routing;
+
+namespace EfReplicaInterceptor;
+
+/// <summary>
+/// An ambient read-your-writes scope: every DbContext used inside it (one HTTP request, one message handler) sees the
+/// writes made inside it, while reads still go to replicas that have replayed those writes. Created by
+/// <see cref="EfReplicaScope.BeginConsistency(string?)"/>; dispose it to end it. Its position can be carried to another
+/// process as a token (<see cref="GetTokenAsync"/>) and restored there.
+/// </summary>
+public sealed class EfReplicaConsistencyScope : IDisposable
+{
+    private readonly EfReplicaConsistencyScope? _parent;
+    private bool _disposed;
+
+    internal EfReplicaConsistencyScope(EfReplicaConsistencyScope? parent, string? token)
+    {
+        _parent = parent;
+        if (!string.IsNullOrEmpty(token))
+        {
+            State.Restore(token);
+        }
+    }
+
+    internal CausalState State { get; } = new();
+
+    internal EfReplicaConsistencyScope? Parent => _parent;
+
+    /// <summary>
+    /// A compact opaque token (27 characters, safe in a cookie, a header or a message) for the writes made in this scope, or
+    /// the token it was restored from, or <see langword="null"/> when it has neither. Restore it elsewhere with
+    /// <see cref="EfReplicaScope.BeginConsistency(string?)"/>. When a write's position has not been captured yet this asks
+    /// the primary once (<c>pg_current_wal_lsn()</c>).
+    /// </summary>
+    public async ValueTask<string?> GetTokenAsync(CancellationToken cancellationToken = default)
+    {
+        if (State.Writer is CommandRouter router)
+        {
+            await router.CaptureAsync(State, cancellationToken).ConfigureAwait(false);
+        }
+
+        var lsn = State.RequiredLsn;
+        return lsn != 0 ? ConsistencyToken.Format(State.SystemIdentifier, lsn) : State.RestoredToken;
+    }
+
+    /// <summary>Ends the scope; the enclosing one (if any) becomes current again.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        EfReplicaScope.EndConsistency(this);
+    }
+}
