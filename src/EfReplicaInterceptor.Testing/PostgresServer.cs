@@ -428,7 +428,7 @@ public sealed class PostgresServer
             }
 
             throw new TimeoutException(
-                $"PostgreSQL server '{Name}' ({Host}:{Port}): timed out after {timeout.TotalSeconds:0.#} s waiting for {waitingFor}.{state}"
+                string.Create(CultureInfo.InvariantCulture, $"PostgreSQL server '{Name}' ({Host}:{Port}): timed out after {timeout.TotalSeconds:0.#} s waiting for {waitingFor}.{state}")
                 + (lastError is null ? string.Empty : $" Last error: {lastError.GetType().Name}: {lastError.Message}")
                 + HarnessDirectories.LogTail(_logFile),
                 lastError);

@@ -115,7 +115,7 @@ internal static class ToolRunner
             cancellationToken.ThrowIfCancellationRequested();
             var partial = await CollectAsync(standardOutput, standardError).ConfigureAwait(false);
             throw new TimeoutException(
-                $"`{command}` did not finish within {timeout.TotalSeconds:0.#} s and was killed."
+                string.Create(CultureInfo.InvariantCulture, $"`{command}` did not finish within {timeout.TotalSeconds:0.#} s and was killed.")
                 + (partial.Length > 0 ? Environment.NewLine + partial : string.Empty));
         }
 
