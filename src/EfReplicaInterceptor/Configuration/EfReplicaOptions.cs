@@ -61,6 +61,9 @@ public sealed class EfReplicaOptions
     /// </summary>
     public TimeSpan ReadYourWritesMaxWait { get; set; } = TimeSpan.Zero;
 
+    /// <summary>How reads are retried when a server fails over. See <see cref="FailoverOptions"/> for the defaults.</summary>
+    public FailoverOptions Failover { get; set; } = new();
+
     /// <summary>What happens with a malformed or foreign consistency token. Default: <see cref="InvalidTokenHandling.Throw"/>.</summary>
     public InvalidTokenHandling InvalidTokenHandling { get; set; } = InvalidTokenHandling.Throw;
 

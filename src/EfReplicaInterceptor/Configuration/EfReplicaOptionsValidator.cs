@@ -106,6 +106,22 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
             failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWrites)} must be one of {string.Join(", ", Enum.GetNames<ReadYourWritesMode>())}.");
         }
 
+        var failover = options.Failover ?? new FailoverOptions();
+        if (failover.MaxRetries is < 0 or > 10)
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxRetries)} must be between 0 and 10 (it was {failover.MaxRetries}).");
+        }
+
+        if (failover.BaseDelay < TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.BaseDelay)} must not be negative (it was {failover.BaseDelay}).");
+        }
+
+        if (failover.MaxDelay <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxDelay)} must be positive (it was {failover.MaxDelay}).");
+        }
+
         if (options.MaxReplicaLag <= TimeSpan.Zero)
         {
             failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLag)} must be positive (it was {options.MaxReplicaLag}).");

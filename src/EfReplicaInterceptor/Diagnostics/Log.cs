@@ -65,4 +65,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 1004, EventName = "ConsistencyTokenClamped", Level = LogLevel.Warning,
         Message = "A consistency token in cluster '{Cluster}' asked for a WAL position beyond the primary's current one (forged, or from before a failover); it was lowered to the current position")]
     public static partial void ConsistencyTokenClamped(ILogger logger, string cluster);
+
+    [LoggerMessage(EventId = 1005, EventName = "PrimaryReadFailed", Level = LogLevel.Warning,
+        Message = "A read on the primary of cluster '{Cluster}' failed for command {CommandId} ({ErrorKind}); its pool is cleared and the read is retried")]
+    public static partial void PrimaryReadFailed(ILogger logger, Exception exception, string cluster, Guid commandId, string errorKind);
+
+    [LoggerMessage(EventId = 1006, EventName = "WriteFailedOver", Level = LogLevel.Warning,
+        Message = "A command on the primary of cluster '{Cluster}' failed over ({ErrorKind}); outcome {Outcome}; not retried")]
+    public static partial void WriteFailedOver(ILogger logger, string cluster, string errorKind, string outcome);
 }

@@ -139,7 +139,7 @@ internal sealed class CommandRouter
         {
             var fresh = SelectFreshReplica(maxStaleness, out var lagging);
             return fresh is not null
-                ? new RoutingDecision(RoutingReason.Read, fresh)
+                ? RoutingDecision.ConstrainedRead(fresh)
                 : RoutingDecision.Primary(lagging ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable);
         }
 
@@ -228,7 +228,7 @@ internal sealed class CommandRouter
                 await CaptureCoreAsync(contextCausal, ambientCausal, async, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception exception) when (FailoverErrors.Classify(exception) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+        catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Executing, onStandby: false) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
         {
             // The position cannot be obtained: the scope's reads stay on the primary (the write is pending still).
             return RoutingDecision.Primary(RoutingReason.AfterWrite);
@@ -249,13 +249,13 @@ internal sealed class CommandRouter
             var caughtUp = SelectCaughtUpReplica(required);
             if (caughtUp is not null)
             {
-                return new RoutingDecision(RoutingReason.Read, caughtUp);
+                return RoutingDecision.ConstrainedRead(caughtUp);
             }
 
             var checkedReplica = await CheckReplayDirectlyAsync(required, async, cancellationToken).ConfigureAwait(false);
             if (checkedReplica is not null)
             {
-                return new RoutingDecision(RoutingReason.Read, checkedReplica);
+                return RoutingDecision.ConstrainedRead(checkedReplica);
             }
 
             if (_timeProvider.GetTimestamp() >= deadline)
@@ -434,7 +434,7 @@ internal sealed class CommandRouter
                     }
                 }
             }
-            catch (Exception exception) when (FailoverErrors.Classify(exception) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+            catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: true) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
             {
                 if (replica.ReportFailure())
                 {
@@ -542,105 +542,29 @@ internal sealed class CommandRouter
         return null;
     }
 
-    /// <summary>
-    /// Runs <paramref name="command"/> on the decided replica; on a failover error, on the next usable replica; returns
-    /// <see langword="false"/> when none is left, so that EF runs the command on the primary as usual. Other errors
-    /// (a syntax error, a cancellation) surface unchanged, as they would from the primary.
-    /// </summary>
-    public bool TryExecuteOnReplica<T>(DbCommand command, CommandEventData eventData, ReplicaEndpoint replica, Func<NpgsqlCommand, T> execute, out T value)
+    /// <summary>A read the library ran itself succeeded on <paramref name="replica"/> (or the primary when null).</summary>
+    public void ReadSucceeded(CommandEventData eventData, ReplicaEndpoint? replica, RoutingReason reason)
     {
-        var source = (NpgsqlCommand)command;
-        ulong tried = 0;
-        while (true)
+        if (replica is null)
         {
-            tried |= 1UL << replica.Index;
-            try
-            {
-                value = execute(CreateReplicaCommand(source, replica));
-                OnReplicaSuccess(replica, eventData);
-                return true;
-            }
-            catch (Exception exception) when (FailoverErrors.Classify(exception) is not ServerErrorKind.None and var kind)
-            {
-                var next = OnReplicaFailure(replica, kind, exception, eventData, tried);
-                if (next is null)
-                {
-                    value = default!;
-                    return false;
-                }
-
-                replica = next;
-            }
-        }
-    }
-
-    /// <inheritdoc cref="TryExecuteOnReplica{T}"/>
-    public async ValueTask<ReplicaResult<T>> TryExecuteOnReplicaAsync<T>(
-        DbCommand command,
-        CommandEventData eventData,
-        ReplicaEndpoint replica,
-        Func<NpgsqlCommand, CancellationToken, Task<T>> execute,
-        CancellationToken cancellationToken)
-    {
-        var source = (NpgsqlCommand)command;
-        ulong tried = 0;
-        while (true)
-        {
-            tried |= 1UL << replica.Index;
-            try
-            {
-                var value = await execute(CreateReplicaCommand(source, replica), cancellationToken).ConfigureAwait(false);
-                OnReplicaSuccess(replica, eventData);
-                return new ReplicaResult<T>(true, value);
-            }
-            catch (Exception exception) when (FailoverErrors.Classify(exception) is not ServerErrorKind.None and var kind
-                                              && !cancellationToken.IsCancellationRequested)
-            {
-                var next = OnReplicaFailure(replica, kind, exception, eventData, tried);
-                if (next is null)
-                {
-                    return default;
-                }
-
-                replica = next;
-            }
-        }
-    }
-
-    private static NpgsqlCommand CreateReplicaCommand(NpgsqlCommand source, ReplicaEndpoint replica)
-    {
-        // A data source command opens its own pooled connection and gives it back when the reader is closed.
-        var target = replica.DataSource.CreateCommand(source.CommandText);
-        target.CommandTimeout = source.CommandTimeout;
-        if (source.AllResultTypesAreUnknown)
-        {
-            target.AllResultTypesAreUnknown = true;
-        }
-        else if (source.UnknownResultTypeList is { } unknown)
-        {
-            target.UnknownResultTypeList = unknown;
+            Report(eventData, RoutingTarget.Primary, reason, null);
+            return;
         }
 
-        var parameters = source.Parameters;
-        for (var i = 0; i < parameters.Count; i++)
-        {
-            target.Parameters.Add(parameters[i].Clone());
-        }
-
-        return target;
-    }
-
-    private void OnReplicaSuccess(ReplicaEndpoint replica, CommandEventData eventData)
-    {
         if (replica.ReportSuccess())
         {
             Log.ReplicaRejoinedRotation(_topologyLogger, replica.Name, _clusterName, "a read succeeded on it again");
         }
 
-        Report(eventData, RoutingTarget.Replica, RoutingReason.Read, replica);
+        Report(eventData, RoutingTarget.Replica, reason, replica);
     }
 
-    private ReplicaEndpoint? OnReplicaFailure(ReplicaEndpoint replica, ServerErrorKind kind, Exception exception, CommandEventData eventData, ulong tried)
+    /// <summary>
+    /// A read failed on <paramref name="replica"/> with a failover error: opens its breaker (unless the failure says
+    /// nothing about the replica's health), clears its pool, tells the monitor, and picks where the read goes next: another
+    /// replica in rotation not yet tried (only for an unconstrained read), else the primary (null).
+    /// </summary>
+    public ReplicaEndpoint? OnReplicaReadFailure(ReplicaEndpoint replica, ServerErrorKind kind, Exception exception, CommandEventData eventData, ulong tried, bool constrained)
     {
         Log.ReplicaFailedForCommand(_logger, exception, replica.Name, _clusterName, eventData.CommandId, FailoverErrors.GetName(kind));
         _metrics.ReplicaError(_clusterName, replica.Name, FailoverErrors.GetName(kind));
@@ -658,11 +582,11 @@ internal sealed class CommandRouter
                     state.SessionPinned = true;
                 }
 
-                Report(eventData, RoutingTarget.Primary, RoutingReason.Unrecognized, null);
                 return null;
             case ServerErrorKind.RecoveryConflict:
                 break;
             default:
+                replica.DataSource.Clear();
                 if (replica.ReportFailure())
                 {
                     Log.ReplicaLeftRotation(_topologyLogger, replica.Name, _clusterName, $"a read failed on it ({FailoverErrors.GetName(kind)})");
@@ -671,14 +595,16 @@ internal sealed class CommandRouter
                 break;
         }
 
-        var next = SelectReplica(tried);
-        if (next is null)
-        {
-            Report(eventData, RoutingTarget.Primary, RoutingReason.ReplicaUnavailable, null);
-        }
-
-        return next;
+        return constrained ? null : SelectReplica(tried);
     }
+
+    /// <summary>
+    /// True when the library runs the command itself (with retries): a read outside any transaction whose session does not
+    /// matter. Writes, locking reads, session statements, transactions and pinned sessions stay on EF's own connection.
+    /// </summary>
+    public static bool RunsAsRetryableRead(RoutingDecision decision) => decision.Reason is RoutingReason.Read
+        or RoutingReason.AfterWrite or RoutingReason.NoReplica or RoutingReason.ReplicaUnavailable or RoutingReason.ReplicaLagging
+        or RoutingReason.TaggedPrimary or RoutingReason.PrimaryScope;
 
     /// <summary>Reports a decision that sends the command to the primary (also every decision in shadow mode).</summary>
     public void ReportPrimary(CommandEventData eventData, RoutingDecision decision)
@@ -723,5 +649,3 @@ internal sealed class CommandRouter
     }
 }
 
-/// <summary>The outcome of an async replica execution: <see cref="Executed"/> is false when the primary must run the command.</summary>
-internal readonly record struct ReplicaResult<T>(bool Executed, T Value);

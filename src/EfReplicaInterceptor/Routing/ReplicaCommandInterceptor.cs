@@ -1,47 +1,39 @@
 using System.Data.Common;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using EfReplicaInterceptor.Failover;
 using Npgsql;
 
 namespace EfReplicaInterceptor.Routing;
 
 /// <summary>
-/// Decides the target of every command EF executes. A command for the primary is left to EF, on EF's own connection, as if
-/// the interceptor were not there. A command for a replica is run on a replica connection and EF is handed its result
-/// (<c>SuppressWithResult</c>), so EF's connection (and anything the application does with it) always stays on the primary.
+/// Decides the target of every command EF executes. Writes, locking reads, session statements, transactions and pinned
+/// sessions are left to EF, on EF's own connection (the primary), as if the interceptor were not there; a failover error
+/// there becomes an <see cref="EfReplicaFailoverException"/>. Every other read is run by the library on a connection from
+/// the chosen server's data source, with bounded retries, and EF is handed its result (<c>SuppressWithResult</c>), so EF's
+/// connection (and anything the application does with it) always stays on the primary.
 /// </summary>
-internal sealed class ReplicaCommandInterceptor(CommandRouter router) : DbCommandInterceptor
+internal sealed class ReplicaCommandInterceptor(CommandRouter router, ReadExecutor reads, WriteFailureTranslator failures) : DbCommandInterceptor
 {
-    private static readonly Func<NpgsqlCommand, DbDataReader> ExecuteReader = static command => command.ExecuteReader();
-    // ExecuteScalar returns null for an empty result; EF's InterceptionResult<object> carries that null as well.
-    private static readonly Func<NpgsqlCommand, object> ExecuteScalar = static command => command.ExecuteScalar()!;
-    private static readonly Func<NpgsqlCommand, int> ExecuteNonQuery = static command => command.ExecuteNonQuery();
-    private static readonly Func<NpgsqlCommand, CancellationToken, Task<DbDataReader>> ExecuteReaderAsync =
-        static async (command, cancellationToken) => await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-    private static readonly Func<NpgsqlCommand, CancellationToken, Task<object>> ExecuteScalarAsync =
-        static async (command, cancellationToken) => (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
-    private static readonly Func<NpgsqlCommand, CancellationToken, Task<int>> ExecuteNonQueryAsync =
-        static (command, cancellationToken) => command.ExecuteNonQueryAsync(cancellationToken);
-
     public override InterceptionResult<DbDataReader> ReaderExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result)
-        => Route(command, eventData, result, ExecuteReader);
+        => Route(command, eventData, result, ReaderOperation.Instance);
 
     public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
         DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
-        => RouteAsync(command, eventData, result, ExecuteReaderAsync, cancellationToken);
+        => RouteAsync(command, eventData, result, ReaderOperation.Instance, cancellationToken);
 
     public override InterceptionResult<object> ScalarExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<object> result)
-        => Route(command, eventData, result, ExecuteScalar);
+        => Route(command, eventData, result, ScalarOperation.Instance);
 
     public override ValueTask<InterceptionResult<object>> ScalarExecutingAsync(
         DbCommand command, CommandEventData eventData, InterceptionResult<object> result, CancellationToken cancellationToken = default)
-        => RouteAsync(command, eventData, result, ExecuteScalarAsync, cancellationToken);
+        => RouteAsync(command, eventData, result, ScalarOperation.Instance, cancellationToken);
 
     public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result)
-        => Route(command, eventData, result, ExecuteNonQuery);
+        => Route(command, eventData, result, NonQueryOperation.Instance);
 
     public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
         DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
-        => RouteAsync(command, eventData, result, ExecuteNonQueryAsync, cancellationToken);
+        => RouteAsync(command, eventData, result, NonQueryOperation.Instance, cancellationToken);
 
     // A write finished: its scopes record it again (see CommandRouter.WriteCompleted).
     public override InterceptionResult DataReaderDisposing(DbCommand command, DataReaderDisposingEventData eventData, InterceptionResult result)
@@ -74,7 +66,25 @@ internal sealed class ReplicaCommandInterceptor(CommandRouter router) : DbComman
         return ValueTask.FromResult(result);
     }
 
-    private InterceptionResult<T> Route<T>(DbCommand command, CommandEventData eventData, InterceptionResult<T> result, Func<NpgsqlCommand, T> execute)
+    // A command EF ran on its own connection (a write, a transaction, a pinned session) failed over: a typed outcome, no retry.
+    public override void CommandFailed(DbCommand command, CommandErrorEventData eventData) => ThrowIfFailover(command, eventData);
+
+    public override Task CommandFailedAsync(DbCommand command, CommandErrorEventData eventData, CancellationToken cancellationToken = default)
+    {
+        ThrowIfFailover(command, eventData);
+        return Task.CompletedTask;
+    }
+
+    private void ThrowIfFailover(DbCommand command, CommandErrorEventData eventData)
+    {
+        var inTransaction = command.Transaction is not null || System.Transactions.Transaction.Current is not null;
+        if (failures.Translate(eventData.Exception, FailurePhase.Executing, inTransaction, isCommit: false, command.Connection) is { } failover)
+        {
+            throw failover;
+        }
+    }
+
+    private InterceptionResult<T> Route<T>(DbCommand command, CommandEventData eventData, InterceptionResult<T> result, ReadOperation<T> operation)
     {
         if (result.HasResult)
         {
@@ -88,22 +98,20 @@ internal sealed class ReplicaCommandInterceptor(CommandRouter router) : DbComman
             decision = router.ResolveCatchUpAsync(decision, async: false, CancellationToken.None).GetAwaiter().GetResult();
         }
 
-        if (decision.Replica is null || router.IsShadowMode)
+        if (router.IsShadowMode || !CommandRouter.RunsAsRetryableRead(decision))
         {
             router.ReportPrimary(eventData, decision);
-            return result;
+            return result; // EF runs it on its own connection
         }
 
-        return router.TryExecuteOnReplica(command, eventData, decision.Replica, execute, out var value)
-            ? InterceptionResult<T>.SuppressWithResult(value)
-            : result;
+        return InterceptionResult<T>.SuppressWithResult(reads.Execute((NpgsqlCommand)command, eventData, decision, operation));
     }
 
     private async ValueTask<InterceptionResult<T>> RouteAsync<T>(
         DbCommand command,
         CommandEventData eventData,
         InterceptionResult<T> result,
-        Func<NpgsqlCommand, CancellationToken, Task<T>> execute,
+        ReadOperation<T> operation,
         CancellationToken cancellationToken)
     {
         if (result.HasResult)
@@ -117,13 +125,13 @@ internal sealed class ReplicaCommandInterceptor(CommandRouter router) : DbComman
             decision = await router.ResolveCatchUpAsync(decision, async: true, cancellationToken).ConfigureAwait(false);
         }
 
-        if (decision.Replica is null || router.IsShadowMode)
+        if (router.IsShadowMode || !CommandRouter.RunsAsRetryableRead(decision))
         {
             router.ReportPrimary(eventData, decision);
             return result;
         }
 
-        var outcome = await router.TryExecuteOnReplicaAsync(command, eventData, decision.Replica, execute, cancellationToken).ConfigureAwait(false);
-        return outcome.Executed ? InterceptionResult<T>.SuppressWithResult(outcome.Value) : result;
+        var value = await reads.ExecuteAsync((NpgsqlCommand)command, eventData, decision, operation, async: true, cancellationToken).ConfigureAwait(false);
+        return InterceptionResult<T>.SuppressWithResult(value);
     }
 }

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using EfReplicaInterceptor.Failover;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 
 namespace EfReplicaInterceptor.Routing;
@@ -7,8 +8,32 @@ namespace EfReplicaInterceptor.Routing;
 /// Records a committed transaction's writes again at commit, so that read-your-writes captures a WAL position at or after
 /// the COMMIT (writes inside a transaction become visible only then).
 /// </summary>
-internal sealed class ReplicaTransactionInterceptor(CommandRouter router) : DbTransactionInterceptor
+internal sealed class ReplicaTransactionInterceptor(CommandRouter router, WriteFailureTranslator failures) : DbTransactionInterceptor
 {
+    // A COMMIT that failed over has an unknown outcome; other transaction operations that failed over were not applied.
+    public override void TransactionFailed(DbTransaction transaction, TransactionErrorEventData eventData) => ThrowIfFailover(transaction, eventData);
+
+    public override Task TransactionFailedAsync(DbTransaction transaction, TransactionErrorEventData eventData, CancellationToken cancellationToken = default)
+    {
+        ThrowIfFailover(transaction, eventData);
+        return Task.CompletedTask;
+    }
+
+    private void ThrowIfFailover(DbTransaction transaction, TransactionErrorEventData eventData)
+    {
+        if (eventData.Action is not ("Commit" or "Start"))
+        {
+            return; // a failed rollback or savepoint: the transaction is gone either way; EF reports it
+        }
+
+        var isCommit = eventData.Action == "Commit";
+        var phase = isCommit ? FailurePhase.Executing : FailurePhase.Opening;
+        if (failures.Translate(eventData.Exception, phase, inOpenTransaction: !isCommit, isCommit, transaction.Connection) is { } failover)
+        {
+            throw failover;
+        }
+    }
+
     public override void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData)
         => router.WriteCompleted(eventData.Context, committed: true);
 

@@ -20,9 +20,14 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
 
     public bool NeedsCatchUp => ContextCausal is not null || AmbientCausal is not null;
 
+    /// <summary>The replica was chosen under a constraint (caught up to a write, within a staleness budget): if it fails, the read goes to the primary, not to any replica.</summary>
+    public bool IsConstrained { get; private init; }
+
     public RoutingTarget Target => Replica is null ? RoutingTarget.Primary : RoutingTarget.Replica;
 
     public static RoutingDecision Primary(RoutingReason reason) => new(reason, null);
+
+    public static RoutingDecision ConstrainedRead(ReplicaEndpoint replica) => new(RoutingReason.Read, replica) { IsConstrained = true };
 
     public static RoutingDecision CatchUp(CausalState? contextCausal, CausalState? ambientCausal)
         => new(RoutingReason.AfterWrite, null) { ContextCausal = contextCausal, AmbientCausal = ambientCausal };

@@ -313,9 +313,14 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             state.GoodStreak = 0;
             if (replica.AdmittedByMonitor)
             {
+                // A replica already paused by a failed read was announced then; say it once.
+                var wasInRotation = replica.IsAdmitted;
                 replica.AdmittedByMonitor = false;
                 state.Reported = true;
-                Log.ReplicaLeftRotation(_logger, replica.Name, _cluster, health.Problem);
+                if (wasInRotation)
+                {
+                    Log.ReplicaLeftRotation(_logger, replica.Name, _cluster, health.Problem);
+                }
             }
             else if (!state.Reported)
             {
@@ -360,7 +365,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     }
 
     private static string Describe(Exception exception, bool timedOut)
-        => timedOut ? "the probe timed out" : FailoverErrors.Classify(exception) switch
+        => timedOut ? "the probe timed out" : FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: false) switch
         {
             ServerErrorKind.None => exception is PostgresException postgres ? $"error {postgres.SqlState}" : exception.GetType().Name,
             var kind => FailoverErrors.GetName(kind),

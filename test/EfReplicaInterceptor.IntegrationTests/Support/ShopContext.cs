@@ -31,6 +31,14 @@ public sealed class Tick
     public DateTime CreatedAt { get; set; }
 }
 
+/// <summary>A write with a client-generated key, so its presence can be checked after a failover.</summary>
+public sealed class Order
+{
+    public Guid Id { get; set; }
+
+    public int Writer { get; set; }
+}
+
 /// <summary>Where a query ran, as the server reports it.</summary>
 public sealed record ServerSide(int Port, bool InRecovery);
 
@@ -48,12 +56,15 @@ public sealed class ShopContext(DbContextOptions<ShopContext> options) : DbConte
         CREATE SEQUENCE tickets;
         CREATE TABLE ticks (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT clock_timestamp());
         INSERT INTO ticks DEFAULT VALUES;
+        CREATE TABLE orders (id uuid PRIMARY KEY, writer int NOT NULL);
         INSERT INTO people (name, mood) SELECT 'seed-' || g, (ARRAY['happy','sad','meh']::mood[])[1 + g % 3] FROM generate_series(1, 50) g;
         """;
 
     public DbSet<Person> People => Set<Person>();
 
     public DbSet<Tick> Ticks => Set<Tick>();
+
+    public DbSet<Order> Orders => Set<Order>();
 
     /// <summary>Translated to <c>inet_server_port()</c>: the port of the server that runs the query.</summary>
     public static int ServerPort() => throw new NotSupportedException("Only for use in queries.");
@@ -76,6 +87,12 @@ public sealed class ShopContext(DbContextOptions<ShopContext> options) : DbConte
             person.Property(p => p.Mood).HasColumnName("mood");
             person.Property(p => p.WrittenOnPort).HasColumnName("written_on_port").HasDefaultValueSql("inet_server_port()");
             person.Property(p => p.TouchedOnPort).HasColumnName("touched_on_port");
+        });
+        modelBuilder.Entity<Order>(order =>
+        {
+            order.ToTable("orders");
+            order.Property(o => o.Id).HasColumnName("id").ValueGeneratedNever();
+            order.Property(o => o.Writer).HasColumnName("writer");
         });
         modelBuilder.Entity<Tick>(tick =>
         {

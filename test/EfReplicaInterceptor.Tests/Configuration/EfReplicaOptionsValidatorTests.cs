@@ -101,7 +101,7 @@ public sealed class EfReplicaOptionsValidatorTests
         Assert.Multiple(() =>
         {
             Assert.That(cluster.ReplicaNames, Is.EqualTo(new[] { "db-replica-1:5432", "west" }));
-            Assert.That(cluster.Interceptors, Has.Count.EqualTo(2));
+            Assert.That(cluster.Interceptors, Has.Count.EqualTo(4));
             Assert.That(options.ShadowMode, Is.True);
             Assert.That(options.HealthCheckInterval, Is.EqualTo(TimeSpan.FromSeconds(2)));
             Assert.That(options.MaxReplicaLag, Is.EqualTo(TimeSpan.FromSeconds(10)));

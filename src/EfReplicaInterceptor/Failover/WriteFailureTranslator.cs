@@ -1,0 +1,61 @@
+using System.Data.Common;
+using EfReplicaInterceptor.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace EfReplicaInterceptor.Failover;
+
+/// <summary>
+/// Turns a failover error on EF's own (primary) connection into an <see cref="EfReplicaFailoverException"/> that says
+/// whether the command was certainly not applied or its outcome is unknown, and clears that connection's pool so stale
+/// connections do not linger. Nothing is retried here. Other errors are left alone.
+/// </summary>
+internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILoggerFactory loggerFactory)
+{
+    private readonly ILogger _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
+
+    /// <param name="exception">The error EF is about to throw.</param>
+    /// <param name="phase">Opening the connection, or running a command.</param>
+    /// <param name="inOpenTransaction">The command ran inside a transaction that had not been committed (the server rolls it back when the session dies).</param>
+    /// <param name="isCommit">The failure is the COMMIT's.</param>
+    /// <param name="connection">EF's connection, whose pool is cleared.</param>
+    public EfReplicaFailoverException? Translate(Exception exception, FailurePhase phase, bool inOpenTransaction, bool isCommit, DbConnection? connection)
+    {
+        if (shadow || exception is EfReplicaFailoverException)
+        {
+            return null;
+        }
+
+        var kind = FailoverErrors.Classify(exception, phase, onStandby: false);
+        if (kind == ServerErrorKind.None)
+        {
+            return null;
+        }
+
+        if (connection is NpgsqlConnection npgsql)
+        {
+            NpgsqlConnection.ClearPool(npgsql);
+        }
+
+        var (outcome, message) = (kind, phase) switch
+        {
+            (_, FailurePhase.Opening) or (ServerErrorKind.Unreachable, _) =>
+                (FailoverOutcome.NotApplied, "the primary could not be reached, so nothing was sent"),
+            (ServerErrorKind.ReadOnly, _) =>
+                (FailoverOutcome.NotApplied, "the server rejected it as read-only: the primary was demoted or the topology changed"),
+            (ServerErrorKind.ConnectionLost, _) when inOpenTransaction && !isCommit =>
+                (FailoverOutcome.NotApplied, "the connection was lost inside a transaction that was not committed, which the server rolls back"),
+            _ when isCommit =>
+                (FailoverOutcome.Unknown, "the connection was lost after COMMIT was sent: the transaction may or may not have been committed"),
+            _ =>
+                (FailoverOutcome.Unknown, "the connection was lost after the command was sent: it may or may not have been applied"),
+        };
+
+        var outcomeName = outcome == FailoverOutcome.NotApplied ? "not-applied" : "unknown";
+        Log.WriteFailedOver(_logger, cluster, FailoverErrors.GetName(kind), outcomeName);
+        var advice = outcome == FailoverOutcome.NotApplied
+            ? "It is safe to retry."
+            : "Check whether it was applied before retrying, or make the unit of work idempotent and run it with EfReplicaCluster.ExecuteIdempotentAsync.";
+        return new EfReplicaFailoverException(outcome, $"Failover in cluster '{cluster}' ({FailoverErrors.GetName(kind)}): {message}. {advice}", exception);
+    }
+}
