@@ -1,0 +1,66 @@
+using EfReplicaInterceptor;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql.EntityFrameworkCore.PostgreSQL.Infrastructure;
+
+namespace Microsoft.EntityFrameworkCore;
+
+/// <summary>Points a DbContext at one <see cref="EfReplicaCluster"/>.</summary>
+public static class EfReplicaDbContextOptionsBuilderExtensions
+{
+    /// <summary>
+    /// Uses <paramref name="cluster"/>: EF's connection comes from its primary data source and its interceptors route each
+    /// command. The same as <c>UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).AddInterceptors(cluster.Interceptors)</c>.
+    /// </summary>
+    /// <param name="optionsBuilder">The DbContext options.</param>
+    /// <param name="cluster">The cluster.</param>
+    /// <param name="npgsqlOptionsAction">Npgsql settings of the context, for example <c>npgsql =&gt; npgsql.MapEnum&lt;Mood&gt;("mood")</c>. Default: none.</param>
+    public static DbContextOptionsBuilder UseEfReplicaCluster(
+        this DbContextOptionsBuilder optionsBuilder,
+        EfReplicaCluster cluster,
+        Action<NpgsqlDbContextOptionsBuilder>? npgsqlOptionsAction = null)
+    {
+        ArgumentNullException.ThrowIfNull(optionsBuilder);
+        ArgumentNullException.ThrowIfNull(cluster);
+        return optionsBuilder.UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).AddInterceptors(cluster.Interceptors);
+    }
+
+    /// <summary>
+    /// Uses the cluster named <paramref name="clusterName"/> under <c>EfReplica:Clusters</c> (registered by
+    /// <c>services.AddEfReplicaClusters(...)</c>), in one call from a DbContext registration:
+    /// <c>services.AddDbContextPool&lt;OrdersContext&gt;((sp, options) =&gt; options.UseEfReplicaCluster(sp, "orders"))</c>.
+    /// </summary>
+    /// <param name="optionsBuilder">The DbContext options.</param>
+    /// <param name="services">The application's services (the <c>sp</c> of the registration callback).</param>
+    /// <param name="clusterName">The cluster's name, spelled as in configuration.</param>
+    /// <param name="npgsqlOptionsAction">Npgsql settings of the context. Default: none.</param>
+    /// <exception cref="InvalidOperationException">No cluster of that name is registered.</exception>
+    public static DbContextOptionsBuilder UseEfReplicaCluster(
+        this DbContextOptionsBuilder optionsBuilder,
+        IServiceProvider services,
+        string clusterName,
+        Action<NpgsqlDbContextOptionsBuilder>? npgsqlOptionsAction = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentException.ThrowIfNullOrWhiteSpace(clusterName);
+        var cluster = services.GetKeyedService<EfReplicaCluster>(clusterName)
+            ?? throw new InvalidOperationException($"No EfReplica cluster named '{clusterName}' is registered: list it under EfReplica:Clusters:{clusterName} and call services.AddEfReplicaClusters(...). Names are spelled as in configuration.");
+        return optionsBuilder.UseEfReplicaCluster(cluster, npgsqlOptionsAction);
+    }
+
+    /// <inheritdoc cref="UseEfReplicaCluster(DbContextOptionsBuilder, EfReplicaCluster, Action{NpgsqlDbContextOptionsBuilder}?)"/>
+    public static DbContextOptionsBuilder<TContext> UseEfReplicaCluster<TContext>(
+        this DbContextOptionsBuilder<TContext> optionsBuilder,
+        EfReplicaCluster cluster,
+        Action<NpgsqlDbContextOptionsBuilder>? npgsqlOptionsAction = null)
+        where TContext : DbContext
+        => (DbContextOptionsBuilder<TContext>)((DbContextOptionsBuilder)optionsBuilder).UseEfReplicaCluster(cluster, npgsqlOptionsAction);
+
+    /// <inheritdoc cref="UseEfReplicaCluster(DbContextOptionsBuilder, IServiceProvider, string, Action{NpgsqlDbContextOptionsBuilder}?)"/>
+    public static DbContextOptionsBuilder<TContext> UseEfReplicaCluster<TContext>(
+        this DbContextOptionsBuilder<TContext> optionsBuilder,
+        IServiceProvider services,
+        string clusterName,
+        Action<NpgsqlDbContextOptionsBuilder>? npgsqlOptionsAction = null)
+        where TContext : DbContext
+        => (DbContextOptionsBuilder<TContext>)((DbContextOptionsBuilder)optionsBuilder).UseEfReplicaCluster(services, clusterName, npgsqlOptionsAction);
+}
