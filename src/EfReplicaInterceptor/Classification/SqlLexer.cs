@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EfReplicaInterceptor;
 
 /// <summary>
@@ -7,26 +9,33 @@ namespace EfReplicaInterceptor;
 /// <c>$$...$$</c> and <c>$tag$...$tag$</c>) and quoted identifiers become single tokens, so a keyword inside them changes nothing.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Assumes <c>standard_conforming_strings = on</c> (PostgreSQL's default since 9.1): a backslash in a plain <c>'...'</c> string is an
 /// ordinary character. Operator characters are returned one per token: classification never needs whole operators, and this keeps
 /// <c>--</c> and <c>/*</c> inside an operator starting a comment, as the server's lexer does.
+/// </para>
+/// <para>
+/// The multi-character constructs are read by the static <c>Scan*</c> methods, shared with <see cref="SqlReadScanner"/>, which
+/// runs the same character classes in one fused loop for the bulk of a read.
+/// </para>
 /// </remarks>
 internal ref struct SqlLexer
 {
-    private const byte Invalid = 0;
-    private const byte Space = 1;
-    private const byte IdentStart = 2;
-    private const byte Digit = 3;
-    private const byte Quote = 4;
-    private const byte DoubleQuote = 5;
-    private const byte Dollar = 6;
-    private const byte LeftParen = 7;
-    private const byte RightParen = 8;
-    private const byte Semicolon = 9;
-    private const byte Dot = 10;
-    private const byte Minus = 11;
-    private const byte Slash = 12;
-    private const byte Operator = 13;
+    // Character classes (see Classes).
+    internal const byte Invalid = 0;
+    internal const byte Space = 1;
+    internal const byte IdentStart = 2;
+    internal const byte Digit = 3;
+    internal const byte Quote = 4;
+    internal const byte DoubleQuote = 5;
+    internal const byte Dollar = 6;
+    internal const byte LeftParen = 7;
+    internal const byte RightParen = 8;
+    internal const byte Semicolon = 9;
+    internal const byte Dot = 10;
+    internal const byte Minus = 11;
+    internal const byte Slash = 12;
+    internal const byte Operator = 13;
 
     /// <summary>The position after an error.</summary>
     private const int Failed = -1;
@@ -41,12 +50,22 @@ internal ref struct SqlLexer
         _position = 0;
     }
 
+    /// <summary>The text being read.</summary>
+    public readonly ReadOnlySpan<char> Text => _text;
+
+    /// <summary>Where the next token starts to be looked for; -1 after an error. <see cref="SqlReadScanner"/> takes over from here and hands back.</summary>
+    public int Position
+    {
+        readonly get => _position;
+        set => _position = value;
+    }
+
     /// <summary>
     /// Character classes of ASCII: whitespace is PostgreSQL's <c>[ \t\n\r\f\v]</c>; operator characters are
     /// <c>~!@#^&amp;|`?+-*/%&lt;&gt;=</c>, plus <c>,</c> <c>[</c> <c>]</c> <c>:</c>; control characters (NUL included), <c>\</c>,
-    /// <c>{</c>, <c>}</c> and DEL are invalid.
+    /// <c>{</c>, <c>}</c> and DEL are invalid. Every character from U+0080 up is an identifier character.
     /// </summary>
-    private static ReadOnlySpan<byte> Classes =>
+    internal static ReadOnlySpan<byte> Classes =>
     [
         // 0x00-0x0F: NUL..SI; \t \n \v \f \r are whitespace
         0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0,
@@ -66,11 +85,26 @@ internal ref struct SqlLexer
         2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 13, 0, 13, 0,
     ];
 
-    /// <summary>The text being read.</summary>
-    public readonly ReadOnlySpan<char> Text => _text;
+    /// <summary>1 for PostgreSQL's <c>ident_cont</c> in ASCII: letters, digits, <c>_</c> and <c>$</c>.</summary>
+    private static ReadOnlySpan<byte> IdentifierParts =>
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+    ];
+
+    /// <summary>The class of <paramref name="c"/>: one of the constants above.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static byte ClassOf(char c) => c < 0x80 ? Classes[c] : IdentStart;
 
     /// <summary>PostgreSQL's <c>ident_cont</c>: letters, digits, <c>_</c>, <c>$</c> and every non-ASCII character.</summary>
-    public static bool IsIdentifierPart(char c) => c >= 0x80 || Classes[c] is IdentStart or Digit || c == '$';
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsIdentifierPart(char c) => c >= 0x80 || IdentifierParts[c] != 0;
 
     /// <summary>PostgreSQL's <c>ident_start</c> (and <c>dolq_start</c>): letters, <c>_</c> and every non-ASCII character.</summary>
     public static bool IsIdentifierStart(char c) => c >= 0x80 || Classes[c] == IdentStart;
@@ -88,102 +122,57 @@ internal ref struct SqlLexer
         while ((uint)i < (uint)text.Length)
         {
             var c = text[i];
-            var cls = c < 0x80 ? Classes[c] : IdentStart;
-            switch (cls)
+            int end;
+            switch (ClassOf(c))
             {
                 case Space:
                     i++;
                     continue;
 
                 case IdentStart:
-                    if (i + 1 < text.Length)
-                    {
-                        var next = text[i + 1];
-                        if (next == '\'' && (c | 0x20) == 'e')
-                        {
-                            return ReadEscapeString(i, i + 2);
-                        }
-
-                        if (next == '&' && (c | 0x20) == 'u' && i + 2 < text.Length)
-                        {
-                            var quote = text[i + 2];
-                            if (quote == '\'')
-                            {
-                                return ReadString(i, i + 3);
-                            }
-
-                            if (quote == '"')
-                            {
-                                // U&"..." may spell any name with escapes (and a UESCAPE clause may change the escape character):
-                                // no generated SQL uses it, so it is not worth decoding.
-                                return Fail();
-                            }
-                        }
-                    }
-
-                    return ReadIdentifier(i);
+                    end = ScanWord(text, i, out var isString);
+                    return end < 0 ? Fail() : Token(isString ? SqlTokenKind.String : SqlTokenKind.Identifier, i, end);
 
                 case Digit:
-                    return ReadNumber(i);
+                    return Token(SqlTokenKind.Number, i, ScanNumber(text, i));
 
                 case Quote:
-                    return ReadString(i, i + 1);
+                    end = ScanString(text, i + 1);
+                    return end < 0 ? Fail() : Token(SqlTokenKind.String, i, end);
 
                 case DoubleQuote:
-                    return ReadQuotedIdentifier(i + 1);
-
-                case Dollar:
-                    return ReadDollar(i);
-
-                case LeftParen:
-                    _position = i + 1;
-                    return new SqlToken(SqlTokenKind.LeftParen, i, 1);
-
-                case RightParen:
-                    _position = i + 1;
-                    return new SqlToken(SqlTokenKind.RightParen, i, 1);
-
-                case Semicolon:
-                    _position = i + 1;
-                    return new SqlToken(SqlTokenKind.Semicolon, i, 1);
-
-                case Dot:
-                    if (i + 1 < text.Length && (uint)(text[i + 1] - '0') <= 9)
+                    end = ScanQuotedIdentifier(text, i + 1);
+                    if (end < 0)
                     {
-                        return ReadNumber(i);
+                        return Fail();
                     }
 
-                    _position = i + 1;
-                    return new SqlToken(SqlTokenKind.Dot, i, 1);
+                    // The token covers the content between the quotes.
+                    _position = end;
+                    return new SqlToken(SqlTokenKind.QuotedIdentifier, i + 1, end - i - 2);
+
+                case Dollar:
+                    end = ScanDollar(text, i, out var isParameter);
+                    return end < 0 ? Fail() : Token(isParameter ? SqlTokenKind.Parameter : SqlTokenKind.String, i, end);
+
+                case LeftParen:
+                    return Token(SqlTokenKind.LeftParen, i, i + 1);
+
+                case RightParen:
+                    return Token(SqlTokenKind.RightParen, i, i + 1);
+
+                case Semicolon:
+                    return Token(SqlTokenKind.Semicolon, i, i + 1);
+
+                case Dot:
+                    return i + 1 < text.Length && (uint)(text[i + 1] - '0') <= 9
+                        ? Token(SqlTokenKind.Number, i, ScanNumber(text, i))
+                        : Token(SqlTokenKind.Dot, i, i + 1);
 
                 case Minus:
                     if (i + 1 < text.Length && text[i + 1] == '-')
                     {
-                        // A line comment ends at \n or \r (PostgreSQL's non_newline is [^\n\r]).
-                        var end = text[(i + 2)..].IndexOfAny('\n', '\r', '\0');
-                        if (end < 0)
-                        {
-                            i = text.Length;
-                            continue;
-                        }
-
-                        i += 2 + end;
-                        if (text[i] == '\0')
-                        {
-                            return Fail();
-                        }
-
-                        i++;
-                        continue;
-                    }
-
-                    _position = i + 1;
-                    return new SqlToken(SqlTokenKind.Other, i, 1);
-
-                case Slash:
-                    if (i + 1 < text.Length && text[i + 1] == '*')
-                    {
-                        i = SkipBlockComment(i + 2);
+                        i = SkipLineComment(text, i + 2);
                         if (i < 0)
                         {
                             return Fail();
@@ -192,12 +181,24 @@ internal ref struct SqlLexer
                         continue;
                     }
 
-                    _position = i + 1;
-                    return new SqlToken(SqlTokenKind.Other, i, 1);
+                    return Token(SqlTokenKind.Other, i, i + 1);
+
+                case Slash:
+                    if (i + 1 < text.Length && text[i + 1] == '*')
+                    {
+                        i = SkipBlockComment(text, i + 2);
+                        if (i < 0)
+                        {
+                            return Fail();
+                        }
+
+                        continue;
+                    }
+
+                    return Token(SqlTokenKind.Other, i, i + 1);
 
                 case Operator:
-                    _position = i + 1;
-                    return new SqlToken(SqlTokenKind.Other, i, 1);
+                    return Token(SqlTokenKind.Other, i, i + 1);
 
                 default:
                     return Fail();
@@ -208,41 +209,64 @@ internal ref struct SqlLexer
         return new SqlToken(SqlTokenKind.End, text.Length, 0);
     }
 
-    private SqlToken Fail()
+    /// <summary>
+    /// Reads what starts with an identifier character at <paramref name="start"/>: an identifier, or an <c>E'...'</c> or
+    /// <c>U&amp;'...'</c> string (<paramref name="isString"/>). Returns the index after it, or -1 for something unreadable
+    /// (an unterminated string, or a <c>U&amp;"..."</c> identifier: it may spell any name with escapes and a <c>UESCAPE</c>
+    /// clause, and no generated SQL uses it, so it is not worth decoding).
+    /// </summary>
+    public static int ScanWord(ReadOnlySpan<char> text, int start, out bool isString)
     {
-        // Every later call returns Error too.
-        _position = Failed;
-        return new SqlToken(SqlTokenKind.Error, _text.Length, 0);
+        isString = IsStringPrefix(text, start);
+        return isString ? ScanPrefixedString(text, start) : ScanIdentifier(text, start);
     }
 
-    private SqlToken ReadIdentifier(int start)
+    /// <summary>Whether the identifier character at <paramref name="start"/> opens <c>E'</c>, <c>U&amp;'</c> or <c>U&amp;"</c> rather than an identifier.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsStringPrefix(ReadOnlySpan<char> text, int start)
     {
-        var text = _text;
         var i = start + 1;
-        while (i < text.Length)
+        if (i >= text.Length)
         {
-            var c = text[i];
-            if (c < 0x80)
-            {
-                var cls = Classes[c];
-                if (cls is not (IdentStart or Digit) && c != '$')
-                {
-                    break;
-                }
-            }
+            return false;
+        }
 
+        var next = text[i];
+        return (next == '\'' && (text[start] | 0x20) == 'e')
+            || (next == '&' && (text[start] | 0x20) == 'u' && i + 1 < text.Length && text[i + 1] is '\'' or '"');
+    }
+
+    /// <summary>Reads the <c>E'...'</c>, <c>U&amp;'...'</c> or <c>U&amp;"...</c> that <see cref="IsStringPrefix"/> found at <paramref name="start"/>; returns the index after it, or -1.</summary>
+    public static int ScanPrefixedString(ReadOnlySpan<char> text, int start)
+    {
+        if ((text[start] | 0x20) == 'e')
+        {
+            return ScanEscapeString(text, start + 2);
+        }
+
+        return text[start + 2] == '\'' ? ScanString(text, start + 3) : -1;
+    }
+
+    /// <summary>An identifier starting at <paramref name="start"/>; returns the index after it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int ScanIdentifier(ReadOnlySpan<char> text, int start)
+    {
+        var i = start + 1;
+        while ((uint)i < (uint)text.Length && IsIdentifierPart(text[i]))
+        {
             i++;
         }
 
-        _position = i;
-        return new SqlToken(SqlTokenKind.Identifier, start, i - start);
+        return i;
     }
 
-    private SqlToken ReadNumber(int start)
+    /// <summary>Digits, one fraction and an exponent; returns the index after them.</summary>
+    /// <remarks>
+    /// A letter ends the number: PostgreSQL 15+ rejects "1for" as trailing junk, older versions read it as "1" then "for";
+    /// reading the letters as a new token is right for the latter and harmless for the former.
+    /// </remarks>
+    public static int ScanNumber(ReadOnlySpan<char> text, int start)
     {
-        // Digits, one fraction and an exponent. A letter ends the number: PostgreSQL 15+ rejects "1for" as trailing junk,
-        // older versions read it as "1" then "for"; reading the letters as a new token is right for the latter and harmless for the former.
-        var text = _text;
         var i = start;
         while (i < text.Length && (uint)(text[i] - '0') <= 9)
         {
@@ -276,63 +300,58 @@ internal ref struct SqlLexer
             }
         }
 
-        _position = i;
-        return new SqlToken(SqlTokenKind.Number, start, i - start);
+        return i;
     }
 
-    /// <summary>A string whose only escape is a doubled quote: <c>'...'</c>, <c>U&amp;'...'</c> (and <c>N'</c>, <c>B'</c>, <c>X'</c> after their letter).</summary>
-    private SqlToken ReadString(int start, int contentStart)
+    /// <summary>
+    /// A string whose only escape is a doubled quote (<c>'...'</c>, <c>U&amp;'...'</c>, and <c>N'</c>, <c>B'</c>, <c>X'</c> after
+    /// their letter) whose content starts at <paramref name="i"/>; returns the index after the closing quote, or -1.
+    /// </summary>
+    public static int ScanString(ReadOnlySpan<char> text, int i)
     {
-        var text = _text;
-        var i = contentStart;
         while (true)
         {
-            var quote = text[i..].IndexOfAny('\'', '\0');
-            if (quote < 0 || text[i + quote] == '\0')
+            var stop = text[i..].IndexOfAny('\'', '\0');
+            if (stop < 0 || text[i + stop] == '\0')
             {
-                return Fail();
+                return -1;
             }
 
-            i += quote + 1;
+            i += stop + 1;
             if (i < text.Length && text[i] == '\'')
             {
                 i++;
                 continue;
             }
 
-            _position = i;
-            return new SqlToken(SqlTokenKind.String, start, i - start);
+            return i;
         }
     }
 
-    /// <summary>An <c>E'...'</c> string: a backslash escapes the next character (a quote included); a doubled quote is a quote.</summary>
-    private SqlToken ReadEscapeString(int start, int contentStart)
+    /// <summary>An <c>E'...'</c> string (a backslash escapes the next character, a quote included; a doubled quote is a quote) whose content starts at <paramref name="i"/>; returns the index after it, or -1.</summary>
+    public static int ScanEscapeString(ReadOnlySpan<char> text, int i)
     {
-        var text = _text;
-        var i = contentStart;
         while (true)
         {
             var stop = text[i..].IndexOfAny('\'', '\\', '\0');
             if (stop < 0)
             {
-                return Fail();
+                return -1;
             }
 
             i += stop;
-            if (text[i] == '\0')
+            switch (text[i])
             {
-                return Fail();
-            }
+                case '\0':
+                    return -1;
+                case '\\':
+                    i += 2;
+                    if (i >= text.Length || text[i - 1] == '\0')
+                    {
+                        return -1;
+                    }
 
-            if (text[i] == '\\')
-            {
-                i += 2;
-                if (i >= text.Length || text[i - 1] == '\0')
-                {
-                    return Fail();
-                }
-
-                continue;
+                    continue;
             }
 
             i++;
@@ -342,50 +361,58 @@ internal ref struct SqlLexer
                 continue;
             }
 
-            _position = i;
-            return new SqlToken(SqlTokenKind.String, start, i - start);
+            return i;
         }
     }
 
-    private SqlToken ReadQuotedIdentifier(int contentStart)
+    /// <summary>A quoted identifier (doubled quotes inside) whose content starts at <paramref name="i"/>; returns the index after the closing quote, or -1 (unterminated, empty, NUL).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int ScanQuotedIdentifier(ReadOnlySpan<char> text, int i)
     {
-        var text = _text;
-        var i = contentStart;
-        while (true)
+        var contentStart = i;
+
+        // Most quoted identifiers are short column names ("Id", "BlogId"): a plain loop beats a vectorized search.
+        while (i < text.Length)
         {
-            var quote = text[i..].IndexOfAny('"', '\0');
-            if (quote < 0 || text[i + quote] == '\0')
+            var c = text[i];
+            if (c == '"')
             {
-                return Fail();
+                if (i + 1 < text.Length && text[i + 1] == '"')
+                {
+                    i += 2;
+                    continue;
+                }
+
+                return i == contentStart ? -1 : i + 1;
             }
 
-            i += quote + 1;
-            if (i < text.Length && text[i] == '"')
+            if (c == '\0')
             {
-                i++;
-                continue;
+                return -1;
             }
 
-            _position = i;
-            var length = i - 1 - contentStart;
-            return length == 0 ? Fail() : new SqlToken(SqlTokenKind.QuotedIdentifier, contentStart, length);
+            i++;
         }
+
+        return -1;
     }
 
-    /// <summary><c>$1</c> (a parameter), or <c>$$</c> / <c>$tag$</c> opening a dollar-quoted string that ends at the same delimiter.</summary>
-    private SqlToken ReadDollar(int start)
+    /// <summary>
+    /// <c>$1</c> (a parameter), or <c>$$</c> / <c>$tag$</c> opening a dollar-quoted string that ends at the same delimiter.
+    /// Returns the index after it, or -1 (a lone <c>$</c>, which no statement accepts, or an unterminated string).
+    /// </summary>
+    public static int ScanDollar(ReadOnlySpan<char> text, int start, out bool isParameter)
     {
-        var text = _text;
         var i = start + 1;
-        if (i < text.Length && (uint)(text[i] - '0') <= 9)
+        isParameter = i < text.Length && (uint)(text[i] - '0') <= 9;
+        if (isParameter)
         {
             while (i < text.Length && (uint)(text[i] - '0') <= 9)
             {
                 i++;
             }
 
-            _position = i;
-            return new SqlToken(SqlTokenKind.Parameter, start, i - start);
+            return i;
         }
 
         // dolqdelim: \$ (dolq_start dolq_cont*)? \$, where dolq_cont is an identifier character other than $.
@@ -400,8 +427,7 @@ internal ref struct SqlLexer
 
         if (i >= text.Length || text[i] != '$')
         {
-            // PostgreSQL returns a lone "$" here, which no statement accepts.
-            return Fail();
+            return -1;
         }
 
         var delimiter = text[start..(i + 1)];
@@ -409,18 +435,28 @@ internal ref struct SqlLexer
         var close = text[bodyStart..].IndexOf(delimiter, StringComparison.Ordinal);
         if (close < 0 || text.Slice(bodyStart, close).Contains('\0'))
         {
-            return Fail();
+            return -1;
         }
 
-        var end = bodyStart + close + delimiter.Length;
-        _position = end;
-        return new SqlToken(SqlTokenKind.String, start, end - start);
+        return bodyStart + close + delimiter.Length;
+    }
+
+    /// <summary>Skips a <c>--</c> comment whose text starts at <paramref name="i"/>; it ends at \n or \r (PostgreSQL's non_newline is [^\n\r]). Returns the index after it, or -1 for a NUL.</summary>
+    public static int SkipLineComment(ReadOnlySpan<char> text, int i)
+    {
+        var end = text[i..].IndexOfAny('\n', '\r', '\0');
+        if (end < 0)
+        {
+            return text.Length;
+        }
+
+        i += end;
+        return text[i] == '\0' ? -1 : i + 1;
     }
 
     /// <summary>Skips a block comment whose opening <c>/*</c> ends just before <paramref name="i"/>; returns the index after it, or -1 if it never ends.</summary>
-    private readonly int SkipBlockComment(int i)
+    public static int SkipBlockComment(ReadOnlySpan<char> text, int i)
     {
-        var text = _text;
         var depth = 1;
         while (true)
         {
@@ -454,5 +490,18 @@ internal ref struct SqlLexer
                 i++;
             }
         }
+    }
+
+    private SqlToken Token(SqlTokenKind kind, int start, int end)
+    {
+        _position = end;
+        return new SqlToken(kind, start, end - start);
+    }
+
+    private SqlToken Fail()
+    {
+        // Every later call returns Error too.
+        _position = Failed;
+        return new SqlToken(SqlTokenKind.Error, _text.Length, 0);
     }
 }

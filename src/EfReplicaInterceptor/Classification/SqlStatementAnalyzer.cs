@@ -1,7 +1,8 @@
 namespace EfReplicaInterceptor;
 
 /// <summary>
-/// Classifies a command text statement by statement in one pass over <see cref="SqlLexer"/>'s tokens. A statement is a plain read
+/// Classifies a command text statement by statement in one pass: <see cref="SqlLexer"/>'s tokens for the words that open a
+/// statement, <see cref="SqlReadScanner"/> for the body of a read. A statement is a plain read
 /// only when it starts as one (<c>SELECT</c>, <c>VALUES</c>, <c>TABLE</c>, <c>WITH</c>, <c>SHOW</c>, <c>EXPLAIN</c> of those,
 /// <c>COPY ... TO STDOUT</c>) and none of its tokens is a write keyword (<c>INSERT UPDATE DELETE MERGE</c>, <c>SELECT INTO</c>),
 /// a row-locking clause (<c>FOR UPDATE</c>, <c>FOR NO KEY UPDATE</c>, <c>FOR SHARE</c>, <c>FOR KEY SHARE</c>) or a call to a
@@ -113,111 +114,14 @@ internal static class SqlStatementAnalyzer
         _ => RoutingReason.Unrecognized,
     };
 
-    /// <summary>
-    /// Scans the rest of a read statement. With <paramref name="insideParentheses"/> the statement is the query of
-    /// <c>COPY (query)</c> and ends at the parenthesis that closes it.
-    /// </summary>
+    /// <summary>Hands the rest of a read statement to <see cref="SqlReadScanner"/> and takes the position back.</summary>
     private static RoutingReason ScanRead(
         ref SqlLexer lexer, FunctionNameSet calls, FunctionNameSet? attributeCalls, int depth, bool insideParentheses, out bool endOfText)
     {
-        endOfText = false;
-        var text = lexer.Text;
-        var previous = default(SqlToken);
-        var afterFor = false;
-        var afterAs = false;
-        while (true)
-        {
-            var token = lexer.Next();
-            switch (token.Kind)
-            {
-                case SqlTokenKind.End:
-                    endOfText = true;
-                    return insideParentheses ? RoutingReason.Unrecognized : RoutingReason.Read;
-
-                case SqlTokenKind.Semicolon:
-                    return insideParentheses ? RoutingReason.Unrecognized : RoutingReason.Read;
-
-                case SqlTokenKind.Error:
-                    return RoutingReason.Unrecognized;
-
-                case SqlTokenKind.LeftParen:
-                    // name( or "name"( or schema.name( : a function call (or a keyword followed by a parenthesis, which no set contains).
-                    if (previous.Kind is SqlTokenKind.Identifier or SqlTokenKind.QuotedIdentifier && calls.Contains(text.Slice(previous.Start, previous.Length)))
-                    {
-                        return RoutingReason.WriteFunction;
-                    }
-
-                    depth++;
-                    break;
-
-                case SqlTokenKind.RightParen:
-                    if (depth == 0 && insideParentheses)
-                    {
-                        return RoutingReason.Read;
-                    }
-
-                    depth--;
-                    break;
-
-                case SqlTokenKind.Identifier:
-                    if (afterAs)
-                    {
-                        // AS label: every keyword, reserved or not, is a column label or type name here (SELECT 1 AS update).
-                    }
-                    else if (previous.Kind == SqlTokenKind.Dot)
-                    {
-                        // After a dot every word is a name (t.update is a column), never a keyword. row.func is a call of func(row).
-                        if (attributeCalls is not null && attributeCalls.Contains(text.Slice(token.Start, token.Length)))
-                        {
-                            return RoutingReason.WriteFunction;
-                        }
-                    }
-                    else if (token.Start == 0 || text[token.Start - 1] is not ('@' or ':'))
-                    {
-                        // (@name and :name are parameter placeholders, which Npgsql replaces; in PostgreSQL's own reading they would be an
-                        // operator or an array slice bound followed by an operand, and an operand cannot be INTO or FOR.)
-                        var keyword = SqlKeywords.LookupInRead(text.Slice(token.Start, token.Length));
-                        if (afterFor && keyword is SqlKeyword.Update or SqlKeyword.Share or SqlKeyword.No or SqlKeyword.Key)
-                        {
-                            return RoutingReason.LockingRead;
-                        }
-
-                        switch (keyword)
-                        {
-                            case SqlKeyword.Insert:
-                            case SqlKeyword.Update:
-                            case SqlKeyword.Delete:
-                            case SqlKeyword.Merge:
-                            case SqlKeyword.Into:
-                                return RoutingReason.WriteStatement;
-                            case SqlKeyword.For:
-                                afterFor = true;
-                                afterAs = false;
-                                previous = token;
-                                continue;
-                            case SqlKeyword.As:
-                                afterAs = true;
-                                afterFor = false;
-                                previous = token;
-                                continue;
-                        }
-                    }
-
-                    break;
-
-                case SqlTokenKind.QuotedIdentifier:
-                    if (previous.Kind == SqlTokenKind.Dot && attributeCalls is not null && attributeCalls.Contains(text.Slice(token.Start, token.Length)))
-                    {
-                        return RoutingReason.WriteFunction;
-                    }
-
-                    break;
-            }
-
-            afterFor = false;
-            afterAs = false;
-            previous = token;
-        }
+        var position = lexer.Position;
+        var reason = SqlReadScanner.Scan(lexer.Text, ref position, calls, attributeCalls, depth, insideParentheses, out endOfText);
+        lexer.Position = position;
+        return reason;
     }
 
     /// <summary>COPY is a read only as <c>COPY table [(columns)] TO STDOUT</c> or <c>COPY (read) TO STDOUT</c>.</summary>
