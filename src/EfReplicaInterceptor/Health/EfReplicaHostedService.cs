@@ -20,5 +20,9 @@ internal sealed class EfReplicaHostedService(IServiceProvider services) : IHoste
         cancellationToken.ThrowIfCancellationRequested();
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Monitoring stops with the host; the container disposes the data sources afterwards.
+        await services.GetRequiredService<EfReplicaCluster>().Monitor.DisposeAsync().ConfigureAwait(false);
+    }
 }
