@@ -146,9 +146,19 @@ internal sealed class Pgpool : IAsyncDisposable
         {
             try
             {
-                using var stop = Process.Start(Command(_binary, _runAs, ["-f", _configFile, "-m", "fast", "stop"]));
+                var stopCommand = Command(_binary, _runAs, ["-f", _configFile, "-m", "fast", "stop"]);
+                stopCommand.RedirectStandardOutput = true;
+                stopCommand.RedirectStandardError = true;
+                using var stop = Process.Start(stopCommand);
                 using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                await (stop?.WaitForExitAsync(limit.Token) ?? Task.CompletedTask);
+                if (stop is not null)
+                {
+                    var output = stop.StandardOutput.ReadToEndAsync(limit.Token);
+                    var errors = stop.StandardError.ReadToEndAsync(limit.Token);
+                    await stop.WaitForExitAsync(limit.Token);
+                    await Task.WhenAll(output, errors);
+                }
+
                 await _process.WaitForExitAsync(limit.Token);
             }
             catch (Exception exception) when (exception is OperationCanceledException or InvalidOperationException or System.ComponentModel.Win32Exception)

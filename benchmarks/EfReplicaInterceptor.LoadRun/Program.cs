@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using EfReplicaInterceptor.LoadRun;
 using EfReplicaInterceptor.Testing;
 
@@ -11,12 +12,16 @@ if (parsed is null)
 }
 
 using var cancel = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
+
+// Ctrl+C and SIGTERM stop the workers; the using/finally blocks then stop pgpool and the servers.
+void Stop(PosixSignalContext context)
 {
-    // Stop the workers and let the finally blocks stop pgpool and the servers.
-    e.Cancel = true;
+    context.Cancel = true;
     cancel.Cancel();
-};
+}
+
+using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
 try
 {
