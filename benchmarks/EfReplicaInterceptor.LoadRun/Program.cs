@@ -40,12 +40,14 @@ namespace EfReplicaInterceptor.LoadRun
         private const string Usage =
             """
             Usage: EfReplicaInterceptor.LoadRun [--workers N] [--duration SECONDS] [--read-share 0..1] [--read-back-share 0..1]
-                                              [--warmup SECONDS] [--variants primary,split,pgpool,library] [--out FOLDER]
+                                              [--warmup SECONDS] [--rounds N] [--variants primary,split,pgpool,library] [--out FOLDER]
               --workers          concurrent workers (default 8)
               --duration         measured seconds per variant (default 20)
               --read-share       share of operations that are reads of random rows (default 0.9)
               --read-back-share  share of writes read back at once by the same worker (default 0.5)
-              --warmup           unmeasured seconds before each variant (default 3)
+              --warmup           unmeasured seconds before each variant's first slice (default 3)
+              --rounds           split each variant's duration into N slices, run round-robin in rotating order,
+                                 so load from other processes falls on every variant alike (default 4)
               --variants         which variants, in order (default all four)
               --out              output folder (default benchmarks/loadrun-results under the repository)
             """;
@@ -57,6 +59,7 @@ namespace EfReplicaInterceptor.LoadRun
             var warmup = 3.0;
             var readShare = 0.9;
             var readBackShare = 0.5;
+            var rounds = 4;
             IReadOnlyList<string> variants = Variant.AllKeys;
             string? output = null;
             for (var i = 0; i < args.Length; i++)
@@ -67,6 +70,7 @@ namespace EfReplicaInterceptor.LoadRun
                     "--workers" => int.TryParse(value, CultureInfo.InvariantCulture, out workers) && workers is > 0 and <= 256,
                     "--duration" => double.TryParse(value, CultureInfo.InvariantCulture, out duration) && duration is > 0 and <= 3600,
                     "--warmup" => double.TryParse(value, CultureInfo.InvariantCulture, out warmup) && warmup is >= 0 and <= 600,
+                    "--rounds" => int.TryParse(value, CultureInfo.InvariantCulture, out rounds) && rounds is > 0 and <= 100,
                     "--read-share" => double.TryParse(value, CultureInfo.InvariantCulture, out readShare) && readShare is >= 0 and <= 1,
                     "--read-back-share" => double.TryParse(value, CultureInfo.InvariantCulture, out readBackShare) && readBackShare is >= 0 and <= 1,
                     "--variants" => value is not null && (variants = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).All(Variant.AllKeys.Contains) && variants.Count > 0,
@@ -83,7 +87,7 @@ namespace EfReplicaInterceptor.LoadRun
                 i++;
             }
 
-            var settings = new WorkloadSettings(workers, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), readShare, readBackShare);
+            var settings = new WorkloadSettings(workers, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmup), readShare, readBackShare, rounds);
             return new Arguments(settings, variants, output ?? Path.Combine(RepositoryRoot(), "benchmarks", "loadrun-results"));
         }
 
@@ -127,20 +131,76 @@ namespace EfReplicaInterceptor.LoadRun
 
             var workload = new Workload(settings, set.Standby.Port);
             var results = new List<VariantResult>();
-            foreach (var key in arguments.Variants)
+            var running = new List<(Variant Variant, List<Workload.Measurement> Slices)>();
+            Pgpool? pgpool = null;
+            try
             {
-                ct.ThrowIfCancellationRequested();
-                Console.WriteLine($"Variant {key}: load average {Machine.LoadAverage()} ...");
-                var result = await RunVariantAsync(key, set, pgpoolBinary, workload, settings, ct);
-                results.Add(result);
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"   {result.Status}: {result.OperationsPerSecond:0} ops/s, p50 {result.P50Ms:0.00} ms, p99 {result.P99Ms:0.00} ms, standby {result.StandbyShare:P1}, "
-                    + $"misses {result.ReadBackMisses}/{result.ReadBacks}, errors {result.Errors}{(result.FirstError is null ? string.Empty : " (first: " + result.FirstError + ")")}"));
-                await set.WaitForReplayAsync(set.Standby, ct: ct);
+                foreach (var key in arguments.Variants)
+                {
+                    if (key == "pgpool" && pgpoolBinary is not null)
+                    {
+                        pgpool = await Pgpool.StartAsync(pgpoolBinary, set, settings.Workers, ct);
+                        Console.WriteLine($"   pgpool on 127.0.0.1:{pgpool.Port}");
+                    }
+
+                    var variant = await CreateVariantAsync(key, set, pgpool, ct);
+                    if (variant is null)
+                    {
+                        results.Add(VariantResult.Skipped("pgpool", "pgpool-II load balancing", "pgpool-II not installed (" + Pgpool.InstallHint + ")"));
+                        continue;
+                    }
+
+                    running.Add((variant, []));
+                    results.Add(VariantResult.Skipped(key, variant.Title, "placeholder"));
+                }
+
+                var slice = settings.Duration / settings.Rounds;
+                for (var round = 0; round < settings.Rounds; round++)
+                {
+                    for (var i = 0; i < running.Count; i++)
+                    {
+                        var (variant, slices) = running[(i + round) % running.Count];
+                        ct.ThrowIfCancellationRequested();
+                        if (round == 0 && settings.WarmUp > TimeSpan.Zero)
+                        {
+                            await workload.RunAsync(variant, settings.WarmUp, ct);
+                        }
+
+                        var measured = await workload.RunAsync(variant, slice, ct);
+                        slices.Add(measured);
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"   round {round + 1}/{settings.Rounds} {variant.Key,-8} {measured.Workers.Sum(w => w.ReadTicks.Count + w.WriteTicks.Count) / measured.Seconds,6:0} ops/s   load average {Machine.LoadAverage()}"));
+                        await set.WaitForReplayAsync(set.Standby, ct: ct);
+                    }
+                }
+
+                foreach (var (variant, slices) in running)
+                {
+                    var index = results.FindIndex(r => r.Key == variant.Key);
+                    results[index] = Workload.Summarize(variant, slices);
+                }
+            }
+            finally
+            {
+                foreach (var (variant, _) in running)
+                {
+                    await variant.DisposeAsync();
+                }
+
+                if (pgpool is not null)
+                {
+                    await pgpool.DisposeAsync();
+                }
+            }
+
+            Console.WriteLine();
+            foreach (var result in results.Where(r => r.FirstError is not null))
+            {
+                Console.WriteLine($"   {result.Key}: {result.Errors} errors, first: {result.FirstError}");
             }
 
             var caption = string.Create(CultureInfo.InvariantCulture,
-                $"{settings.Workers} workers, {settings.Duration.TotalSeconds:0.#} s each, {settings.ReadShare:P0} reads; {Environment.ProcessorCount} cores, PostgreSQL {serverVersion}, {pgpoolVersion ?? "no pgpool"}; {DateTime.UtcNow:yyyy-MM-dd}");
+                $"{settings.Workers} workers, {settings.Duration.TotalSeconds:0.#} s each in {settings.Rounds} slices, {settings.ReadShare:P0} reads; {Environment.ProcessorCount} cores, PostgreSQL {serverVersion}, {pgpoolVersion ?? "no pgpool"}; {DateTime.UtcNow:yyyy-MM-dd}");
             Directory.CreateDirectory(arguments.Output);
             var table = Report.Markdown(results);
             await File.WriteAllTextAsync(Path.Combine(arguments.Output, "loadrun.csv"), Report.Csv(results, settings), ct);
@@ -155,43 +215,16 @@ namespace EfReplicaInterceptor.LoadRun
             return 0;
         }
 
-        private static async Task<VariantResult> RunVariantAsync(
-            string key, PostgresReplicaSet set, string? pgpoolBinary, Workload workload, WorkloadSettings settings, CancellationToken ct)
-        {
-            switch (key)
+        private static async Task<Variant?> CreateVariantAsync(string key, PostgresReplicaSet set, Pgpool? pgpool, CancellationToken ct) =>
+            key switch
             {
-                case "primary":
-                    {
-                        await using var variant = Variant.PrimaryOnly(set.Primary.ConnectionString);
-                        return await workload.RunAsync(variant, ct);
-                    }
-
-                case "split":
-                    {
-                        var multiHost = set.MultiHostPrimaryConnectionString.Replace("Target Session Attributes=primary", string.Empty, StringComparison.OrdinalIgnoreCase);
-                        await using var variant = Variant.HandSplit(set.Primary.ConnectionString, multiHost);
-                        return await workload.RunAsync(variant, ct);
-                    }
-
-                case "pgpool":
-                    {
-                        if (pgpoolBinary is null)
-                        {
-                            return VariantResult.Skipped("pgpool", "pgpool-II load balancing", "pgpool-II not installed (" + Pgpool.InstallHint + ")");
-                        }
-
-                        await using var pgpool = await Pgpool.StartAsync(pgpoolBinary, set, settings.Workers, ct);
-                        await using var variant = Variant.Pgpool(pgpool.ConnectionString);
-                        return await workload.RunAsync(variant, ct);
-                    }
-
-                default:
-                    {
-                        await using var variant = await Variant.LibraryAsync(set.Primary.ConnectionString, set.Standby.ConnectionString, ct);
-                        return await workload.RunAsync(variant, ct);
-                    }
-            }
-        }
+                "primary" => Variant.PrimaryOnly(set.Primary.ConnectionString),
+                "split" => Variant.HandSplit(
+                    set.Primary.ConnectionString,
+                    set.MultiHostPrimaryConnectionString.Replace("Target Session Attributes=primary", string.Empty, StringComparison.OrdinalIgnoreCase)),
+                "pgpool" => pgpool is null ? null : Variant.Pgpool(pgpool.ConnectionString),
+                _ => await Variant.LibraryAsync(set.Primary.ConnectionString, set.Standby.ConnectionString, ct),
+            };
     }
 
     internal static class Machine

@@ -11,18 +11,18 @@ internal static class Report
     public static string Markdown(IReadOnlyList<VariantResult> results)
     {
         var text = new StringBuilder();
-        text.AppendLine("| variant | ops/s | p50 ms | p99 ms | read p50 ms | write p50 ms | reads on standby | read-after-own-write misses | errors |");
-        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        text.AppendLine("| variant | ops/s | p50 ms | p99 ms | read p50 ms | write p50 ms | read-back p50 ms | reads on standby | read-after-own-write misses | errors |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in results)
         {
             if (r.Status.StartsWith("skipped", StringComparison.Ordinal))
             {
-                text.AppendLine(Invariant, $"| {r.Title} | {r.Status} | | | | | | | |");
+                text.AppendLine(Invariant, $"| {r.Title} | {r.Status} | | | | | | | | |");
                 continue;
             }
 
             text.AppendLine(Invariant,
-                $"| {r.Title} | {r.OperationsPerSecond:0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.ReadP50Ms:0.00} | {r.WriteP50Ms:0.00} | "
+                $"| {r.Title} | {r.OperationsPerSecond:0} | {r.P50Ms:0.00} | {r.P99Ms:0.00} | {r.ReadP50Ms:0.00} | {r.WriteP50Ms:0.00} | {r.ReadBackP50Ms:0.00} | "
                 + $"{r.StandbyShare:P1} ({r.StandbyReads:N0} of {r.Reads:N0}) | {r.ReadBackMisses:N0} of {r.ReadBacks:N0} | {r.Errors:N0} |");
         }
 
@@ -32,12 +32,12 @@ internal static class Report
     public static string Csv(IReadOnlyList<VariantResult> results, WorkloadSettings settings)
     {
         var text = new StringBuilder();
-        text.AppendLine("variant,status,workers,seconds,operations,ops_per_s,p50_ms,p99_ms,read_p50_ms,write_p50_ms,reads,standby_reads,standby_share,writes,read_backs,read_back_misses,errors,first_error");
+        text.AppendLine("variant,status,workers,seconds,operations,ops_per_s,p50_ms,p99_ms,read_p50_ms,write_p50_ms,read_back_p50_ms,reads,standby_reads,standby_share,writes,read_backs,read_back_misses,errors,first_error");
         foreach (var r in results)
         {
             text.AppendLine(Invariant,
                 $"{r.Key},{Quote(r.Status)},{settings.Workers},{r.Seconds:0.000},{r.Operations},{r.OperationsPerSecond:0.0},{r.P50Ms:0.000},{r.P99Ms:0.000},"
-                + $"{r.ReadP50Ms:0.000},{r.WriteP50Ms:0.000},{r.Reads},{r.StandbyReads},{r.StandbyShare:0.0000},{r.Writes},{r.ReadBacks},{r.ReadBackMisses},{r.Errors},{Quote(r.FirstError ?? string.Empty)}");
+                + $"{r.ReadP50Ms:0.000},{r.WriteP50Ms:0.000},{r.ReadBackP50Ms:0.000},{r.Reads},{r.StandbyReads},{r.StandbyShare:0.0000},{r.Writes},{r.ReadBacks},{r.ReadBackMisses},{r.Errors},{Quote(r.FirstError ?? string.Empty)}");
         }
 
         return text.ToString();

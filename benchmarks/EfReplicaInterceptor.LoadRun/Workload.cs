@@ -4,7 +4,7 @@ using System.Globalization;
 namespace EfReplicaInterceptor.LoadRun;
 
 /// <summary>The workload's knobs, from the command line.</summary>
-internal sealed record WorkloadSettings(int Workers, TimeSpan Duration, TimeSpan WarmUp, double ReadShare, double ReadBackShare);
+internal sealed record WorkloadSettings(int Workers, TimeSpan Duration, TimeSpan WarmUp, double ReadShare, double ReadBackShare, int Rounds);
 
 /// <summary>What one variant measured.</summary>
 internal sealed record VariantResult(
@@ -23,6 +23,7 @@ internal sealed record VariantResult(
     double P99Ms,
     double ReadP50Ms,
     double WriteP50Ms,
+    double ReadBackP50Ms,
     string? FirstError)
 {
     public double OperationsPerSecond => Seconds > 0 ? Operations / Seconds : 0;
@@ -30,7 +31,7 @@ internal sealed record VariantResult(
     public double StandbyShare => Reads > 0 ? (double)StandbyReads / Reads : 0;
 
     public static VariantResult Skipped(string key, string title, string why) =>
-        new(key, title, "skipped: " + why, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, null);
+        new(key, title, "skipped: " + why, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, null);
 }
 
 /// <summary>
@@ -43,26 +44,28 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
 {
     private readonly string _standbyPort = standbyPort.ToString(CultureInfo.InvariantCulture);
 
-    public async Task<VariantResult> RunAsync(Variant variant, CancellationToken ct)
+    /// <summary>Runs the workers against <paramref name="variant"/> for <paramref name="duration"/>; returns what they measured.</summary>
+    public async Task<Measurement> RunAsync(Variant variant, TimeSpan duration, CancellationToken ct)
     {
-        if (settings.WarmUp > TimeSpan.Zero)
-        {
-            await RunWorkersAsync(variant, settings.WarmUp, ct);
-        }
-
         var clock = Stopwatch.StartNew();
-        var workers = await RunWorkersAsync(variant, settings.Duration, ct);
-        var seconds = clock.Elapsed.TotalSeconds;
+        var workers = await RunWorkersAsync(variant, duration, ct);
+        return new Measurement(clock.Elapsed.TotalSeconds, workers);
+    }
 
-        var all = workers.SelectMany(w => w.ReadTicks.Concat(w.WriteTicks)).ToArray();
+    /// <summary>Everything measured for one variant, over all its slices.</summary>
+    public static VariantResult Summarize(Variant variant, IReadOnlyList<Measurement> slices)
+    {
+        var workers = slices.SelectMany(slice => slice.Workers).ToArray();
         var reads = workers.SelectMany(w => w.ReadTicks).ToArray();
         var writes = workers.SelectMany(w => w.WriteTicks).ToArray();
+        var readBacks = workers.SelectMany(w => w.ReadBackTicks).ToArray();
+        var all = reads.Concat(writes).ToArray();
         var errors = workers.Sum(w => w.Errors);
         return new VariantResult(
             variant.Key,
             variant.Title,
             errors == 0 ? "ok" : "errors",
-            seconds,
+            slices.Sum(slice => slice.Seconds),
             all.Length,
             reads.Length,
             workers.Sum(w => w.StandbyReads),
@@ -74,10 +77,11 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
             Percentile(all, 0.99),
             Percentile(reads, 0.50),
             Percentile(writes, 0.50),
+            Percentile(readBacks, 0.50),
             workers.Select(w => w.FirstError).FirstOrDefault(e => e is not null));
     }
 
-    private async Task<WorkerStats[]> RunWorkersAsync(Variant variant, TimeSpan duration, CancellationToken ct)
+    private async Task<IReadOnlyList<WorkerStats>> RunWorkersAsync(Variant variant, TimeSpan duration, CancellationToken ct)
     {
         // Hard bound: operations in flight at the deadline get a grace period, then are cancelled.
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -122,6 +126,7 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
                 if (random.NextDouble() < settings.ReadBackShare)
                 {
                     ItemRead? back;
+                    var readBackStarted = Stopwatch.GetTimestamp();
                     if (variant.SplitsReads)
                     {
                         await using var readContext = variant.CreateReadContext();
@@ -131,6 +136,8 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
                     {
                         back = await TimedReadAsync(unit, item.Id, stats, ct);
                     }
+
+                    stats.ReadBackTicks.Add(Stopwatch.GetTimestamp() - readBackStarted);
 
                     stats.ReadBacks++;
                     if (back is null)
@@ -179,8 +186,13 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
         return ticks[Math.Clamp(index, 0, ticks.Length - 1)] * 1000.0 / Stopwatch.Frequency;
     }
 
-    private sealed class WorkerStats
+    /// <summary>One slice of a variant's run.</summary>
+    internal sealed record Measurement(double Seconds, IReadOnlyList<WorkerStats> Workers);
+
+    internal sealed class WorkerStats
     {
+        public List<long> ReadBackTicks { get; } = new(capacity: 4 * 1024);
+
         public List<long> ReadTicks { get; } = new(capacity: 64 * 1024);
 
         public List<long> WriteTicks { get; } = new(capacity: 8 * 1024);
