@@ -23,6 +23,19 @@ internal static class DemoConsole
         }
     }
 
+    /// <summary>Ends the line that <see cref="Write"/> started, if any.</summary>
+    public static void EndLine()
+    {
+        lock (Gate)
+        {
+            if (_midLine)
+            {
+                Console.WriteLine();
+                _midLine = false;
+            }
+        }
+    }
+
     /// <summary>Writes <paramref name="text"/> without ending the line (indented when it starts one).</summary>
     public static void Write(string text)
     {

@@ -39,6 +39,24 @@ internal sealed class Heartbeat
     public DateTimeOffset At { get; set; }
 }
 
+/// <summary>
+/// A row the failover step writes with a client-generated key (<see cref="Id"/>), so each write can be looked up on the
+/// promoted server afterwards. The table has no unique constraint on purpose: a write applied twice would show as a duplicate.
+/// </summary>
+internal sealed class Order
+{
+    public Guid Id { get; set; }
+
+    /// <summary>The writer's attempt number.</summary>
+    public int Attempt { get; set; }
+
+    /// <summary>Column default <c>inet_server_port()</c>: the port of the server that ran the INSERT, read back by RETURNING.</summary>
+    public int WrittenOnPort { get; set; }
+
+    /// <summary>Column default <c>pg_is_in_recovery()</c>: whether the server that ran the INSERT was a standby.</summary>
+    public bool? WrittenInRecovery { get; set; }
+}
+
 /// <summary>Where a command ran, as the server that ran it reports it.</summary>
 internal sealed record ServerSide(int Port, bool InRecovery);
 
@@ -57,12 +75,19 @@ internal sealed class DemoContext(DbContextOptions<DemoContext> options) : DbCon
             touched_in_recovery boolean);
         CREATE TABLE heartbeats (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
         CREATE SEQUENCE tickets;
+        CREATE TABLE orders (
+            id uuid NOT NULL,
+            attempt int NOT NULL,
+            written_on_port int NOT NULL DEFAULT inet_server_port(),
+            written_in_recovery boolean NOT NULL DEFAULT pg_is_in_recovery());
         INSERT INTO people (name, mood) SELECT 'seed-' || g, (ARRAY['happy','sad','meh']::mood[])[1 + g % 3] FROM generate_series(1, 20) g;
         """;
 
     public DbSet<Person> People => Set<Person>();
 
     public DbSet<Heartbeat> Heartbeats => Set<Heartbeat>();
+
+    public DbSet<Order> Orders => Set<Order>();
 
     /// <summary>Translated to <c>inet_server_port()</c>: the port of the server that runs the query.</summary>
     public static int ServerPort() => throw new NotSupportedException("Only for use in queries.");
@@ -90,6 +115,14 @@ internal sealed class DemoContext(DbContextOptions<DemoContext> options) : DbCon
             heartbeat.ToTable("heartbeats");
             heartbeat.Property(h => h.Id).HasColumnName("id");
             heartbeat.Property(h => h.At).HasColumnName("at");
+        });
+        modelBuilder.Entity<Order>(order =>
+        {
+            order.ToTable("orders");
+            order.Property(o => o.Id).HasColumnName("id").ValueGeneratedNever();
+            order.Property(o => o.Attempt).HasColumnName("attempt");
+            order.Property(o => o.WrittenOnPort).HasColumnName("written_on_port").HasDefaultValueSql("inet_server_port()");
+            order.Property(o => o.WrittenInRecovery).HasColumnName("written_in_recovery").HasDefaultValueSql("pg_is_in_recovery()");
         });
     }
 }

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace EfReplicaInterceptor.Demo;
 
@@ -25,6 +26,7 @@ internal static class DemoRun
         try
         {
             DemoConsole.Line($"   primary on port {servers.Primary.Port}, standby on port {servers.Standby.Port} (ready in {starting.Elapsed.TotalSeconds:0.0} s)");
+            DemoConsole.Line($"   EfReplica:Primary is multi-host: ports {servers.Primary.Port} and {servers.Standby.Port}, Target Session Attributes=primary, Host Recheck Seconds=1");
             await servers.Primary.ExecuteAsync(DemoContext.Schema, ct);
             await servers.WaitForReplayAsync(servers.Standby, ct: ct);
             DemoConsole.Line("   schema created on the primary and replayed by the standby: people (20 rows, a mood enum), heartbeats, sequence tickets");
@@ -69,7 +71,7 @@ internal static class DemoRun
         // appsettings.json holds the demo's settings and placeholders for the servers, which are only known now.
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            ["EfReplica:Primary"] = servers.Primary.ConnectionString,
+            ["EfReplica:Primary"] = PrimaryConnectionString(servers),
             ["EfReplica:Replicas:0:ConnectionString"] = servers.Standby.ConnectionString,
         });
 
@@ -79,6 +81,12 @@ internal static class DemoRun
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Logging.AddSimpleConsole(console => console.SingleLine = true);
         builder.Logging.AddFilter<ConsoleLoggerProvider>("EfReplicaInterceptor", LogLevel.None);
+
+        // The failover step makes writes fail on purpose and reports each outcome itself; EF's own error events for them
+        // (the failed command and SaveChanges, with stack traces) would bury that report.
+        builder.Logging.AddFilter<ConsoleLoggerProvider>("Microsoft.EntityFrameworkCore.Database.Command", LogLevel.None);
+        builder.Logging.AddFilter<ConsoleLoggerProvider>("Microsoft.EntityFrameworkCore.Database.Connection", LogLevel.None);
+        builder.Logging.AddFilter<ConsoleLoggerProvider>("Microsoft.EntityFrameworkCore.Update", LogLevel.None);
         builder.Logging.AddProvider(capture);
         builder.Logging.AddFilter<RoutingCapture>("EfReplicaInterceptor", LogLevel.Debug);
 
@@ -96,11 +104,18 @@ internal static class DemoRun
         return builder.Build();
     }
 
+    /// <summary>
+    /// The README's multi-host primary: every server, <c>Target Session Attributes=primary</c>, and <c>Host Recheck Seconds=1</c>,
+    /// so that after the failover step promotes the standby new connections find it without a restart.
+    /// </summary>
+    private static string PrimaryConnectionString(PostgresReplicaSet servers)
+        => new NpgsqlConnectionStringBuilder(servers.MultiHostPrimaryConnectionString) { HostRecheckSeconds = 1 }.ConnectionString;
+
     private static bool PrintSummary(IReadOnlyList<StepResult> results)
     {
         string[] header = ["#", "step", "expected", "ran on", "reason", "ok"];
         var rows = results
-            .Select(r => new[] { r.Number.ToString(System.Globalization.CultureInfo.InvariantCulture), r.Title, r.Expected.ToString(), r.RanOn, r.Reason, r.Ok ? "ok" : "MISMATCH" })
+            .Select(r => new[] { r.Number.ToString(System.Globalization.CultureInfo.InvariantCulture), r.Title, r.Expected, r.RanOn, r.Reason, r.Ok ? "ok" : "MISMATCH" })
             .ToList();
         var widths = header.Select((title, column) => rows.Select(row => row[column].Length).Append(title.Length).Max()).ToArray();
         string Format(string[] cells) => string.Join(" | ", cells.Select((cell, column) => column == 0 ? cell.PadLeft(widths[column]) : cell.PadRight(widths[column]))).TrimEnd();

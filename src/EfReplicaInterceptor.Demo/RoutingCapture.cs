@@ -25,6 +25,8 @@ internal sealed class RoutingCapture(TimeProvider time, long started) : ILoggerP
     private readonly List<RoutedCommand> _routed = [];
     private readonly TimeProvider _time = time;
     private readonly long _started = started;
+    private string? _lastPrinted;
+    private int _repeats;
 
     /// <summary>How many decisions were captured so far: a mark for <see cref="LastSince"/>.</summary>
     public int Count
@@ -44,6 +46,19 @@ internal sealed class RoutingCapture(TimeProvider time, long started) : ILoggerP
         lock (_gate)
         {
             return _routed.Count > mark ? _routed[^1] : null;
+        }
+    }
+
+    /// <summary>Prints how often the last printed event repeated since it was printed (a burst of failed writes logs one each).</summary>
+    public void FlushRepeats()
+    {
+        lock (_gate)
+        {
+            if (_repeats > 0)
+            {
+                DemoConsole.Line($"      (the library logged that {_repeats} more times)");
+                _repeats = 0;
+            }
         }
     }
 
@@ -80,8 +95,24 @@ internal sealed class RoutingCapture(TimeProvider time, long started) : ILoggerP
             if (logLevel >= LogLevel.Information)
             {
                 // The message only: a replica that failed a read comes with its exception, which is not worth a stack trace here.
+                // The same event again right after itself is counted, not printed.
+                var message = $"{Level(logLevel)} {category}[{eventId.Id}] {formatter(state, exception)}";
+                lock (owner._gate)
+                {
+                    if (message == owner._lastPrinted)
+                    {
+                        owner._repeats++;
+                        return;
+                    }
+                }
+
+                owner.FlushRepeats();
                 var seconds = owner._time.GetElapsedTime(owner._started).TotalSeconds;
-                DemoConsole.Line($"      [{seconds,5:0.0} s] {Level(logLevel)} {category}[{eventId.Id}] {formatter(state, exception)}");
+                DemoConsole.Line($"      [{seconds,5:0.0} s] {message}");
+                lock (owner._gate)
+                {
+                    owner._lastPrinted = message;
+                }
             }
         }
 
