@@ -36,9 +36,10 @@ public static class EfCorpus
         var since = new DateTime(2024, 1, 1, 0, 0, 0, DateTimeKind.Utc);
         var term = "net";
         var minViews = 10;
+        var version = 42u;
 
         // LINQ queries: ToQueryString() and the command actually sent.
-        foreach (var (name, query) in Queries(ids, names, since, term, minViews))
+        foreach (var (name, query) in Queries(ids, names, since, term, minViews, version))
         {
             yield return new EfShape(name, [Read], c => Enumerate(query(c)), query);
         }
@@ -72,7 +73,7 @@ public static class EfCorpus
         });
 
         // Locking reads through raw SQL composed with LINQ.
-        yield return new EfShape("FromSql FOR UPDATE", [Locking], c => c.Blogs.FromSqlRaw("SELECT * FROM \"Blogs\" FOR UPDATE").Where(b => b.Id > 0).ToListAsync());
+        yield return new EfShape("FromSql FOR UPDATE", [Locking], c => c.Blogs.FromSqlRaw("SELECT *, xmin FROM \"Blogs\" FOR UPDATE").Where(b => b.Id > 0).ToListAsync());
         yield return new EfShape("FromSql FOR NO KEY UPDATE SKIP LOCKED", [Locking], c => c.Posts.FromSql($"SELECT * FROM \"Posts\" WHERE \"Views\" > {minViews} FOR NO KEY UPDATE SKIP LOCKED").ToListAsync());
 
         // Sequences.
@@ -147,7 +148,7 @@ public static class EfCorpus
 
     private static Blog NewBlog(string name) => new() { Name = name, CreatedOn = new DateTime(2024, 5, 1, 0, 0, 0, DateTimeKind.Utc), Tags = ["a"], Settings = new BlogSettings { Editors = ["e"] } };
 
-    private static IEnumerable<(string Name, Func<CorpusContext, IQueryable> Query)> Queries(int[] ids, List<string> names, DateTime since, string term, int minViews)
+    private static IEnumerable<(string Name, Func<CorpusContext, IQueryable> Query)> Queries(int[] ids, List<string> names, DateTime since, string term, int minViews, uint version)
     {
         yield return ("Where OrderBy Take", c => c.Blogs.Where(b => b.Rating > 2 && b.Status == BlogStatus.Published).OrderByDescending(b => b.CreatedOn).Take(10));
         yield return ("Include", c => c.Blogs.Include(b => b.Posts));
@@ -194,8 +195,8 @@ public static class EfCorpus
         yield return ("Distinct Count in projection", c => c.Blogs.Select(b => new { b.Id, Kinds = b.Posts.Select(p => p.Kind).Distinct().Count() }));
         yield return ("TagWith", c => c.Blogs.TagWith("dashboard: for update later; INSERT nothing").Where(b => b.Id > 5));
         yield return ("TagWith multi-line and caller", c => c.Posts.TagWith("first line\nsecond line: DELETE FROM nothing").TagWithCallSite().OrderBy(p => p.Id));
-        yield return ("FromSqlRaw composed", c => c.Blogs.FromSqlRaw("SELECT * FROM \"Blogs\" WHERE \"Name\" <> 'update'").Where(b => b.Rating > 1).OrderBy(b => b.Name));
-        yield return ("FromSql interpolated composed with Include", c => c.Blogs.FromSql($"SELECT * FROM \"Blogs\" WHERE \"Id\" > {minViews}").Include(b => b.Posts));
+        yield return ("FromSqlRaw composed", c => c.Blogs.FromSqlRaw("SELECT *, xmin FROM \"Blogs\" WHERE \"Name\" <> 'update'").Where(b => b.Rating > 1).OrderBy(b => b.Name));
+        yield return ("FromSql interpolated composed with Include", c => c.Blogs.FromSql($"SELECT *, xmin FROM \"Blogs\" WHERE \"Id\" > {minViews}").Include(b => b.Posts));
         yield return ("FromSql with CTE", c => c.Posts.FromSqlRaw("WITH recent AS (SELECT * FROM \"Posts\" WHERE \"PublishedOn\" > now() - interval '7 days') SELECT * FROM recent").Where(p => p.Views > 0));
         yield return ("Keyless view", c => c.BlogSummaries.Where(s => s.PostCount > 2).OrderBy(s => s.Name));
         yield return ("IgnoreAutoIncludes IgnoreQueryFilters", c => c.Blogs.IgnoreAutoIncludes().IgnoreQueryFilters().Where(b => b.Url != null));
@@ -214,7 +215,7 @@ public static class EfCorpus
         yield return ("Large OR chain", c => c.Posts.Where(p => p.Title == "a" || p.Title == "b" || p.Title == "c" || p.Title == "for" || p.Title == "into"));
         yield return ("Take in subquery with FirstOrDefault", c => c.Posts.Select(p => new { p.Title, First = p.Comments.OrderBy(x => x.At).Select(x => x.Text).FirstOrDefault() }));
         yield return ("Aggregate over navigation", c => c.Blogs.Select(b => new { b.Name, Avg = b.Posts.Average(p => (double?)p.Views), Max = b.Posts.Max(p => (DateTime?)p.PublishedOn) }));
-        yield return ("Where on concurrency token", c => c.Blogs.Where(b => b.Version > 0));
+        yield return ("Where on concurrency token", c => c.Blogs.Where(b => b.Version == version));
         yield return ("Collation", c => c.Blogs.Where(b => EF.Functions.Collate(b.Name, "C") == "x"));
         yield return ("Full text search", c => c.Posts.Where(p => EF.Functions.ToTsVector("english", p.Title).Matches(EF.Functions.PlainToTsQuery("english", term))));
         yield return ("Distance and date_trunc", c => c.Posts.GroupBy(p => new DateTime(p.PublishedOn.Year, p.PublishedOn.Month, 1, 0, 0, 0, DateTimeKind.Utc)).Select(g => new { g.Key, Count = g.Count() }));

@@ -27,6 +27,7 @@ CREATE DOMAIN positive_int AS int CHECK (VALUE > 0)
 -- expect: primary write-statement
 CREATE FUNCTION add_one(i int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT i + 1 $$
 -- expect: primary write-statement
+-- oracle-error: 42601
 CREATE OR REPLACE FUNCTION f_atomic(i int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT i; SELECT i + 1; END
 -- expect: primary write-statement
 CREATE PROCEDURE p_noop() LANGUAGE plpgsql AS $body$ BEGIN RAISE NOTICE 'for update'; END $body$

@@ -101,7 +101,7 @@ DeLeTe FrOm audit_log
 -- expect: primary write-statement
 SELECT U&'\0027'; DELETE FROM audit_log
 -- expect: primary write-statement
-SELECT * FROM orders WHERE id = $1; UPDATE t SET v = $2
+SELECT * FROM orders WHERE id = @id; UPDATE t SET v = @v
 -- expect: primary write-statement
 SELECT 1 --
 ; DELETE FROM audit_log
