@@ -49,15 +49,21 @@ internal static class Report
         const int panelWidth = 380, height = 300, top = 40, bottom = 70, barGap = 14;
         var plotHeight = height - top - bottom;
         var text = new StringBuilder();
-        text.AppendLine(Invariant, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{panelWidth * 2 + 20}\" height=\"{height + 20}\" font-family=\"sans-serif\" font-size=\"11\">");
+        var captionLines = caption.Split("; ");
+        text.AppendLine(Invariant, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{panelWidth * 2 + 20}\" height=\"{height + (14 * captionLines.Length)}\" font-family=\"sans-serif\" font-size=\"11\">");
         text.AppendLine("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-        Panel(0, "Throughput (operations/s)", r => r.OperationsPerSecond, "#4472c4", "0");
-        Panel(panelWidth + 20, "Read-after-own-write misses", r => r.ReadBackMisses, "#c0504d", "0");
-        text.AppendLine(Invariant, $"<text x=\"10\" y=\"{height + 12}\" fill=\"#555\">{Escape(caption)}</text>");
+        Panel(0, "Throughput (operations/s)", r => r.OperationsPerSecond, "#4472c4", r => r.OperationsPerSecond.ToString("0", Invariant));
+        Panel(panelWidth + 20, "Read-after-own-write misses", r => r.ReadBackMisses, "#c0504d",
+            r => r.ReadBacks == 0 ? "0" : string.Create(Invariant, $"{r.ReadBackMisses} ({(double)r.ReadBackMisses / r.ReadBacks:P0})"));
+        for (var line = 0; line < captionLines.Length; line++)
+        {
+            text.AppendLine(Invariant, $"<text x=\"10\" y=\"{height - 20 + (14 * line)}\" fill=\"#555\">{Escape(captionLines[line])}</text>");
+        }
+
         text.AppendLine("</svg>");
         return text.ToString();
 
-        void Panel(int x0, string title, Func<VariantResult, double> value, string colour, string format)
+        void Panel(int x0, string title, Func<VariantResult, double> value, string colour, Func<VariantResult, string> label)
         {
             text.AppendLine(Invariant, $"<text x=\"{x0 + panelWidth / 2}\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">{Escape(title)}</text>");
             var max = Math.Max(1, results.Max(r => value(r)));
@@ -71,7 +77,7 @@ internal static class Report
                 var v = skipped ? 0 : value(r);
                 var h = v / max * plotHeight;
                 text.AppendLine(Invariant, $"<rect x=\"{x}\" y=\"{top + plotHeight - h:0.0}\" width=\"{barWidth}\" height=\"{h:0.0}\" fill=\"{colour}\"/>");
-                text.AppendLine(Invariant, $"<text x=\"{x + barWidth / 2}\" y=\"{top + plotHeight - h - 4:0.0}\" text-anchor=\"middle\">{(skipped ? "skipped" : v.ToString(format, Invariant))}</text>");
+                text.AppendLine(Invariant, $"<text x=\"{x + barWidth / 2}\" y=\"{top + plotHeight - h - 4:0.0}\" text-anchor=\"middle\">{(skipped ? "skipped" : Escape(label(r)))}</text>");
                 text.AppendLine(Invariant, $"<text x=\"{x + barWidth / 2}\" y=\"{top + plotHeight + 16}\" text-anchor=\"middle\">{Escape(r.Key)}</text>");
             }
         }
