@@ -32,12 +32,12 @@ internal static class Report
     public static string Csv(IReadOnlyList<VariantResult> results, WorkloadSettings settings)
     {
         var text = new StringBuilder();
-        text.AppendLine("variant,status,workers,seconds,operations,ops_per_s,p50_ms,p99_ms,read_p50_ms,write_p50_ms,read_back_p50_ms,reads,standby_reads,standby_share,writes,read_backs,read_back_misses,errors,first_error");
+        text.AppendLine("variant,status,workers,seconds,operations,ops_per_s,p50_ms,p99_ms,read_p50_ms,write_p50_ms,read_back_p50_ms,reads,standby_reads,standby_share,writes,read_backs,read_back_misses,read_backs_on_primary,errors,first_error");
         foreach (var r in results)
         {
             text.AppendLine(Invariant,
                 $"{r.Key},{Quote(r.Status)},{settings.Workers},{r.Seconds:0.000},{r.Operations},{r.OperationsPerSecond:0.0},{r.P50Ms:0.000},{r.P99Ms:0.000},"
-                + $"{r.ReadP50Ms:0.000},{r.WriteP50Ms:0.000},{r.ReadBackP50Ms:0.000},{r.Reads},{r.StandbyReads},{r.StandbyShare:0.0000},{r.Writes},{r.ReadBacks},{r.ReadBackMisses},{r.Errors},{Quote(r.FirstError ?? string.Empty)}");
+                + $"{r.ReadP50Ms:0.000},{r.WriteP50Ms:0.000},{r.ReadBackP50Ms:0.000},{r.Reads},{r.StandbyReads},{r.StandbyShare:0.0000},{r.Writes},{r.ReadBacks},{r.ReadBackMisses},{r.ReadBacksOnPrimary},{r.Errors},{Quote(r.FirstError ?? string.Empty)}");
         }
 
         return text.ToString();

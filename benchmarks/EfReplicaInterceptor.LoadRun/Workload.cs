@@ -18,6 +18,7 @@ internal sealed record VariantResult(
     long Writes,
     long ReadBacks,
     long ReadBackMisses,
+    long ReadBacksOnPrimary,
     long Errors,
     double P50Ms,
     double P99Ms,
@@ -31,7 +32,7 @@ internal sealed record VariantResult(
     public double StandbyShare => Reads > 0 ? (double)StandbyReads / Reads : 0;
 
     public static VariantResult Skipped(string key, string title, string why) =>
-        new(key, title, "skipped: " + why, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, null);
+        new(key, title, "skipped: " + why, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, null);
 }
 
 /// <summary>
@@ -72,6 +73,7 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
             writes.Length,
             workers.Sum(w => w.ReadBacks),
             workers.Sum(w => w.ReadBackMisses),
+            workers.Sum(w => w.ReadBacksOnPrimary),
             errors,
             Percentile(all, 0.50),
             Percentile(all, 0.99),
@@ -146,6 +148,10 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
                         stats.ReadBackMisses++;
                         stats.StandbyReads++;
                     }
+                    else if (back.ServerPort != _standbyPort)
+                    {
+                        stats.ReadBacksOnPrimary++;
+                    }
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -202,6 +208,8 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
         public long ReadBacks { get; set; }
 
         public long ReadBackMisses { get; set; }
+
+        public long ReadBacksOnPrimary { get; set; }
 
         public long Errors { get; private set; }
 
