@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EfReplicaInterceptor;
 
 /// <summary>The keywords classification looks at: the words that start a statement, and the few that matter inside a read.</summary>
@@ -241,6 +243,33 @@ internal static class SqlKeywords
             default:
                 return SqlKeyword.None;
         }
+    }
+
+    /// <summary>
+    /// Per length 2 to 6, a bit per first letter ('a' = bit 0) of the keywords <see cref="LookupInRead"/> knows: <c>as no</c>,
+    /// <c>for key</c>, <c>into</c>, <c>merge share</c>, <c>delete insert update</c>.
+    /// </summary>
+    private static ReadOnlySpan<uint> ReadKeywordInitials =>
+    [
+        0,
+        0,
+        (1u << ('a' - 'a')) | (1u << ('n' - 'a')),
+        (1u << ('f' - 'a')) | (1u << ('k' - 'a')),
+        1u << ('i' - 'a'),
+        (1u << ('m' - 'a')) | (1u << ('s' - 'a')),
+        (1u << ('d' - 'a')) | (1u << ('i' - 'a')) | (1u << ('u' - 'a')),
+    ];
+
+    /// <summary>
+    /// A cheap filter in front of <see cref="LookupInRead"/>: false for every word whose length and first letter no keyword of
+    /// it has (nearly every word of a query: SELECT, FROM, aliases, ...). Never false for one of its keywords.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool MayBeReadKeyword(ReadOnlySpan<char> word)
+    {
+        var length = (uint)word.Length;
+        var letter = (uint)((word[0] | 0x20) - 'a');
+        return length - 2 <= 4 && letter < 26 && ((ReadKeywordInitials[(int)length] >> (int)letter) & 1) != 0;
     }
 
     /// <summary>ASCII lower case; every other character unchanged (PostgreSQL folds only ASCII letters of unquoted identifiers).</summary>

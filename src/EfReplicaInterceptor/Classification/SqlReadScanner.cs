@@ -48,7 +48,13 @@ internal static class SqlReadScanner
             switch (SqlLexer.ClassOf(text[i]))
             {
                 case SqlLexer.Space:
-                    i++;
+                    // EF Core indents with runs of spaces.
+                    do
+                    {
+                        i++;
+                    }
+                    while ((uint)i < (uint)text.Length && text[i] == ' ');
+
                     continue;
 
                 case SqlLexer.IdentStart:
@@ -79,7 +85,8 @@ internal static class SqlReadScanner
                             return RoutingReason.WriteFunction;
                         }
                     }
-                    else if (SqlKeywords.LookupInRead(word) is not SqlKeyword.None and var keyword
+                    else if (SqlKeywords.MayBeReadKeyword(word)
+                        && SqlKeywords.LookupInRead(word) is not SqlKeyword.None and var keyword
                         && !wasAs
                         && (start == 0 || text[start - 1] is not ('@' or ':')))
                     {
