@@ -45,8 +45,4 @@ internal enum SqlTokenKind : byte
 /// <param name="Kind">The kind of token.</param>
 /// <param name="Start">Index of the first character (for quoted identifiers: the first character inside the quotes).</param>
 /// <param name="Length">Number of characters (for quoted identifiers: the content between the quotes, doubled quotes kept as they are).</param>
-internal readonly record struct SqlToken(SqlTokenKind Kind, int Start, int Length)
-{
-    /// <summary>The index just past the token's content.</summary>
-    public int End => Start + Length;
-}
+internal readonly record struct SqlToken(SqlTokenKind Kind, int Start, int Length);
