@@ -23,7 +23,9 @@ namespace EfReplicaInterceptor.Benchmarks.Routing;
 /// <remarks>Each rung's configuration is chosen by the <c>[GlobalSetup]</c> that targets it (one options instance per process, see <see cref="BenchmarkServers"/>).</remarks>
 [MemoryDiagnoser]
 [Config(typeof(FewMinutesConfig))]
-[InvocationCount(384)]
+// Many operations per iteration, few iterations: the rungs differ by a few hundred bytes, latency is not the point here.
+[InvocationCount(1024)]
+[IterationCount(3)]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 [CategoriesColumn]
 public class AllocationBreakdownBenchmarks
