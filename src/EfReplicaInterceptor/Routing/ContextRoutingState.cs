@@ -18,6 +18,9 @@ internal sealed class ContextRoutingState
     /// <summary>A write is executing; its completion (or its transaction's commit) records it again.</summary>
     public bool WriteInFlight { get; set; }
 
+    /// <summary>The in-flight write runs inside an EF transaction, so it is recorded again at the commit.</summary>
+    public bool WriteInTransaction { get; set; }
+
     /// <summary>The ambient scope the in-flight write was recorded in, if any.</summary>
     public Consistency.CausalState? InFlightAmbient { get; set; }
 
@@ -34,6 +37,7 @@ internal sealed class ContextRoutingState
         _lease = lease;
         Causal.Reset();
         WriteInFlight = false;
+        WriteInTransaction = false;
         InFlightAmbient = null;
         SessionPinned = false;
     }
