@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EfReplicaInterceptor;
 
 /// <summary>
@@ -22,6 +24,23 @@ internal static class SqlReadScanner
         QuotedWord,
         Dot,
         Other,
+    }
+
+    /// <summary>A comma after a name (a token of its own: the name stops being the previous token) and the spaces after it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int SkipCommaAndSpaces(ReadOnlySpan<char> text, int i, ref Previous previous)
+    {
+        if ((uint)i < (uint)text.Length && text[i] == ',')
+        {
+            previous = Previous.Other;
+            i++;
+            while ((uint)i < (uint)text.Length && text[i] == ' ')
+            {
+                i++;
+            }
+        }
+
+        return i;
     }
 
     /// <summary>Scans from <paramref name="position"/> to the end of the statement and moves <paramref name="position"/> past it.</summary>
@@ -113,6 +132,31 @@ internal static class SqlReadScanner
                     wordStart = start;
                     wordLength = i - start;
 
+                    // What EF Core writes most is column lists, alias."Column", alias."Column", ... Read that sequence (a word,
+                    // a dot, a quoted identifier, a comma, spaces) here rather than token by token through the dispatch above,
+                    // whose mispredicted jumps are the main cost of a scan. Same tokens, same state as the long way round.
+                    if ((uint)(i + 2) < (uint)text.Length && text[i] == '.' && text[i + 1] == '"')
+                    {
+                        var quoted = i + 2;
+                        var end = SqlLexer.ScanQuotedIdentifier(text, quoted);
+                        if (end < 0)
+                        {
+                            return RoutingReason.Unrecognized;
+                        }
+
+                        if (attributeCalls is not null && attributeCalls.Contains(text[quoted..(end - 1)]))
+                        {
+                            return RoutingReason.WriteFunction;
+                        }
+
+                        afterFor = false;
+                        afterAs = false;
+                        previous = Previous.QuotedWord;
+                        wordStart = quoted;
+                        wordLength = end - 1 - quoted;
+                        i = SkipCommaAndSpaces(text, end, ref previous);
+                    }
+
                     continue;
                 }
 
@@ -135,6 +179,7 @@ internal static class SqlReadScanner
                     previous = Previous.QuotedWord;
                     wordStart = start;
                     wordLength = i - 1 - start;
+                    i = SkipCommaAndSpaces(text, i, ref previous);
                     continue;
                 }
 

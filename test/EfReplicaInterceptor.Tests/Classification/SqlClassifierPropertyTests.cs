@@ -45,6 +45,9 @@ public sealed class SqlClassifierPropertyTests
         ("REFRESH MATERIALIZED VIEW CONCURRENTLY order_totals", RoutingReason.WriteStatement),
         ("CALL archive_orders ( )", RoutingReason.WriteStatement),
         ("DO $$·BEGIN·PERFORM·1·;·END·$$", RoutingReason.WriteStatement),
+        ("SELECT b.\"Id\",b.\"Name\",·p.\"Title\" FROM \"Blogs\" AS b JOIN \"Posts\" AS p ON b.\"Id\"=p.\"BlogId\" FOR UPDATE OF b", RoutingReason.LockingRead),
+        ("SELECT o.\"Id\",·o.\"touch_order\" FROM orders AS o", RoutingReason.WriteFunction),
+        ("DELETE FROM \"Posts\" AS p USING \"Blogs\" AS b WHERE p.\"BlogId\"=b.\"Id\"", RoutingReason.WriteStatement),
         ("SELECT * FROM orders FOR UPDATE", RoutingReason.LockingRead),
         ("SELECT * FROM orders WHERE id = 1 FOR NO KEY UPDATE OF orders SKIP LOCKED", RoutingReason.LockingRead),
         ("SELECT * FROM orders FOR KEY SHARE NOWAIT", RoutingReason.LockingRead),
@@ -80,6 +83,7 @@ public sealed class SqlClassifierPropertyTests
     private static readonly string[] Reads =
     [
         "SELECT 1",
+        "SELECT b.\"Id\",b.\"update\",·b.\"Name\",·p.\"delete\" FROM \"Blogs\" AS b LEFT JOIN \"Posts\" AS p ON b.\"Id\"=p.\"BlogId\" ORDER BY b.\"Id\",p.\"for\"",
         "SELECT * FROM orders WHERE id = @p0 ORDER BY id LIMIT @p",
         "SELECT b . \"Id\" , b . \"Name\" FROM \"Blogs\" AS b LEFT JOIN \"Posts\" AS p ON b . \"Id\" = p . \"BlogId\" WHERE b . \"Name\" ILIKE @term ORDER BY b . \"Id\" LIMIT @p",
         "SELECT id FROM orders WHERE customer_id = ANY ( @ids ) AND tags @> ARRAY [ 'x' ] AND data ->> 'a' = 'for·update'",
