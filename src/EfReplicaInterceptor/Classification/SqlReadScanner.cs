@@ -74,6 +74,21 @@ internal static class SqlReadScanner
                     }
                     while ((uint)i < (uint)text.Length && text[i] == ' ');
 
+                    // The next token is most often a word or a quoted name: go straight there, not through the jump table.
+                    if ((uint)i < (uint)text.Length)
+                    {
+                        var next = text[i];
+                        if (next == '"')
+                        {
+                            goto case SqlLexer.DoubleQuote;
+                        }
+
+                        if (SqlLexer.ClassOf(next) == SqlLexer.IdentStart)
+                        {
+                            goto case SqlLexer.IdentStart;
+                        }
+                    }
+
                     continue;
 
                 case SqlLexer.IdentStart:
@@ -155,6 +170,10 @@ internal static class SqlReadScanner
                         wordStart = quoted;
                         wordLength = end - 1 - quoted;
                         i = SkipCommaAndSpaces(text, end, ref previous);
+                        if ((uint)i < (uint)text.Length && SqlLexer.ClassOf(text[i]) == SqlLexer.IdentStart)
+                        {
+                            goto case SqlLexer.IdentStart;
+                        }
                     }
 
                     continue;
