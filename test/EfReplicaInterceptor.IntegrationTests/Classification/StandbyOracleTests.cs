@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.Tests.Classification;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using NpgsqlTypes;
