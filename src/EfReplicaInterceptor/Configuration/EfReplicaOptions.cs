@@ -31,6 +31,14 @@ public sealed class EfReplicaOptions
     public IList<string> WriteFunctions { get; set; } = [];
 
     /// <summary>
+    /// When <see langword="true"/>, the volatile functions of the application's own schemas (every schema but
+    /// <c>pg_catalog</c>, <c>information_schema</c> and <c>pg_toast</c>) are read once from the primary's catalog at
+    /// start-up and treated like <see cref="WriteFunctions"/>. Until they are known, every command goes to the primary.
+    /// Default: <see langword="false"/>.
+    /// </summary>
+    public bool LearnVolatileFunctions { get; set; }
+
+    /// <summary>
     /// How often the primary and every replica are probed (liveness, role, lag), and the base of the backoff before a
     /// failed replica is tried again. Must be positive. Default: 1 second.
     /// </summary>

@@ -73,4 +73,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 1006, EventName = "WriteFailedOver", Level = LogLevel.Warning,
         Message = "A command on the primary of cluster '{Cluster}' failed over ({ErrorKind}); outcome {Outcome}; not retried")]
     public static partial void WriteFailedOver(ILogger logger, string cluster, string errorKind, string outcome);
+
+    [LoggerMessage(EventId = 2008, EventName = "VolatileFunctionsLearned", Level = LogLevel.Information,
+        Message = "Cluster '{Cluster}' learned {Count} volatile function(s) of the application's schemas; reads calling them go to the primary")]
+    public static partial void VolatileFunctionsLearned(ILogger logger, string cluster, int count);
+
+    [LoggerMessage(EventId = 2009, EventName = "VolatileFunctionsNotLearned", Level = LogLevel.Warning,
+        Message = "Cluster '{Cluster}' could not read the volatile functions from the primary yet; every command goes to the primary until it can")]
+    public static partial void VolatileFunctionsNotLearned(ILogger logger, Exception exception, string cluster);
 }

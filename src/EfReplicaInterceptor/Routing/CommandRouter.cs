@@ -20,7 +20,7 @@ internal sealed class CommandRouter
 {
     private readonly string _clusterName;
     private readonly ReplicaEndpoint[] _replicas;
-    private readonly SqlClassifier _classifier;
+    private volatile SqlClassifier? _classifier; // null while the application's functions are still being learned
     private readonly bool _shadow;
     private readonly ContextRoutingStates _states;
     private readonly EfReplicaMetrics _metrics;
@@ -40,7 +40,7 @@ internal sealed class CommandRouter
         NpgsqlDataSource primary,
         PrimaryPosition primaryPosition,
         ReplicaEndpoint[] replicas,
-        SqlClassifier classifier,
+        SqlClassifier? classifier,
         EfReplicaOptions options,
         ContextRoutingStates states,
         EfReplicaMetrics metrics,
@@ -66,6 +66,9 @@ internal sealed class CommandRouter
     }
 
     public bool IsShadowMode => _shadow;
+
+    /// <summary>Installs the classifier that knows the application's learned volatile functions.</summary>
+    public void UseClassifier(SqlClassifier classifier) => _classifier = classifier;
 
     public ContextRoutingStates States => _states;
 
@@ -510,7 +513,8 @@ internal sealed class CommandRouter
             return SqlClassification.NeedsPrimary(RoutingReason.Unrecognized);
         }
 
-        return _classifier.ClassifyCached(command.CommandText);
+        // Until the volatile functions of the application's schemas are known, a read might call one: primary.
+        return _classifier?.ClassifyCached(command.CommandText) ?? SqlClassification.NeedsPrimary(RoutingReason.Unrecognized);
     }
 
     /// <summary>The next usable replica in round-robin order, skipping those whose bit is set in <paramref name="tried"/>.</summary>

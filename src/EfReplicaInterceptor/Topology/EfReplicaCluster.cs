@@ -40,6 +40,8 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
     private readonly ReplicaEndpoint[] _replicas;
     private readonly ClusterMonitor _monitor;
     private readonly ResiliencePipeline _idempotentRetry;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _learning = Task.CompletedTask;
     private readonly EfReplicaMetrics _metrics;
     private readonly bool _ownsMetrics;
     private int _disposed;
@@ -99,7 +101,42 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
     /// background from the moment it is created; replicas serve reads only once a probe has found them healthy, so call
     /// this (the host does it at start) to route reads to replicas from the first command on.
     /// </summary>
-    public Task RefreshHealthAsync(CancellationToken cancellationToken = default) => _monitor.ProbeNowAsync(cancellationToken);
+    public async Task RefreshHealthAsync(CancellationToken cancellationToken = default)
+    {
+        await _monitor.ProbeNowAsync(cancellationToken).ConfigureAwait(false);
+        await _learning.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads the application's volatile functions from the primary until it succeeds, then installs the classifier.</summary>
+    private async Task LearnVolatileFunctionsAsync(string[] configured, TimeSpan retryInterval, ILogger logger)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                var learned = await SqlClassifier.LoadVolatileFunctionsAsync(PrimaryDataSource, _stopping.Token).ConfigureAwait(false);
+                Router.UseClassifier(new SqlClassifier(configured.Concat(learned)));
+                Log.VolatileFunctionsLearned(logger, Name, learned.Count);
+                return;
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception exception)
+            {
+                Log.VolatileFunctionsNotLearned(logger, exception, Name);
+                try
+                {
+                    await Task.Delay(retryInterval, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
 
     internal IReadOnlyList<ReplicaEndpoint> Replicas => _replicas;
 
@@ -160,9 +197,10 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
 
         var ownsMetrics = meterFactory is null;
         var metrics = new EfReplicaMetrics(meterFactory);
-        var classifier = options.WriteFunctions.Count == 0 ? SqlClassifier.Default : new SqlClassifier(options.WriteFunctions);
+        var configuredFunctions = options.WriteFunctions.ToArray();
+        var classifier = configuredFunctions.Length == 0 ? SqlClassifier.Default : new SqlClassifier(configuredFunctions);
         var position = new PrimaryPosition();
-        var router = new CommandRouter(name, primary, position, replicas, classifier, options, new ContextRoutingStates(), metrics, loggerFactory, timeProvider);
+        var router = new CommandRouter(name, primary, position, replicas, options.LearnVolatileFunctions ? null : classifier, options, new ContextRoutingStates(), metrics, loggerFactory, timeProvider);
         var monitor = new ClusterMonitor(name, primary, replicas, options, position, timeProvider, loggerFactory);
         var reads = new ReadExecutor(router, name, primary, options.Failover, timeProvider, loggerFactory);
         var writeFailures = new WriteFailureTranslator(name, options.ShadowMode, loggerFactory);
@@ -170,6 +208,11 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         Log.ClusterStarted(loggerFactory.CreateLogger(Log.TopologyCategory), name, replicas.Length, options.ShadowMode ? " (shadow mode: everything runs on the primary)" : string.Empty);
         var cluster = new EfReplicaCluster(name, primary, replicas, router, monitor, reads, writeFailures, metrics, ownsMetrics, options.Failover, timeProvider);
         monitor.Start();
+        if (options.LearnVolatileFunctions)
+        {
+            cluster._learning = cluster.LearnVolatileFunctionsAsync(configuredFunctions, options.HealthCheckInterval, loggerFactory.CreateLogger(Log.TopologyCategory));
+        }
+
         return cluster;
     }
 
@@ -238,6 +281,8 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             return;
         }
 
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _learning.ConfigureAwait(false);
         await _monitor.DisposeAsync().ConfigureAwait(false);
         foreach (var replica in _replicas)
         {
@@ -245,6 +290,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         }
 
         await PrimaryDataSource.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
         if (_ownsMetrics)
         {
             _metrics.Dispose();
@@ -260,6 +306,8 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         }
 
         // The monitor's loop is asynchronous; waiting for it here is the one place a sync caller must block.
+        _stopping.Cancel();
+        _learning.GetAwaiter().GetResult();
         _monitor.DisposeAsync().AsTask().GetAwaiter().GetResult();
         foreach (var replica in _replicas)
         {
@@ -267,6 +315,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         }
 
         PrimaryDataSource.Dispose();
+        _stopping.Dispose();
         if (_ownsMetrics)
         {
             _metrics.Dispose();
