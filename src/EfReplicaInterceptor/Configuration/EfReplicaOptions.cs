@@ -15,6 +15,9 @@ public sealed class EfReplicaOptions
     /// </summary>
     public string? Primary { get; set; }
 
+    /// <summary>How plain reads are spread over the replicas in rotation. Default: <see cref="LoadBalancing.RoundRobin"/>.</summary>
+    public LoadBalancing LoadBalancing { get; set; } = LoadBalancing.RoundRobin;
+
     /// <summary>The read replicas (hot standbys). Default: none, in which case every command goes to the primary.</summary>
     public IList<ReplicaEndpointOptions> Replicas { get; set; } = [];
 
@@ -79,6 +82,16 @@ public sealed class EfReplicaOptions
     public long? MaxReplicaLagBytes { get; set; }
 }
 
+/// <summary>How plain reads are spread over the replicas in rotation.</summary>
+public enum LoadBalancing
+{
+    /// <summary>In turn, each replica as often as its <see cref="ReplicaEndpointOptions.Weight"/>. The default.</summary>
+    RoundRobin = 0,
+
+    /// <summary>To the replica with the least measured replication lag (weights are ignored).</summary>
+    LeastLag,
+}
+
 /// <summary>How reads that follow a write in the same consistency scope are kept from missing it.</summary>
 public enum ReadYourWritesMode
 {
@@ -118,4 +131,7 @@ public sealed class ReplicaEndpointOptions
 
     /// <summary>Npgsql connection string of the replica. Required.</summary>
     public string? ConnectionString { get; set; }
+
+    /// <summary>With round-robin balancing: this replica's share relative to the others, 1 to 100. Default: 1.</summary>
+    public int Weight { get; set; } = 1;
 }

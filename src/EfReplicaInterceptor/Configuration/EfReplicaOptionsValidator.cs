@@ -65,6 +65,11 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
                 }
             }
 
+            if (replica.Weight is < 1 or > 100)
+            {
+                failures.Add($"{replicaPath}:{nameof(ReplicaEndpointOptions.Weight)} must be between 1 and 100 (it was {replica.Weight}).");
+            }
+
             var replicaName = ReplicaName(replica, builder, i);
             if (names.TryGetValue(replicaName, out var namedPath))
             {
@@ -99,6 +104,11 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
         if (options.ReadYourWritesMaxWait < TimeSpan.Zero)
         {
             failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWritesMaxWait)} must not be negative (it was {options.ReadYourWritesMaxWait}).");
+        }
+
+        if (!Enum.IsDefined(options.LoadBalancing))
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.LoadBalancing)} must be one of {string.Join(", ", Enum.GetNames<LoadBalancing>())}.");
         }
 
         if (!Enum.IsDefined(options.ReadYourWrites))

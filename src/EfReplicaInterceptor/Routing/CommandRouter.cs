@@ -33,6 +33,8 @@ internal sealed class CommandRouter
     private readonly TimeSpan _readYourWritesWindow;
     private readonly TimeSpan _readYourWritesMaxWait;
     private readonly InvalidTokenHandling _invalidTokenHandling;
+    private readonly LoadBalancing _loadBalancing;
+    private readonly int[] _schedule;
     private int _nextReplica = -1;
 
     public CommandRouter(
@@ -55,6 +57,8 @@ internal sealed class CommandRouter
         _readYourWritesWindow = options.ReadYourWritesWindow;
         _readYourWritesMaxWait = options.ReadYourWritesMaxWait;
         _invalidTokenHandling = options.InvalidTokenHandling;
+        _loadBalancing = options.LoadBalancing;
+        _schedule = BuildSchedule(options.Replicas.Select(replica => replica.Weight).ToArray());
         _clusterName = clusterName;
         _replicas = replicas;
         _classifier = classifier;
@@ -527,7 +531,14 @@ internal sealed class CommandRouter
             return null;
         }
 
-        var start = (int)((uint)Interlocked.Increment(ref _nextReplica) % (uint)count);
+        if (_loadBalancing == LoadBalancing.LeastLag)
+        {
+            return SelectLeastLagging(tried);
+        }
+
+        // Weighted round-robin: the schedule lists each replica as often as its weight, interleaved, built once.
+        var schedule = _schedule;
+        var start = schedule[(int)((uint)Interlocked.Increment(ref _nextReplica) % (uint)schedule.Length)];
         for (var i = 0; i < count; i++)
         {
             var index = start + i;
@@ -549,6 +560,78 @@ internal sealed class CommandRouter
         }
 
         return null;
+    }
+
+    /// <summary>The replica in rotation with the least measured lag; ties are broken in round-robin order.</summary>
+    private ReplicaEndpoint? SelectLeastLagging(ulong tried)
+    {
+        var replicas = _replicas;
+        var now = _timeProvider.GetTimestamp();
+        var start = (int)((uint)Interlocked.Increment(ref _nextReplica) % (uint)replicas.Length);
+        for (var attempt = 0; attempt < replicas.Length; attempt++)
+        {
+            ReplicaEndpoint? best = null;
+            var bestLag = TimeSpan.MaxValue;
+            for (var i = 0; i < replicas.Length; i++)
+            {
+                var index = (start + i) % replicas.Length;
+                var replica = replicas[index];
+                if ((tried & (1UL << index)) != 0 || !replica.IsAdmitted)
+                {
+                    continue;
+                }
+
+                var lag = replica.CurrentLag(now) ?? TimeSpan.MaxValue;
+                if (best is null || lag < bestLag)
+                {
+                    (best, bestLag) = (replica, lag);
+                }
+            }
+
+            if (best is null)
+            {
+                return null;
+            }
+
+            if (best.TryAcquire())
+            {
+                return best;
+            }
+
+            tried |= 1UL << best.Index; // lost a half-open race: try the next best
+        }
+
+        return null;
+    }
+
+    /// <summary>Smooth weighted round-robin order (as nginx does it): weights 3 and 1 give 0, 0, 1, 0.</summary>
+    private static int[] BuildSchedule(IReadOnlyList<int> weights)
+    {
+        if (weights.Count == 0)
+        {
+            return [0];
+        }
+
+        var total = weights.Sum();
+        var current = new int[weights.Count];
+        var schedule = new int[total];
+        for (var slot = 0; slot < total; slot++)
+        {
+            var chosen = 0;
+            for (var i = 0; i < weights.Count; i++)
+            {
+                current[i] += weights[i];
+                if (current[i] > current[chosen])
+                {
+                    chosen = i;
+                }
+            }
+
+            current[chosen] -= total;
+            schedule[slot] = chosen;
+        }
+
+        return schedule;
     }
 
     /// <summary>A read the library ran itself succeeded on <paramref name="replica"/> (or the primary when null).</summary>

@@ -56,6 +56,48 @@ public sealed class ReplicaBalancingTests
             $"{(c.Key == _servers.Primary.Port ? "primary" : c.Key == first.Port ? "standby1" : "standby2")} {c.Value}"));
     }
 
+    [Test]
+    public async Task Weights_share_reads_in_proportion()
+    {
+        await using var cluster = await TestCluster.CreateAsync(_servers, options =>
+        {
+            options.Replicas[0].Weight = 3;
+            options.Replicas[1].Weight = 1;
+        });
+
+        var counts = await CountReads(cluster, 200);
+
+        TestContext.Out.WriteLine($"weights 3:1 -> standby1 {counts.GetValueOrDefault(_servers.Standbys[0].Port)}, standby2 {counts.GetValueOrDefault(_servers.Standbys[1].Port)}");
+        Assert.That(counts.GetValueOrDefault(_servers.Standbys[0].Port), Is.InRange(140, 160));
+        Assert.That(counts.GetValueOrDefault(_servers.Standbys[1].Port), Is.InRange(40, 60));
+    }
+
+    [Test]
+    public async Task Least_lag_sends_reads_to_the_replica_that_is_further_ahead()
+    {
+        await using var cluster = await TestCluster.CreateAsync(_servers, options =>
+        {
+            options.LoadBalancing = LoadBalancing.LeastLag;
+            options.MaxReplicaLag = TimeSpan.FromSeconds(30); // both stay in rotation; only their lag differs
+            options.HealthCheckInterval = TimeSpan.FromMilliseconds(100);
+        });
+        var (first, second) = (_servers.Standbys[0], _servers.Standbys[1]);
+
+        var whileEqual = await CountReads(cluster, 100);
+        Dictionary<int, int> whileSecondBehind;
+        await using (var writer = new TickWriter(_servers.Primary, TimeSpan.FromMilliseconds(50)))
+        {
+            await second.PauseReplayAsync();
+            await ReplicaFreshnessTests.WaitUntil(() => cluster.Cluster.Replicas[1].Health.Lag > TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(5));
+            whileSecondBehind = await CountReads(cluster, 100);
+            await second.ResumeReplayAsync();
+        }
+
+        TestContext.Out.WriteLine($"least lag, both caught up: {string.Join(", ", whileEqual.Values)}; second paused: standby1 {whileSecondBehind.GetValueOrDefault(first.Port)}, standby2 {whileSecondBehind.GetValueOrDefault(second.Port)}");
+        Assert.That(whileEqual.GetValueOrDefault(first.Port) + whileEqual.GetValueOrDefault(second.Port), Is.EqualTo(100));
+        Assert.That(whileSecondBehind.GetValueOrDefault(first.Port), Is.EqualTo(100), "every read should go to the replica with less lag");
+    }
+
     private static async Task<Dictionary<int, int>> CountReads(TestCluster cluster, int reads)
     {
         var counts = new Dictionary<int, int>();

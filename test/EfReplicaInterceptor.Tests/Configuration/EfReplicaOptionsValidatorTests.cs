@@ -37,6 +37,8 @@ public sealed class EfReplicaOptionsValidatorTests
             "EfReplica:Replicas:1:Name 'EAST' is already used by EfReplica:Replicas:0");
         yield return Case("multi-host replica", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:Replicas:0:ConnectionString"] = "Host=a,b;Database=shop" },
             "EfReplica:Replicas:0:ConnectionString lists several hosts");
+        yield return Case("replica weight out of range", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:Replicas:0:ConnectionString"] = Replica1, ["EfReplica:Replicas:0:Weight"] = "0" },
+            "EfReplica:Replicas:0:Weight must be between 1 and 100 (it was 0)");
         yield return Case("zero interval", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:HealthCheckInterval"] = "00:00:00" },
             "EfReplica:HealthCheckInterval must be positive (it was 00:00:00)");
         yield return Case("negative interval", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:HealthCheckInterval"] = "-00:00:01" },
