@@ -42,9 +42,6 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
 
     public NpgsqlDataSource DataSource { get; }
 
-    /// <summary>Number of failures in a row since the last success.</summary>
-    public int ConsecutiveFailures => Volatile.Read(ref _consecutiveFailures);
-
     /// <summary>True when the replica is in rotation: the monitor admits it and it is not paused after failures.</summary>
     public bool IsAdmitted => _admittedByMonitor && Volatile.Read(ref _unavailableUntil) == 0;
 

@@ -29,9 +29,7 @@ public sealed class ReadYourWritesTests
     [OneTimeSetUp]
     public async Task StartServers()
     {
-        _servers = await PostgresReplicaSet.StartAsync(standbys: 1);
-        await _servers.Primary.ExecuteAsync(ShopContext.Schema);
-        await _servers.WaitForReplayAsync(_servers.Standby);
+        _servers = await ShopServers.StartAsync();
         await _servers.Standby.SetRecoveryMinApplyDelayAsync(ApplyDelay);
     }
 

@@ -53,7 +53,7 @@ public sealed class AvailabilityRoutingTests : RoutingTestBase
         await using var context = cluster.NewContext();
         var replica = cluster.Cluster.Replicas[0];
         // The background loop's first round runs beside the one CreateAsync waited for; let both finish.
-        await Topology.ReplicaFreshnessTests.WaitUntil(() => cluster.Cluster.Monitor.Rounds >= 2, TimeSpan.FromSeconds(10));
+        await ShopServers.WaitUntil(() => cluster.Cluster.Monitor.Rounds >= 2, TimeSpan.FromSeconds(10));
 
         replica.ReportFailure(); // as if a read had just failed on it
         AssertOnPrimary(await WhereAmI(context, async));

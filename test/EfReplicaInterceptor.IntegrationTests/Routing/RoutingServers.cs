@@ -14,9 +14,7 @@ public sealed class RoutingServers
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        _set = await PostgresReplicaSet.StartAsync(standbys: 1);
-        await _set.Primary.ExecuteAsync(ShopContext.Schema);
-        await _set.WaitForReplayAsync(_set.Standby);
+        _set = await ShopServers.StartAsync();
     }
 
     [OneTimeTearDown]

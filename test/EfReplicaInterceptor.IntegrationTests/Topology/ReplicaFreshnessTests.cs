@@ -22,9 +22,7 @@ public sealed class ReplicaFreshnessTests
     [OneTimeSetUp]
     public async Task StartServers()
     {
-        _servers = await PostgresReplicaSet.StartAsync(standbys: 1);
-        await _servers.Primary.ExecuteAsync(ShopContext.Schema);
-        await _servers.WaitForReplayAsync(_servers.Standby);
+        _servers = await ShopServers.StartAsync();
     }
 
     [OneTimeTearDown]
@@ -169,31 +167,17 @@ public sealed class ReplicaFreshnessTests
         await using (var writer = new TickWriter(_servers.Primary, TimeSpan.FromMilliseconds(50)))
         {
             await _servers.Standby.PauseReplayAsync();
-            await WaitUntil(() => !cluster.Cluster.Replicas[0].IsAdmitted, TimeSpan.FromSeconds(5));
+            await ShopServers.WaitUntil(() => !cluster.Cluster.Replicas[0].IsAdmitted, TimeSpan.FromSeconds(5));
             during = await check.CheckHealthAsync(context);
             await _servers.Standby.ResumeReplayAsync();
         }
 
-        await WaitUntil(() => cluster.Cluster.Replicas[0].IsAdmitted, TimeSpan.FromSeconds(5));
+        await ShopServers.WaitUntil(() => cluster.Cluster.Replicas[0].IsAdmitted, TimeSpan.FromSeconds(5));
         var after = await check.CheckHealthAsync(context);
 
         Assert.That(before.Status, Is.EqualTo(HealthStatus.Healthy), before.Description);
         Assert.That(during.Status, Is.EqualTo(HealthStatus.Degraded), during.Description);
         Assert.That(during.Description, Does.Contain("standby1"));
         Assert.That(after.Status, Is.EqualTo(HealthStatus.Healthy), after.Description);
-    }
-
-    internal static async Task WaitUntil(Func<bool> condition, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (clock.Elapsed > timeout)
-            {
-                Assert.Fail($"condition not met within {timeout}");
-            }
-
-            await Task.Delay(20);
-        }
     }
 }
