@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace EfReplicaInterceptor;
 
 /// <summary>
@@ -74,6 +76,7 @@ public sealed partial class SqlClassifier
 
     private readonly FunctionNameSet _calls;
     private readonly FunctionNameSet? _attributeCalls;
+    private readonly SearchValues<string>? _attributeNames;
     private readonly ClassificationCache _cache = new();
 
     /// <summary>Creates a classifier that knows PostgreSQL's built-in functions that need the primary.</summary>
@@ -95,6 +98,9 @@ public sealed partial class SqlClassifier
         _calls = new FunctionNameSet([.. BuiltInWriteFunctions, .. application], BuiltInWriteFunctionPrefixes);
         var attributeCalls = new FunctionNameSet(application, []);
         _attributeCalls = attributeCalls.IsEmpty ? null : attributeCalls;
+        _attributeNames = _attributeCalls is null
+            ? null
+            : SearchValues.Create([.. application.Select(FunctionNameSet.Normalize).Distinct(StringComparer.Ordinal)], StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>A shared classifier with no application-specific write functions.</summary>
@@ -104,7 +110,7 @@ public sealed partial class SqlClassifier
     public SqlClassification Classify(string commandText)
     {
         ArgumentNullException.ThrowIfNull(commandText);
-        return SqlStatementAnalyzer.Classify(commandText, _calls, _attributeCalls);
+        return ClassifyText(commandText);
     }
 
     /// <summary>
@@ -119,8 +125,19 @@ public sealed partial class SqlClassifier
             return classification;
         }
 
-        classification = SqlStatementAnalyzer.Classify(commandText, _calls, _attributeCalls);
+        classification = ClassifyText(commandText);
         _cache.Add(commandText, classification);
         return classification;
     }
+
+    /// <summary>Classifies by the full analysis only, without <see cref="SqlReadScreen"/> in front: what the screen is tested against.</summary>
+    internal SqlClassification ClassifyWithoutScreen(string commandText) => SqlStatementAnalyzer.Classify(commandText, _calls, _attributeCalls);
+
+    /// <summary>Whether the screen alone accepts <paramref name="commandText"/> as a plain read.</summary>
+    internal bool ScreenAccepts(string commandText) => SqlReadScreen.IsPlainRead(commandText, _calls, _attributeNames);
+
+    private SqlClassification ClassifyText(string commandText) =>
+        SqlReadScreen.IsPlainRead(commandText, _calls, _attributeNames)
+            ? SqlClassification.PlainRead
+            : SqlStatementAnalyzer.Classify(commandText, _calls, _attributeCalls);
 }
