@@ -17,6 +17,11 @@ namespace EfReplicaInterceptor;
 /// and the application's own write functions.
 /// </para>
 /// <para>
+/// Most of EF Core's reads are decided before the lexer runs, by a vectorised screen that accepts a single <c>SELECT</c> whose
+/// text holds no deciding word, no call of a listed function and nothing the screen does not read (comments, dollar quotes,
+/// batches, ...). It can only accept what the lexer would also classify as a read; anything else goes to the lexer.
+/// </para>
+/// <para>
 /// What the text alone cannot show is not seen: a view or an operator whose function writes, a function the application did not
 /// list. <see cref="LoadVolatileFunctionsAsync"/> lists the application's volatile functions so that they can be declared.
 /// Plain <c>'...'</c> strings are read with <c>standard_conforming_strings = on</c>, PostgreSQL's default.

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Text;
 using EfReplicaInterceptor.Benchmarks.Classification;
 
@@ -27,6 +28,19 @@ public sealed class SqlReadScreenTests
 
         yield return FixedSeed;
         yield return Random.Shared.Next();
+    }
+
+    [Test]
+    public void Screen_runs_on_the_vector_width_this_pass_is_for()
+    {
+        // build/test.sh runs these tests a second time with AVX2 switched off (DOTNET_EnableAVX2=0), so that the 128-bit path
+        // (ARM64, older x64) is proven too; this makes sure that pass really took it.
+        var expect128 = Environment.GetEnvironmentVariable("EFREPLICA_EXPECT_VECTOR128") == "1";
+        TestContext.Out.WriteLine($"Vector256 accelerated: {Vector256.IsHardwareAccelerated}, Vector128 accelerated: {Vector128.IsHardwareAccelerated}.");
+        if (expect128)
+        {
+            Assert.That(Vector256.IsHardwareAccelerated, Is.False, "this pass must run the screen's 128-bit path");
+        }
     }
 
     [Test]
