@@ -5,10 +5,18 @@ namespace EfReplicaInterceptor;
 /// ASCII letters compare case-insensitively (PostgreSQL folds unquoted names; a quoted name that differs only in case is also
 /// matched, which errs towards the primary), and the schema is ignored (any schema may be first on the search path).
 /// </summary>
+/// <remarks>
+/// PostgreSQL truncates every identifier to 63 bytes in the database's encoding, at a character boundary, so a longer name in
+/// a command calls the function whose name is its first 63 bytes. For ASCII names that is 63 characters. A name with other
+/// characters is cut shorter, and how much shorter depends on the encoding, which the set does not know; so a name whose
+/// truncation could end exactly where a set name ends (a set name of 60 bytes or more in some encoding) also matches every
+/// longer identifier that starts with it. That errs towards the primary, for names no one writes by hand.
+/// </remarks>
 internal sealed class FunctionNameSet
 {
     /// <summary>PostgreSQL truncates identifiers to NAMEDATALEN - 1 = 63 bytes.</summary>
     private const int MaxNameLength = 63;
+    private const int MaxNameBytes = 63;
     private const int Letters = 27;
 
     // Indexed by first letter (a-z, then everything else) * 64 + length.
@@ -17,6 +25,9 @@ internal sealed class FunctionNameSet
     // Per first letter: bit n set when a name of length n, or a prefix of length <= n, starts with that letter.
     private readonly ulong[] _lengthMasks = new ulong[Letters];
     private readonly string[]?[] _prefixes = new string[]?[Letters];
+
+    // Names a truncated longer identifier may equal (see remarks); null when there are none, as for the built-in names.
+    private readonly string[]? _nearLimitNames;
 
     /// <summary>Builds a set of <paramref name="names"/> (bare names, ASCII lower case) and <paramref name="prefixes"/> (every name starting with one of them).</summary>
     public FunctionNameSet(IEnumerable<string> names, IEnumerable<string> prefixes)
@@ -30,6 +41,10 @@ internal sealed class FunctionNameSet
             {
                 _names[slot] = bucket is null ? [name] : [.. bucket, name];
                 _lengthMasks[LetterIndex(name[0])] |= 1UL << name.Length;
+                if (MaxBytes(name) >= MaxNameBytes - 3)
+                {
+                    _nearLimitNames = _nearLimitNames is null ? [name] : [.. _nearLimitNames, name];
+                }
             }
         }
 
@@ -53,6 +68,11 @@ internal sealed class FunctionNameSet
         if (identifier.IsEmpty)
         {
             return false;
+        }
+
+        if (_nearLimitNames is not null && identifier.Length > 1 && StartsWithNearLimitName(identifier))
+        {
+            return true;
         }
 
         if (identifier.Length > MaxNameLength)
@@ -93,7 +113,8 @@ internal sealed class FunctionNameSet
 
     /// <summary>
     /// The bare function name of a configured name: the part after the last dot outside double quotes, without its enclosing
-    /// quotes, ASCII lower case, at most 63 characters. <c>"Audit"."LogAccess"</c> gives <c>logaccess</c>; <c>pg_catalog.nextval</c> gives <c>nextval</c>.
+    /// quotes, ASCII lower case, at most 63 bytes of UTF-8 (cut at a character boundary, as PostgreSQL cuts it).
+    /// <c>"Audit"."LogAccess"</c> gives <c>logaccess</c>; <c>pg_catalog.nextval</c> gives <c>nextval</c>.
     /// </summary>
     /// <exception cref="ArgumentException">The name is empty or malformed.</exception>
     public static string Normalize(string qualifiedName)
@@ -121,14 +142,68 @@ internal sealed class FunctionNameSet
         }
 
         // A quoted name is kept as written between its quotes (doubled quotes stay doubled), the form the lexer gives.
-        var name = part[0] == '"' ? part[1..^1].ToString() : part.ToString();
-        Span<char> lower = stackalloc char[Math.Min(name.Length, MaxNameLength)];
+        // PostgreSQL keeps 63 bytes of a longer name; in UTF-8 that may be fewer than 63 characters.
+        var name = TruncateUtf8(part[0] == '"' ? part[1..^1] : part);
+        Span<char> lower = stackalloc char[name.Length];
         for (var i = 0; i < lower.Length; i++)
         {
             lower[i] = SqlKeywords.Lower(name[i]);
         }
 
         return new string(lower);
+    }
+
+    /// <summary>
+    /// The most bytes <paramref name="name"/> can take in a PostgreSQL server encoding: one per ASCII character (every server
+    /// encoding is ASCII-compatible), at most four per other UTF-16 unit.
+    /// </summary>
+    private static int MaxBytes(ReadOnlySpan<char> name)
+    {
+        var bytes = 0;
+        foreach (var c in name)
+        {
+            bytes += c < 0x80 ? 1 : 4;
+        }
+
+        return bytes;
+    }
+
+    /// <summary>
+    /// The longest start of <paramref name="name"/> that fits in 63 bytes of UTF-8 without splitting a character (what
+    /// PostgreSQL keeps of a longer identifier in a UTF-8 database).
+    /// </summary>
+    private static ReadOnlySpan<char> TruncateUtf8(ReadOnlySpan<char> name)
+    {
+        var bytes = 0;
+        var i = 0;
+        while (i < name.Length)
+        {
+            var c = name[i];
+            var pair = char.IsHighSurrogate(c) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1]);
+            var size = c < 0x80 ? 1 : c < 0x800 ? 2 : pair ? 4 : 3;
+            if (bytes + size > MaxNameBytes)
+            {
+                break;
+            }
+
+            bytes += size;
+            i += pair ? 2 : 1;
+        }
+
+        return name[..i];
+    }
+
+    private bool StartsWithNearLimitName(ReadOnlySpan<char> identifier)
+    {
+        foreach (var name in _nearLimitNames!)
+        {
+            if (identifier.Length > name.Length && SqlKeywords.Is(identifier[..name.Length], name))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static int LetterIndex(char c)

@@ -23,7 +23,8 @@ namespace EfReplicaInterceptor;
 /// write or a locking read on one of these words, and any identifier token of the analyzer is such a whole word: a token ends where
 /// identifier characters end, and only a digit or <c>$</c> (refused below) can end a token right before an identifier starts;</item>
 /// <item>no parenthesis after a name (unquoted, or a quoted name without doubled quotes) of the function set, looked up the same
-/// way the analyzer looks it up; a name that starts with a digit is refused rather than split into number and word;</item>
+/// way the analyzer looks it up; a name that starts with a digit, or follows a digit and a dot, is refused rather than split
+/// into a number and a word as the analyzer would (<c>1nextval(</c>, <c>1.e1nextval(</c>: found by an adversarial review);</item>
 /// <item>no occurrence of an application write function's name anywhere (their attribute notation, <c>row.name</c>);</item>
 /// <item>none of <c>$ ;</c>, DEL or a control character other than whitespace, no <c>--</c>, <c>/*</c> or <c>&amp;"</c>, and
 /// <c>{ } \</c> only inside <c>'...'</c> strings (JSON paths, <c>LIKE ... ESCAPE '\'</c>, EF's <c>btrim(..., E' \t\n\r')</c>):
@@ -316,8 +317,11 @@ internal static class SqlReadScreen
             start--;
         }
 
-        // 1nextval( is a number and a word to the analyzer; not worth splitting here.
-        return IsDigit(text[start]) || calls.Contains(text[start..(end + 1)]);
+        // 1nextval( and 1.e1nextval( are a number and a word to the analyzer (a number may run on after a dot: 1.e1); not worth
+        // splitting here.
+        return IsDigit(text[start])
+            || (start >= 2 && text[start - 1] == '.' && IsDigit(text[start - 2]))
+            || calls.Contains(text[start..(end + 1)]);
     }
 
     /// <summary>

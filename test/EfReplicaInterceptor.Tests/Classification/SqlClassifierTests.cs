@@ -78,6 +78,26 @@ public sealed class SqlClassifierTests
         });
     }
 
+    [Test]
+    public void Identifiers_are_compared_as_PostgreSQL_truncates_them_to_63_bytes_of_utf8()
+    {
+        // Found by review: 62 ASCII characters and an é are 64 bytes, so PostgreSQL calls the 62-character function.
+        var name = "f" + new string('a', 61);
+        var classifier = new SqlClassifier([name]);
+
+        // A configured name over 63 bytes is the function PostgreSQL created: its first 31 é (62 bytes).
+        var accented = new SqlClassifier(["\"" + new string('é', 40) + "\""]);
+        Assert.Multiple(() =>
+        {
+            Assert.That(classifier.Classify($"SELECT {name}ébbbbb(1)"), Is.EqualTo(Primary(RoutingReason.WriteFunction)));
+            Assert.That(classifier.Classify($"SELECT x.{name}é FROM t AS x"), Is.EqualTo(Primary(RoutingReason.WriteFunction)));
+            Assert.That(classifier.Classify($"SELECT {name[..61]}é(1)"), Is.EqualTo(Read));
+            Assert.That(accented.Classify($"SELECT \"{new string('é', 31)}\"(1)"), Is.EqualTo(Primary(RoutingReason.WriteFunction)));
+            Assert.That(accented.Classify($"SELECT \"{new string('é', 40)}\"(1)"), Is.EqualTo(Primary(RoutingReason.WriteFunction)));
+            Assert.That(accented.Classify($"SELECT \"{new string('é', 30)}\"(1)"), Is.EqualTo(Read));
+        });
+    }
+
     [TestCase("pg_advisory_lock(1)")]
     [TestCase("pg_try_advisory_xact_lock_shared(1)")]
     [TestCase("dblink_exec('x', 'y')")]
