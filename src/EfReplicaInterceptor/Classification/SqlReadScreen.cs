@@ -90,7 +90,7 @@ internal static class SqlReadScreen
         var i = 0;
         while (true)
         {
-            while (i < text.Length && IsSpace(text[i]))
+            while (i < text.Length && SqlLexer.ClassOf(text[i]) == SqlLexer.Space)
             {
                 i++;
             }
@@ -289,7 +289,7 @@ internal static class SqlReadScreen
     private static bool FollowsFunctionName(ReadOnlySpan<char> text, int position, FunctionNameSet calls)
     {
         var end = position - 1;
-        while (end >= 0 && IsSpace(text[end]))
+        while (end >= 0 && SqlLexer.ClassOf(text[end]) == SqlLexer.Space)
         {
             end--;
         }
@@ -404,9 +404,6 @@ internal static class SqlReadScreen
         Vector128.Equals(c, Vector128.Create((byte)'\\'))
         | Vector128.Equals(c, Vector128.Create((byte)'{'))
         | Vector128.Equals(c, Vector128.Create((byte)'}'));
-
-    /// <summary>PostgreSQL's whitespace: space, \t, \n, \v, \f, \r.</summary>
-    private static bool IsSpace(char c) => c == ' ' || (uint)(c - '\t') <= '\r' - '\t';
 
     private static bool IsDigit(char c) => (uint)(c - '0') <= 9;
 }

@@ -14,21 +14,8 @@ namespace EfReplicaInterceptor.Tests.Classification;
 public sealed class SqlReadScreenTests
 {
     private const int CasesPerSeed = 40_000;
-    private const int FixedSeed = 21_11_2026;
 
     private static readonly SqlClassifier Classifier = new(SqlCorpus.WriteFunctions);
-
-    public static IEnumerable<int> Seeds()
-    {
-        if (int.TryParse(Environment.GetEnvironmentVariable("CLASSIFIER_FUZZ_SEED"), out var seed))
-        {
-            yield return seed;
-            yield break;
-        }
-
-        yield return FixedSeed;
-        yield return Random.Shared.Next();
-    }
 
     [Test]
     public void Screen_runs_on_the_vector_width_this_pass_is_for()
@@ -229,7 +216,7 @@ public sealed class SqlReadScreenTests
         TestContext.Out.WriteLine($"{checkedTexts} texts agree.");
     }
 
-    [TestCaseSource(nameof(Seeds))]
+    [TestCaseSource(typeof(SqlClassifierPropertyTests), nameof(SqlClassifierPropertyTests.Seeds))]
     public void Screen_agrees_with_the_analysis_on_random_selects(int seed)
     {
         // EF-like column lists and clauses, with the pieces each rule of the screen is about dropped in at random places:
