@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Diagnostics;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -48,7 +49,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
         _settings = settings;
         _catalog = catalog;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
-        _logger = _loggerFactory.CreateLogger(ClusterLog.Category);
+        _logger = _loggerFactory.CreateLogger(Log.ClustersCategory);
         _configureDataSource = configureDataSource;
         _timeProvider = timeProvider;
         _idleTimeout = settings.Tenancy.IdleTimeout;
@@ -98,7 +99,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
     {
         if (string.IsNullOrWhiteSpace(tenantId))
         {
-            ClusterLog.TenantRejected(_logger, string.Empty, "no tenant was resolved");
+            Log.TenantRejected(_logger, string.Empty, "no tenant was resolved");
             throw EfReplicaTenantException.NotResolved();
         }
 
@@ -212,7 +213,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
                     _entries.TryRemove(pair);
                 }
 
-                ClusterLog.TenantClusterEvicted(_logger, entry.TenantId, idle.TotalSeconds);
+                Log.TenantClusterEvicted(_logger, entry.TenantId, idle.TotalSeconds);
                 Close(entry);
             }
 
@@ -289,7 +290,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
             options = _settings.SharedDefaults();
             if (_catalog is null || !_catalog.TryConfigureTenant(tenantId, options))
             {
-                ClusterLog.TenantRejected(_logger, tenantId, "the tenant is unknown");
+                Log.TenantRejected(_logger, tenantId, "the tenant is unknown");
                 throw EfReplicaTenantException.Unknown(tenantId, ClusterConfiguration.Child(_settings.ListPath, tenantId));
             }
 
@@ -313,7 +314,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
         }
 
         Interlocked.Increment(ref _created);
-        ClusterLog.TenantClusterCreated(_logger, name, source);
+        Log.TenantClusterCreated(_logger, name, source);
     }
 
     private void ClaimDatabase(string tenantId, string? database)
@@ -329,7 +330,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
             {
                 if (!string.Equals(owner, tenantId, StringComparison.OrdinalIgnoreCase))
                 {
-                    ClusterLog.TenantRejected(_logger, tenantId, $"its database is tenant '{owner}''s");
+                    Log.TenantRejected(_logger, tenantId, $"its database is tenant '{owner}''s");
                     throw EfReplicaTenantException.SharedDatabase(tenantId, owner);
                 }
 
@@ -376,7 +377,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
         }
         catch (Exception exception)
         {
-            ClusterLog.TenantClusterDisposeFailed(_logger, exception, entry.TenantId);
+            Log.TenantClusterDisposeFailed(_logger, exception, entry.TenantId);
         }
     }
 }

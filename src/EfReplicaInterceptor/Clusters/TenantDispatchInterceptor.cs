@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Diagnostics;
 using System.Data.Common;
 using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
@@ -56,7 +57,7 @@ internal sealed class TenantDispatchInterceptor(ILogger logger) : IDbCommandInte
         }
         catch (EfReplicaTenantException exception)
         {
-            ClusterLog.TenantIsolationViolation(logger, exception.TenantId ?? "(none)", exception.Message);
+            Log.TenantIsolationViolation(logger, exception.TenantId ?? "(none)", exception.Message);
             throw;
         }
     }
@@ -294,7 +295,7 @@ internal sealed class TenantDispatchInterceptor(ILogger logger) : IDbCommandInte
     public InterceptionResult<DbConnection> ConnectionCreating(ConnectionCreatingEventData eventData, InterceptionResult<DbConnection> result)
     {
         var exception = Find(eventData.Context) is { } entry ? EfReplicaTenantException.ConnectionChanged(entry.TenantId) : EfReplicaTenantException.NotBound();
-        ClusterLog.TenantIsolationViolation(logger, exception.TenantId ?? "(none)", exception.Message);
+        Log.TenantIsolationViolation(logger, exception.TenantId ?? "(none)", exception.Message);
         throw exception;
     }
 

@@ -14,6 +14,9 @@ internal static partial class Log
     /// <summary>Category of replica health and topology.</summary>
     public const string TopologyCategory = "EfReplicaInterceptor.Topology";
 
+    /// <summary>Category of named and tenant clusters.</summary>
+    public const string ClustersCategory = "EfReplicaInterceptor.Clusters";
+
     [LoggerMessage(EventId = 1000, EventName = "CommandRouted", Level = LogLevel.Debug,
         Message = "Command {CommandId} from {CommandSource} routed to {Target} ({Reason}) in cluster '{Cluster}'{Replica}")]
     public static partial void CommandRouted(ILogger logger, Guid commandId, string commandSource, string target, string reason, string cluster, string replica);
@@ -81,4 +84,24 @@ internal static partial class Log
     [LoggerMessage(EventId = 2009, EventName = "VolatileFunctionsNotLearned", Level = LogLevel.Warning,
         Message = "Cluster '{Cluster}' could not read the volatile functions from the primary yet; every command goes to the primary until it can")]
     public static partial void VolatileFunctionsNotLearned(ILogger logger, Exception exception, string cluster);
+
+    [LoggerMessage(EventId = 3000, EventName = "TenantClusterCreated", Level = LogLevel.Information,
+        Message = "Created the cluster of tenant '{Tenant}' from {Source}")]
+    public static partial void TenantClusterCreated(ILogger logger, string tenant, string source);
+
+    [LoggerMessage(EventId = 3001, EventName = "TenantClusterEvicted", Level = LogLevel.Information,
+        Message = "Closed the cluster of tenant '{Tenant}' after {IdleSeconds:0.###} s without use; its server connections are closed")]
+    public static partial void TenantClusterEvicted(ILogger logger, string tenant, double idleSeconds);
+
+    [LoggerMessage(EventId = 3002, EventName = "TenantRejected", Level = LogLevel.Warning,
+        Message = "Refused a DbContext for tenant '{Tenant}': {Why}")]
+    public static partial void TenantRejected(ILogger logger, string tenant, string why);
+
+    [LoggerMessage(EventId = 3003, EventName = "TenantIsolationViolation", Level = LogLevel.Error,
+        Message = "Stopped a command of tenant '{Tenant}' before it was sent: {Why}")]
+    public static partial void TenantIsolationViolation(ILogger logger, string tenant, string why);
+
+    [LoggerMessage(EventId = 3004, EventName = "TenantClusterDisposeFailed", Level = LogLevel.Warning,
+        Message = "Closing the cluster of tenant '{Tenant}' failed")]
+    public static partial void TenantClusterDisposeFailed(ILogger logger, Exception exception, string tenant);
 }

@@ -2,7 +2,6 @@ using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace EfReplicaInterceptor.Topology;
 
@@ -19,12 +18,6 @@ namespace EfReplicaInterceptor.Topology;
 /// </remarks>
 internal sealed class ClusterMonitor : IAsyncDisposable
 {
-    private const string PrimaryProbeSql =
-        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, (SELECT system_identifier FROM pg_control_system())";
-
-    private const string ReplicaProbeSql =
-        "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')";
-
     private const int MaxBackoffExponent = 3;
 
     private readonly string _cluster;
@@ -171,19 +164,16 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         try
         {
             _primaryConnection ??= await _primary.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
-            await using var command = new NpgsqlCommand(PrimaryProbeSql, _primaryConnection);
-            await using var reader = await command.ExecuteReaderAsync(timeout.Token).ConfigureAwait(false);
-            await reader.ReadAsync(timeout.Token).ConfigureAwait(false);
-            if (reader.GetBoolean(0))
+            var sample = await ServerQueries.ProbePrimaryAsync(_primaryConnection, timeout.Token).ConfigureAwait(false);
+            if (sample.InRecovery)
             {
                 SetPrimaryProblem("the configured primary is in recovery (a standby)");
                 return;
             }
 
-            var lsn = (ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1);
             var sampledAt = _timeProvider.GetTimestamp();
-            _history.Add(sampledAt, lsn);
-            _position.Record(sampledAt, lsn, unchecked((ulong)reader.GetInt64(2)));
+            _history.Add(sampledAt, sample.Lsn);
+            _position.Record(sampledAt, sample.Lsn, sample.SystemIdentifier);
             SetPrimaryProblem(null);
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
@@ -218,17 +208,8 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         try
         {
             state.Connection ??= await replica.DataSource.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
-            bool inRecovery, streaming;
-            ulong replay;
-            await using (var command = new NpgsqlCommand(ReplicaProbeSql, state.Connection))
-            await using (var reader = await command.ExecuteReaderAsync(timeout.Token).ConfigureAwait(false))
-            {
-                await reader.ReadAsync(timeout.Token).ConfigureAwait(false);
-                inRecovery = reader.GetBoolean(0);
-                replay = reader.IsDBNull(1) ? 0 : (ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1);
-                streaming = reader.GetBoolean(2);
-            }
-
+            var sample = await ServerQueries.ProbeReplicaAsync(state.Connection, timeout.Token).ConfigureAwait(false);
+            var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
             health = Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {

@@ -1,8 +1,9 @@
+using EfReplicaInterceptor.Routing;
 using System.Data.Common;
 using EfReplicaInterceptor.Failover;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 
-namespace EfReplicaInterceptor.Routing;
+namespace EfReplicaInterceptor.Interception;
 
 /// <summary>
 /// Records a committed transaction's writes again at commit, so that read-your-writes captures a WAL position at or after

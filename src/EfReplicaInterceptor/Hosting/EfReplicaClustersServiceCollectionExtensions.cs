@@ -1,7 +1,9 @@
+using EfReplicaInterceptor.Diagnostics;
 using System.Diagnostics.Metrics;
 using EfReplicaInterceptor;
 using EfReplicaInterceptor.Clusters;
 using EfReplicaInterceptor.Health;
+using EfReplicaInterceptor.Hosting;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.Configuration;
@@ -101,7 +103,7 @@ public static class EfReplicaClustersServiceCollectionExtensions
             configureDataSource,
             sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.AddSingleton(sp => new TenantDispatchInterceptor(
-            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger(ClusterLog.Category)));
+            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger(Log.ClustersCategory)));
         return services;
     }
 

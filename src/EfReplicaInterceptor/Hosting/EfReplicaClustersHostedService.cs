@@ -1,8 +1,9 @@
+using EfReplicaInterceptor.Clusters;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
-namespace EfReplicaInterceptor.Clusters;
+namespace EfReplicaInterceptor.Hosting;
 
 /// <summary>
 /// Starts the named clusters with the host: builds each (its settings were validated just before), runs their first health

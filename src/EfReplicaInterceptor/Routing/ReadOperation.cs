@@ -2,7 +2,7 @@ using System.Data;
 using System.Data.Common;
 using Npgsql;
 
-namespace EfReplicaInterceptor.Failover;
+namespace EfReplicaInterceptor.Routing;
 
 /// <summary>How a read is run on a connection the library opened: reader, scalar or non-query.</summary>
 internal abstract class ReadOperation<T>

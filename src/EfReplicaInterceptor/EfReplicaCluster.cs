@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using EfReplicaInterceptor.Configuration;
 using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
+using EfReplicaInterceptor.Interception;
 using EfReplicaInterceptor.Routing;
 using EfReplicaInterceptor.Topology;
 using Microsoft.EntityFrameworkCore.Diagnostics;

@@ -1,9 +1,10 @@
+using EfReplicaInterceptor.Routing;
 using System.Data.Common;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using Npgsql;
 
-namespace EfReplicaInterceptor.Routing;
+namespace EfReplicaInterceptor.Interception;
 
 /// <summary>
 /// Decides the target of every command EF executes. Writes, locking reads, session statements, transactions and pinned

@@ -1,6 +1,7 @@
+using EfReplicaInterceptor.Routing;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 
-namespace EfReplicaInterceptor.Routing;
+namespace EfReplicaInterceptor.Interception;
 
 /// <summary>
 /// SaveChanges wraps a failed batch in a <c>DbUpdateException</c>: when the cause was a failover, the caller gets the typed

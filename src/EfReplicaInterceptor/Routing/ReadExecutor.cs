@@ -1,5 +1,5 @@
 using EfReplicaInterceptor.Diagnostics;
-using EfReplicaInterceptor.Routing;
+using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Topology;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging;
@@ -7,7 +7,7 @@ using Npgsql;
 using Polly;
 using Polly.Retry;
 
-namespace EfReplicaInterceptor.Failover;
+namespace EfReplicaInterceptor.Routing;
 
 /// <summary>
 /// Runs a read (outside any transaction, on no pinned session) on a connection the library opens: from the decided

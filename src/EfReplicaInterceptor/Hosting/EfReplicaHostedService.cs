@@ -1,7 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
-namespace EfReplicaInterceptor.Health;
+namespace EfReplicaInterceptor.Hosting;
 
 /// <summary>
 /// Starts the cluster with the host: builds it (validating its settings), runs the first health probe round so that reads

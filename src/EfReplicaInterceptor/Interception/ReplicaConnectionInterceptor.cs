@@ -1,8 +1,9 @@
+using EfReplicaInterceptor.Routing;
 using System.Data.Common;
 using EfReplicaInterceptor.Failover;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 
-namespace EfReplicaInterceptor.Routing;
+namespace EfReplicaInterceptor.Interception;
 
 /// <summary>
 /// Turns a failed open of EF's connection into a typed <see cref="EfReplicaFailoverException"/> (not applied), and ends a session pin when EF's connection closes: temp tables, <c>SET</c> and advisory locks live as long as the session,

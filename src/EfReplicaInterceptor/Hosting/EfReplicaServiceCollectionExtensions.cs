@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using EfReplicaInterceptor;
 using EfReplicaInterceptor.Configuration;
 using EfReplicaInterceptor.Health;
+using EfReplicaInterceptor.Hosting;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
