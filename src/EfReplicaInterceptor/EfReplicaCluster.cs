@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using EfReplicaInterceptor.Configuration;
+using EfReplicaInterceptor.Consistency;
 using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Interception;
@@ -11,7 +12,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Polly;
-using Polly.Retry;
 
 namespace EfReplicaInterceptor;
 
@@ -53,14 +53,14 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         ReplicaEndpoint[] replicas,
         CommandRouter router,
         ClusterMonitor monitor,
-        ReadExecutor reads,
-        WriteFailureTranslator failures,
         EfReplicaMetrics metrics,
         bool ownsMetrics,
         FailoverOptions failover,
         TimeProvider timeProvider)
     {
-        _idempotentRetry = BuildIdempotentRetry(failover, timeProvider);
+        _idempotentRetry = RetryPipelines.Build("EfReplica.IdempotentRetry", failover.MaxRetries, failover, static args => ValueTask.FromResult(
+            args.Outcome.Exception is { } exception
+            && (exception is EfReplicaFailoverException || FailoverErrors.Classify(exception, FailurePhase.Executing, onStandby: false) != ServerErrorKind.None)), timeProvider);
         Name = name;
         PrimaryDataSource = primary;
         _replicas = replicas;
@@ -68,15 +68,17 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         Router = router;
         _metrics = metrics;
         _ownsMetrics = ownsMetrics;
-        var states = router.States;
-        Interceptors =
-        [
-            new ReplicaCommandInterceptor(router, reads, failures),
-            new ReplicaConnectionInterceptor(states, failures),
-            new ReplicaTransactionInterceptor(router, failures),
-            new ReplicaSaveChangesInterceptor(),
-        ];
+        Interceptors = CreateInterceptors(new FixedRouterResolver(router));
     }
+
+    /// <summary>One set of the library's interceptors, finding each context's router through <paramref name="routers"/>.</summary>
+    internal static IInterceptor[] CreateInterceptors(RouterResolver routers) =>
+    [
+        new ReplicaCommandInterceptor(routers),
+        new ReplicaConnectionInterceptor(routers),
+        new ReplicaTransactionInterceptor(routers),
+        new ReplicaSaveChangesInterceptor(),
+    ];
 
     /// <summary>The cluster's name, used in logs and metrics.</summary>
     public string Name { get; }
@@ -201,13 +203,24 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         var configuredFunctions = options.WriteFunctions.ToArray();
         var classifier = configuredFunctions.Length == 0 ? SqlClassifier.Default : new SqlClassifier(configuredFunctions);
         var position = new PrimaryPosition();
-        var router = new CommandRouter(name, primary, position, replicas, options.LearnVolatileFunctions ? null : classifier, options, new ContextRoutingStates(), metrics, loggerFactory, timeProvider);
+        var selector = new ReplicaSelector(replicas, options.LoadBalancing, options.Replicas.Select(replica => replica.Weight).ToArray(), timeProvider);
+        var readYourWrites = new ReadYourWrites(name, primary, position, selector, options, metrics, loggerFactory, timeProvider);
+        var telemetry = new RoutingTelemetry(name, options.ShadowMode, metrics, loggerFactory);
+        var reads = new ReadExecutor(name, primary, selector, readYourWrites, telemetry, metrics, options.Failover, timeProvider, loggerFactory);
+        var router = new CommandRouter(
+            new RoutingRules(options.ReadYourWrites, options.ReadYourWritesWindow, timeProvider),
+            selector,
+            readYourWrites,
+            reads,
+            telemetry,
+            new WriteFailureTranslator(name, options.ShadowMode, loggerFactory),
+            options.LearnVolatileFunctions ? null : classifier,
+            timeProvider);
         var monitor = new ClusterMonitor(name, primary, replicas, options, position, timeProvider, loggerFactory);
-        var reads = new ReadExecutor(router, name, primary, options.Failover, timeProvider, loggerFactory);
-        var writeFailures = new WriteFailureTranslator(name, options.ShadowMode, loggerFactory);
-        metrics.ObserveReplicas(name, replicas, timeProvider);
+        metrics.ObserveReplicas(name, () => Array.ConvertAll(replicas, replica => new ReplicaGauge(
+            replica.Name, replica.CurrentLag(timeProvider.GetTimestamp()), replica.Health.LagBytes, replica.IsAdmitted)));
         Log.ClusterStarted(loggerFactory.CreateLogger(Log.TopologyCategory), name, replicas.Length, options.ShadowMode ? " (shadow mode: everything runs on the primary)" : string.Empty);
-        var cluster = new EfReplicaCluster(name, primary, replicas, router, monitor, reads, writeFailures, metrics, ownsMetrics, options.Failover, timeProvider);
+        var cluster = new EfReplicaCluster(name, primary, replicas, router, monitor, metrics, ownsMetrics, options.Failover, timeProvider);
         monitor.Start();
         if (options.LearnVolatileFunctions)
         {
@@ -242,28 +255,6 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             static async (work, token) => await work(token).ConfigureAwait(false),
             unitOfWork,
             cancellationToken).ConfigureAwait(false);
-    }
-
-    private static ResiliencePipeline BuildIdempotentRetry(FailoverOptions options, TimeProvider timeProvider)
-    {
-        var builder = new ResiliencePipelineBuilder { TimeProvider = timeProvider };
-        if (options.MaxRetries > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                Name = "EfReplica.IdempotentRetry",
-                MaxRetryAttempts = options.MaxRetries,
-                Delay = options.BaseDelay,
-                MaxDelay = options.MaxDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is { } exception
-                    && (exception is EfReplicaFailoverException
-                        || FailoverErrors.Classify(exception, FailurePhase.Executing, onStandby: false) != ServerErrorKind.None)),
-            });
-        }
-
-        return builder.Build();
     }
 
     private static NpgsqlDataSource BuildDataSource(string connectionString, string dataSourceName, ILoggerFactory loggerFactory, Action<NpgsqlDataSourceBuilder>? configure)

@@ -1,4 +1,6 @@
 using EfReplicaInterceptor;
+using EfReplicaInterceptor.Interception;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql.EntityFrameworkCore.PostgreSQL.Infrastructure;
 
@@ -9,7 +11,8 @@ public static class EfReplicaDbContextOptionsBuilderExtensions
 {
     /// <summary>
     /// Uses <paramref name="cluster"/>: EF's connection comes from its primary data source and its interceptors route each
-    /// command. The same as <c>UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).AddInterceptors(cluster.Interceptors)</c>.
+    /// command. The same as <c>UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).AddInterceptors(cluster.Interceptors)</c>,
+    /// and a pooled context's routing state is also reset when EF returns it to the pool.
     /// </summary>
     /// <param name="optionsBuilder">The DbContext options.</param>
     /// <param name="cluster">The cluster.</param>
@@ -21,7 +24,9 @@ public static class EfReplicaDbContextOptionsBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(optionsBuilder);
         ArgumentNullException.ThrowIfNull(cluster);
-        return optionsBuilder.UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).AddInterceptors(cluster.Interceptors);
+        optionsBuilder.UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).AddInterceptors(cluster.Interceptors);
+        ((IDbContextOptionsBuilderInfrastructure)optionsBuilder).AddOrUpdateExtension(new EfReplicaOptionsExtension());
+        return optionsBuilder;
     }
 
     /// <summary>

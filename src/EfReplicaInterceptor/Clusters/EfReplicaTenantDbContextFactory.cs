@@ -18,13 +18,13 @@ public sealed class EfReplicaTenantDbContextFactory<TContext>
 {
     private readonly PooledDbContextFactory<TContext> _pool;
     private readonly TenantClusterCache _tenants;
-    private readonly TenantDispatchInterceptor _dispatcher;
+    private readonly TenantRouterResolver _routers;
 
-    internal EfReplicaTenantDbContextFactory(DbContextOptions<TContext> options, int poolSize, TenantClusterCache tenants, TenantDispatchInterceptor dispatcher)
+    internal EfReplicaTenantDbContextFactory(DbContextOptions<TContext> options, int poolSize, TenantClusterCache tenants, TenantRouterResolver routers)
     {
         _pool = new PooledDbContextFactory<TContext>(options, poolSize);
         _tenants = tenants;
-        _dispatcher = dispatcher;
+        _routers = routers;
     }
 
     /// <summary>
@@ -54,7 +54,7 @@ public sealed class EfReplicaTenantDbContextFactory<TContext>
 
         try
         {
-            lease = _dispatcher.Bind(context, entry);
+            lease = _routers.Bind(context, entry);
         }
         catch
         {

@@ -1,5 +1,3 @@
-using Microsoft.EntityFrameworkCore.Diagnostics;
-
 namespace EfReplicaInterceptor.Clusters;
 
 /// <summary>
@@ -20,15 +18,6 @@ internal sealed class TenantClusterEntry(TenantClusterCache owner, string tenant
     /// <summary>The server and database of the primary (<see cref="ClusterConfiguration.DatabaseKey"/>).</summary>
     public string? DatabaseKey { get; private set; }
 
-    /// <summary>The cluster's interceptors by kind, to forward EF's callbacks to without allocating.</summary>
-    public IDbCommandInterceptor[] Commands { get; private set; } = [];
-
-    public IDbConnectionInterceptor[] Connections { get; private set; } = [];
-
-    public IDbTransactionInterceptor[] Transactions { get; private set; } = [];
-
-    public ISaveChangesInterceptor[] SaveChanges { get; private set; } = [];
-
     /// <summary>Leases holding the cluster, bound or about to be (guarded by <see cref="Gate"/>).</summary>
     public int Leases { get; set; }
 
@@ -46,50 +35,8 @@ internal sealed class TenantClusterEntry(TenantClusterCache owner, string tenant
 
     public void SetCluster(string tenantId, EfReplicaCluster cluster, string? databaseKey)
     {
-        var commands = new List<IDbCommandInterceptor>();
-        var connections = new List<IDbConnectionInterceptor>();
-        var transactions = new List<IDbTransactionInterceptor>();
-        var saveChanges = new List<ISaveChangesInterceptor>();
-        foreach (var interceptor in cluster.Interceptors)
-        {
-            var known = false;
-            if (interceptor is IDbCommandInterceptor command)
-            {
-                commands.Add(command);
-                known = true;
-            }
-
-            if (interceptor is IDbConnectionInterceptor connection)
-            {
-                connections.Add(connection);
-                known = true;
-            }
-
-            if (interceptor is IDbTransactionInterceptor transaction)
-            {
-                transactions.Add(transaction);
-                known = true;
-            }
-
-            if (interceptor is ISaveChangesInterceptor save)
-            {
-                saveChanges.Add(save);
-                known = true;
-            }
-
-            if (!known)
-            {
-                // A kind this dispatcher does not forward would silently stop working for tenants: refuse instead.
-                throw new NotSupportedException($"The cluster interceptor {interceptor.GetType().Name} cannot be used per tenant.");
-            }
-        }
-
         TenantId = tenantId;
         DatabaseKey = databaseKey;
-        Commands = [.. commands];
-        Connections = [.. connections];
-        Transactions = [.. transactions];
-        SaveChanges = [.. saveChanges];
         Cluster = cluster;
         IsCreated = true;
     }

@@ -1,5 +1,4 @@
 using EfReplicaInterceptor.Consistency;
-using EfReplicaInterceptor.Routing;
 
 namespace EfReplicaInterceptor;
 
@@ -23,7 +22,7 @@ public sealed class EfReplicaConsistencyScope : IDisposable
         }
     }
 
-    internal CausalState State { get; } = new();
+    internal ReadYourWritesState State { get; } = new();
 
     internal EfReplicaConsistencyScope? Parent => _parent;
 
@@ -35,9 +34,9 @@ public sealed class EfReplicaConsistencyScope : IDisposable
     /// </summary>
     public async ValueTask<string?> GetTokenAsync(CancellationToken cancellationToken = default)
     {
-        if (State.Writer is CommandRouter router)
+        if (State.Writer is { } writer)
         {
-            await router.CaptureAsync(State, cancellationToken).ConfigureAwait(false);
+            await writer.CaptureAsync(State, cancellationToken).ConfigureAwait(false);
         }
 
         var lsn = State.RequiredLsn;

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using EfReplicaInterceptor.Topology;
 
 namespace EfReplicaInterceptor.Diagnostics;
 
@@ -43,7 +42,7 @@ internal sealed class EfReplicaMetrics : IDisposable
             _commands.Add(1, tags);
         }
 
-        if (reason is RoutingReason.NoReplica or RoutingReason.ReplicaUnavailable or RoutingReason.ReplicaLagging && _fallbacks.Enabled)
+        if (_fallbacks.Enabled && RoutingReasonTable.Of(reason).CountsAsFallback)
         {
             var tags = new TagList
             {
@@ -87,17 +86,17 @@ internal sealed class EfReplicaMetrics : IDisposable
     }
 
     /// <summary>Publishes the monitor's view of each replica as gauges (read when a listener collects, never on the command path).</summary>
-    public void ObserveReplicas(string cluster, IReadOnlyList<ReplicaEndpoint> replicas, TimeProvider timeProvider)
+    public void ObserveReplicas(string cluster, Func<ReplicaGauge[]> replicas)
     {
-        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaLagGaugeName, () => Observe(cluster, replicas, replica =>
-            replica.CurrentLag(timeProvider.GetTimestamp()) is { } lag ? lag.TotalSeconds : null), "s", "Replication lag of each replica, in seconds.");
-        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaLagBytesGaugeName, () => Observe(cluster, replicas, replica =>
-            replica.Health.LagBytes is { } bytes ? bytes : null), "By", "Replication lag of each replica, in bytes of WAL not yet replayed.");
-        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaUpGaugeName, () => Observe(cluster, replicas, replica =>
-            replica.IsAdmitted ? 1 : 0), "1", "1 while the replica is in rotation, else 0.");
+        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaLagGaugeName, () => Observe(cluster, replicas(), static replica =>
+            replica.Lag is { } lag ? lag.TotalSeconds : null), "s", "Replication lag of each replica, in seconds.");
+        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaLagBytesGaugeName, () => Observe(cluster, replicas(), static replica =>
+            replica.LagBytes is { } bytes ? bytes : null), "By", "Replication lag of each replica, in bytes of WAL not yet replayed.");
+        _meter.CreateObservableGauge(EfReplicaDiagnostics.ReplicaUpGaugeName, () => Observe(cluster, replicas(), static replica =>
+            replica.InRotation ? 1 : 0), "1", "1 while the replica is in rotation, else 0.");
     }
 
-    private static IEnumerable<Measurement<double>> Observe(string cluster, IReadOnlyList<ReplicaEndpoint> replicas, Func<ReplicaEndpoint, double?> value)
+    private static IEnumerable<Measurement<double>> Observe(string cluster, ReplicaGauge[] replicas, Func<ReplicaGauge, double?> value)
     {
         foreach (var replica in replicas)
         {
@@ -118,3 +117,6 @@ internal sealed class EfReplicaMetrics : IDisposable
         }
     }
 }
+
+/// <summary>One replica's state as the gauges publish it.</summary>
+internal readonly record struct ReplicaGauge(string Name, TimeSpan? Lag, long? LagBytes, bool InRotation);

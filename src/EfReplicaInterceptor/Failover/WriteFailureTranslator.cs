@@ -32,25 +32,12 @@ internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILogge
             return null;
         }
 
-        if (connection is NpgsqlConnection npgsql)
+        if (FailurePolicy.For(kind).ClearsPrimaryPool && connection is NpgsqlConnection npgsql)
         {
             NpgsqlConnection.ClearPool(npgsql);
         }
 
-        var (outcome, message) = (kind, phase) switch
-        {
-            (_, FailurePhase.Opening) or (ServerErrorKind.Unreachable, _) =>
-                (FailoverOutcome.NotApplied, "the primary could not be reached, so nothing was sent"),
-            (ServerErrorKind.ReadOnly, _) =>
-                (FailoverOutcome.NotApplied, "the server rejected it as read-only: the primary was demoted or the topology changed"),
-            (ServerErrorKind.ConnectionLost, _) when inOpenTransaction && !isCommit =>
-                (FailoverOutcome.NotApplied, "the connection was lost inside a transaction that was not committed, which the server rolls back"),
-            _ when isCommit =>
-                (FailoverOutcome.Unknown, "the connection was lost after COMMIT was sent: the transaction may or may not have been committed"),
-            _ =>
-                (FailoverOutcome.Unknown, "the connection was lost after the command was sent: it may or may not have been applied"),
-        };
-
+        var (outcome, message) = FailurePolicy.WriteOutcome(kind, phase, inOpenTransaction, isCommit);
         var outcomeName = outcome == FailoverOutcome.NotApplied ? "not-applied" : "unknown";
         Log.WriteFailedOver(_logger, cluster, FailoverErrors.GetName(kind), outcomeName);
         var advice = outcome == FailoverOutcome.NotApplied

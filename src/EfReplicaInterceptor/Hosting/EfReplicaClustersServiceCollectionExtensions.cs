@@ -4,6 +4,7 @@ using EfReplicaInterceptor;
 using EfReplicaInterceptor.Clusters;
 using EfReplicaInterceptor.Health;
 using EfReplicaInterceptor.Hosting;
+using EfReplicaInterceptor.Interception;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.Configuration;
@@ -102,7 +103,7 @@ public static class EfReplicaClustersServiceCollectionExtensions
             sp.GetService<ILoggerFactory>(),
             configureDataSource,
             sp.GetService<TimeProvider>() ?? TimeProvider.System));
-        services.AddSingleton(sp => new TenantDispatchInterceptor(
+        services.AddSingleton(sp => new TenantRouterResolver(
             (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger(Log.ClustersCategory)));
         return services;
     }
@@ -134,14 +135,14 @@ public static class EfReplicaClustersServiceCollectionExtensions
         {
             var tenants = sp.GetService<TenantClusterCache>()
                 ?? throw new InvalidOperationException($"Call services.AddEfReplicaTenants(...) before resolving {typeof(TContext).Name}: it provides the tenants' clusters.");
-            var dispatcher = sp.GetRequiredService<TenantDispatchInterceptor>();
+            var routers = sp.GetRequiredService<TenantRouterResolver>();
             var builder = new DbContextOptionsBuilder<TContext>();
             builder.UseApplicationServiceProvider(sp);
             builder.UseNpgsql(npgsqlOptionsAction);
             optionsAction?.Invoke(sp, builder);
-            builder.AddInterceptors(dispatcher);
-            ((IDbContextOptionsBuilderInfrastructure)builder).AddOrUpdateExtension(new TenantLeaseOptionsExtension());
-            return new EfReplicaTenantDbContextFactory<TContext>(builder.Options, poolSize, tenants, dispatcher);
+            builder.AddInterceptors(EfReplicaCluster.CreateInterceptors(routers));
+            ((IDbContextOptionsBuilderInfrastructure)builder).AddOrUpdateExtension(new EfReplicaOptionsExtension());
+            return new EfReplicaTenantDbContextFactory<TContext>(builder.Options, poolSize, tenants, routers);
         });
         // The lease holder is resolved (and so disposed) before the context: the scope disposes the context first, then the
         // holder ends the lease, also when EF's pool discarded the context without resetting it.

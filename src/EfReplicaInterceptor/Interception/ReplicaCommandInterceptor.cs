@@ -1,8 +1,7 @@
-using EfReplicaInterceptor.Routing;
 using System.Data.Common;
-using Microsoft.EntityFrameworkCore.Diagnostics;
 using EfReplicaInterceptor.Failover;
-using Npgsql;
+using EfReplicaInterceptor.Routing;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 
 namespace EfReplicaInterceptor.Interception;
 
@@ -13,57 +12,57 @@ namespace EfReplicaInterceptor.Interception;
 /// the chosen server's data source, with bounded retries, and EF is handed its result (<c>SuppressWithResult</c>), so EF's
 /// connection (and anything the application does with it) always stays on the primary.
 /// </summary>
-internal sealed class ReplicaCommandInterceptor(CommandRouter router, ReadExecutor reads, WriteFailureTranslator failures) : DbCommandInterceptor
+internal sealed class ReplicaCommandInterceptor(RouterResolver routers) : DbCommandInterceptor
 {
     public override InterceptionResult<DbDataReader> ReaderExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result)
-        => Route(command, eventData, result, ReaderOperation.Instance);
+        => Route(command, eventData, result, ReaderOperation.Instance, async: false, default).GetAwaiter().GetResult();
 
     public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
         DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
-        => RouteAsync(command, eventData, result, ReaderOperation.Instance, cancellationToken);
+        => Route(command, eventData, result, ReaderOperation.Instance, async: true, cancellationToken);
 
     public override InterceptionResult<object> ScalarExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<object> result)
-        => Route(command, eventData, result, ScalarOperation.Instance);
+        => Route(command, eventData, result, ScalarOperation.Instance, async: false, default).GetAwaiter().GetResult();
 
     public override ValueTask<InterceptionResult<object>> ScalarExecutingAsync(
         DbCommand command, CommandEventData eventData, InterceptionResult<object> result, CancellationToken cancellationToken = default)
-        => RouteAsync(command, eventData, result, ScalarOperation.Instance, cancellationToken);
+        => Route(command, eventData, result, ScalarOperation.Instance, async: true, cancellationToken);
 
     public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result)
-        => Route(command, eventData, result, NonQueryOperation.Instance);
+        => Route(command, eventData, result, NonQueryOperation.Instance, async: false, default).GetAwaiter().GetResult();
 
     public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
         DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
-        => RouteAsync(command, eventData, result, NonQueryOperation.Instance, cancellationToken);
+        => Route(command, eventData, result, NonQueryOperation.Instance, async: true, cancellationToken);
 
     // A write finished: its scopes record it again (see CommandRouter.WriteCompleted).
     public override InterceptionResult DataReaderDisposing(DbCommand command, DataReaderDisposingEventData eventData, InterceptionResult result)
     {
-        router.WriteCompleted(eventData.Context, committed: false);
+        WriteCompleted(eventData);
         return result;
     }
 
     public override int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
     {
-        router.WriteCompleted(eventData.Context, committed: false);
+        WriteCompleted(eventData);
         return result;
     }
 
     public override ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
     {
-        router.WriteCompleted(eventData.Context, committed: false);
+        WriteCompleted(eventData);
         return ValueTask.FromResult(result);
     }
 
     public override object? ScalarExecuted(DbCommand command, CommandExecutedEventData eventData, object? result)
     {
-        router.WriteCompleted(eventData.Context, committed: false);
+        WriteCompleted(eventData);
         return result;
     }
 
     public override ValueTask<object?> ScalarExecutedAsync(DbCommand command, CommandExecutedEventData eventData, object? result, CancellationToken cancellationToken = default)
     {
-        router.WriteCompleted(eventData.Context, committed: false);
+        WriteCompleted(eventData);
         return ValueTask.FromResult(result);
     }
 
@@ -76,63 +75,27 @@ internal sealed class ReplicaCommandInterceptor(CommandRouter router, ReadExecut
         return Task.CompletedTask;
     }
 
+    private void WriteCompleted(DbContextEventData eventData)
+    {
+        if (eventData.Context is { } context && routers.Find(context) is { } router)
+        {
+            router.WriteCompleted(routers.States.Find(context), committed: false);
+        }
+    }
+
     private void ThrowIfFailover(DbCommand command, CommandErrorEventData eventData)
     {
         var inTransaction = command.Transaction is not null || System.Transactions.Transaction.Current is not null;
-        if (failures.Translate(eventData.Exception, FailurePhase.Executing, inTransaction, isCommit: false, command.Connection) is { } failover)
+        if (routers.Find(eventData.Context)?.Failures.Translate(eventData.Exception, FailurePhase.Executing, inTransaction, isCommit: false, command.Connection) is { } failover)
         {
             throw failover;
         }
     }
 
-    private InterceptionResult<T> Route<T>(DbCommand command, CommandEventData eventData, InterceptionResult<T> result, ReadOperation<T> operation)
+    private ValueTask<InterceptionResult<T>> Route<T>(
+        DbCommand command, CommandEventData eventData, InterceptionResult<T> result, ReadOperation<T> operation, bool async, CancellationToken cancellationToken)
     {
-        if (result.HasResult)
-        {
-            return result; // another interceptor already answered
-        }
-
-        var decision = router.Decide(command, eventData);
-        if (decision.NeedsCatchUp)
-        {
-            // async: false runs every step synchronously; the ValueTask is complete when it returns.
-            decision = router.ResolveCatchUpAsync(decision, async: false, CancellationToken.None).GetAwaiter().GetResult();
-        }
-
-        if (router.IsShadowMode || !CommandRouter.RunsAsRetryableRead(decision))
-        {
-            router.ReportPrimary(eventData, decision);
-            return result; // EF runs it on its own connection
-        }
-
-        return InterceptionResult<T>.SuppressWithResult(reads.Execute((NpgsqlCommand)command, eventData, decision, operation));
-    }
-
-    private async ValueTask<InterceptionResult<T>> RouteAsync<T>(
-        DbCommand command,
-        CommandEventData eventData,
-        InterceptionResult<T> result,
-        ReadOperation<T> operation,
-        CancellationToken cancellationToken)
-    {
-        if (result.HasResult)
-        {
-            return result;
-        }
-
-        var decision = router.Decide(command, eventData);
-        if (decision.NeedsCatchUp)
-        {
-            decision = await router.ResolveCatchUpAsync(decision, async: true, cancellationToken).ConfigureAwait(false);
-        }
-
-        if (router.IsShadowMode || !CommandRouter.RunsAsRetryableRead(decision))
-        {
-            router.ReportPrimary(eventData, decision);
-            return result;
-        }
-
-        var value = await reads.ExecuteAsync((NpgsqlCommand)command, eventData, decision, operation, async: true, cancellationToken).ConfigureAwait(false);
-        return InterceptionResult<T>.SuppressWithResult(value);
+        var router = routers.Require(eventData.Context, command.Connection);
+        return router.RouteAsync(command, eventData, routers.Lease(eventData.Context), result, operation, async, cancellationToken);
     }
 }

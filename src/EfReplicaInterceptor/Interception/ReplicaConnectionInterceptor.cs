@@ -1,4 +1,3 @@
-using EfReplicaInterceptor.Routing;
 using System.Data.Common;
 using EfReplicaInterceptor.Failover;
 using Microsoft.EntityFrameworkCore.Diagnostics;
@@ -6,11 +5,28 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 namespace EfReplicaInterceptor.Interception;
 
 /// <summary>
-/// Turns a failed open of EF's connection into a typed <see cref="EfReplicaFailoverException"/> (not applied), and ends a session pin when EF's connection closes: temp tables, <c>SET</c> and advisory locks live as long as the session,
-/// so reads stay with the primary session only while the connection that ran them stays open.
+/// Guards EF's connection before it opens (a tenant context must be bound, and its connection must be the one bound to its
+/// lease), turns a failed open into a typed <see cref="EfReplicaFailoverException"/> (not applied), and ends a session pin
+/// when EF's connection closes: temp tables, <c>SET</c> and advisory locks live as long as the session, so reads stay with the
+/// primary session only while the connection that ran them stays open.
 /// </summary>
-internal sealed class ReplicaConnectionInterceptor(ContextRoutingStates states, WriteFailureTranslator failures) : DbConnectionInterceptor
+internal sealed class ReplicaConnectionInterceptor(RouterResolver routers) : DbConnectionInterceptor
 {
+    public override InterceptionResult<DbConnection> ConnectionCreating(ConnectionCreatingEventData eventData, InterceptionResult<DbConnection> result)
+        => routers.ConnectionCreating(eventData, result);
+
+    public override InterceptionResult ConnectionOpening(DbConnection connection, ConnectionEventData eventData, InterceptionResult result)
+    {
+        routers.Require(eventData.Context, connection);
+        return result;
+    }
+
+    public override ValueTask<InterceptionResult> ConnectionOpeningAsync(DbConnection connection, ConnectionEventData eventData, InterceptionResult result, CancellationToken cancellationToken = default)
+    {
+        routers.Require(eventData.Context, connection);
+        return ValueTask.FromResult(result);
+    }
+
     // EF could not open its (primary) connection: nothing was sent, whatever the command was going to be.
     public override void ConnectionFailed(DbConnection connection, ConnectionErrorEventData eventData) => ThrowIfFailover(connection, eventData);
 
@@ -22,7 +38,7 @@ internal sealed class ReplicaConnectionInterceptor(ContextRoutingStates states, 
 
     private void ThrowIfFailover(DbConnection connection, ConnectionErrorEventData eventData)
     {
-        if (failures.Translate(eventData.Exception, FailurePhase.Opening, inOpenTransaction: false, isCommit: false, connection) is { } failover)
+        if (routers.Find(eventData.Context)?.Failures.Translate(eventData.Exception, FailurePhase.Opening, inOpenTransaction: false, isCommit: false, connection) is { } failover)
         {
             throw failover;
         }
@@ -38,9 +54,9 @@ internal sealed class ReplicaConnectionInterceptor(ContextRoutingStates states, 
 
     private void Unpin(ConnectionEndEventData eventData)
     {
-        if (eventData.Context is { } context)
+        if (eventData.Context is { } context && routers.States.Find(context) is { } lease)
         {
-            states.Get(context).SessionPinned = false;
+            lease.SessionPinned = false;
         }
     }
 }

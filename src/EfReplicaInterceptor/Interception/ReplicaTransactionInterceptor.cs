@@ -9,7 +9,7 @@ namespace EfReplicaInterceptor.Interception;
 /// Records a committed transaction's writes again at commit, so that read-your-writes captures a WAL position at or after
 /// the COMMIT (writes inside a transaction become visible only then).
 /// </summary>
-internal sealed class ReplicaTransactionInterceptor(CommandRouter router, WriteFailureTranslator failures) : DbTransactionInterceptor
+internal sealed class ReplicaTransactionInterceptor(RouterResolver routers) : DbTransactionInterceptor
 {
     // A COMMIT that failed over has an unknown outcome; other transaction operations that failed over were not applied.
     public override void TransactionFailed(DbTransaction transaction, TransactionErrorEventData eventData) => ThrowIfFailover(transaction, eventData);
@@ -29,18 +29,25 @@ internal sealed class ReplicaTransactionInterceptor(CommandRouter router, WriteF
 
         var isCommit = eventData.Action == "Commit";
         var phase = isCommit ? FailurePhase.Executing : FailurePhase.Opening;
-        if (failures.Translate(eventData.Exception, phase, inOpenTransaction: !isCommit, isCommit, transaction.Connection) is { } failover)
+        if (routers.Find(eventData.Context)?.Failures.Translate(eventData.Exception, phase, inOpenTransaction: !isCommit, isCommit, transaction.Connection) is { } failover)
         {
             throw failover;
         }
     }
 
-    public override void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData)
-        => router.WriteCompleted(eventData.Context, committed: true);
+    public override void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData) => Committed(eventData);
 
     public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
     {
-        router.WriteCompleted(eventData.Context, committed: true);
+        Committed(eventData);
         return Task.CompletedTask;
+    }
+
+    private void Committed(TransactionEndEventData eventData)
+    {
+        if (eventData.Context is { } context && routers.Find(context) is { } router)
+        {
+            router.WriteCompleted(routers.States.Find(context), committed: true);
+        }
     }
 }

@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Consistency;
 using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Topology;
@@ -5,7 +6,6 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Polly;
-using Polly.Retry;
 
 namespace EfReplicaInterceptor.Routing;
 
@@ -20,46 +20,50 @@ internal sealed class ReadExecutor
 {
     private static readonly ResiliencePropertyKey<bool> FailoverFailure = new("EfReplica.FailoverFailure");
 
-    private readonly CommandRouter _router;
+    private readonly string _cluster;
     private readonly NpgsqlDataSource _primary;
+    private readonly ReplicaSelector _selector;
+    private readonly ReadYourWrites _readYourWrites;
+    private readonly RoutingTelemetry _telemetry;
+    private readonly EfReplicaMetrics _metrics;
+    private readonly TimeProvider _timeProvider;
     private readonly int _maxRetries;
     private readonly ResiliencePipeline _laterRetries;
     private readonly ILogger _logger;
-    private readonly string _cluster;
+    private readonly ILogger _topologyLogger;
 
-    public ReadExecutor(CommandRouter router, string cluster, NpgsqlDataSource primary, FailoverOptions options, TimeProvider timeProvider, ILoggerFactory loggerFactory)
+    public ReadExecutor(
+        string cluster,
+        NpgsqlDataSource primary,
+        ReplicaSelector selector,
+        ReadYourWrites readYourWrites,
+        RoutingTelemetry telemetry,
+        EfReplicaMetrics metrics,
+        FailoverOptions options,
+        TimeProvider timeProvider,
+        ILoggerFactory loggerFactory)
     {
-        _router = router;
         _cluster = cluster;
         _primary = primary;
+        _selector = selector;
+        _readYourWrites = readYourWrites;
+        _telemetry = telemetry;
+        _metrics = metrics;
+        _timeProvider = timeProvider;
         _maxRetries = options.MaxRetries;
         _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
-        var builder = new ResiliencePipelineBuilder { TimeProvider = timeProvider };
-        if (options.MaxRetries >= 2)
-        {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                Name = "EfReplica.ReadRetry",
-                MaxRetryAttempts = options.MaxRetries - 1, // the pipeline's own first run is the first retry, at once
-                Delay = options.BaseDelay,
-                MaxDelay = options.MaxDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-                ShouldHandle = static args => ValueTask.FromResult(
-                    args.Outcome.Exception is not null && args.Context.Properties.GetValue(FailoverFailure, false)),
-            });
-        }
+        _topologyLogger = loggerFactory.CreateLogger(Log.TopologyCategory);
 
-        _laterRetries = builder.Build();
+        // The pipeline's own first run is the first retry, at once; its retries back off.
+        _laterRetries = RetryPipelines.Build("EfReplica.ReadRetry", options.MaxRetries - 1, options, static args => ValueTask.FromResult(
+            args.Outcome.Exception is not null && args.Context.Properties.GetValue(FailoverFailure, false)), timeProvider);
     }
 
-    public T Execute<T>(NpgsqlCommand source, CommandEventData eventData, RoutingDecision decision, ReadOperation<T> operation)
-        => ExecuteAsync(source, eventData, decision, operation, async: false, CancellationToken.None).GetAwaiter().GetResult();
 
     /// <summary>Runs the read; with <paramref name="async"/> false every step runs synchronously.</summary>
-    public async ValueTask<T> ExecuteAsync<T>(NpgsqlCommand source, CommandEventData eventData, RoutingDecision decision, ReadOperation<T> operation, bool async, CancellationToken cancellationToken)
+    public async ValueTask<T> ExecuteAsync<T>(NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, RoutingDecision decision, ReadOperation<T> operation, bool async, CancellationToken cancellationToken)
     {
-        var attempt = new Attempt<T>(this, source, eventData, operation, decision);
+        var attempt = new Attempt<T>(this, source, eventData, lease, operation, decision);
         try
         {
             return await attempt.RunAsync(async, cancellationToken).ConfigureAwait(false);
@@ -122,6 +126,67 @@ internal sealed class ReadExecutor
         }
     }
 
+    /// <summary>A read the library ran itself succeeded on <paramref name="replica"/> (or the primary when null).</summary>
+    private void Succeeded(CommandEventData eventData, ReplicaEndpoint? replica, RoutingReason reason)
+    {
+        if (replica is not null && replica.ReportSuccess())
+        {
+            Log.ReplicaRejoinedRotation(_topologyLogger, replica.Name, _cluster, "a read succeeded on it again");
+        }
+
+        _telemetry.Report(eventData, replica is null ? RoutingTarget.Primary : RoutingTarget.Replica, reason, replica);
+    }
+
+    private void PrimaryFailed(ServerErrorKind kind, Exception exception, CommandEventData eventData)
+    {
+        Log.PrimaryReadFailed(_logger, exception, _cluster, eventData.CommandId, FailoverErrors.GetName(kind));
+        if (FailurePolicy.For(kind).ClearsPrimaryPool)
+        {
+            _primary.Clear(); // stale pooled connections after a restart or failover
+        }
+    }
+
+    /// <summary>
+    /// A read failed on <paramref name="replica"/> with a failover error: applies the failure policy (the replica may leave
+    /// the rotation and its pool be cleared; a statement a standby refused as a write goes to the primary as a write) and
+    /// picks where the read goes next: another replica in rotation not yet tried (only for an unconstrained read), else the
+    /// primary (null).
+    /// </summary>
+    private ReplicaEndpoint? ReplicaFailed(ReplicaEndpoint replica, ServerErrorKind kind, Exception exception, CommandEventData eventData, LeaseState? lease, ulong tried, bool constrained)
+    {
+        Log.ReplicaFailedForCommand(_logger, exception, replica.Name, _cluster, eventData.CommandId, FailoverErrors.GetName(kind));
+        _metrics.ReplicaError(_cluster, replica.Name, FailoverErrors.GetName(kind));
+        var rule = FailurePolicy.For(kind);
+        if (rule.ClearsReplicaPool)
+        {
+            replica.DataSource.Clear();
+        }
+
+        if (rule.ReplicaLeavesRotation && replica.ReportFailure())
+        {
+            Log.ReplicaLeftRotation(_topologyLogger, replica.Name, _cluster, $"a read failed on it ({FailoverErrors.GetName(kind)})");
+        }
+
+        if (rule.ReadNext == ReadFailureNext.PrimaryAsWrite)
+        {
+            // The standby refused a write the classifier took for a read: it belongs on the primary, and so does the rest
+            // of this lease's work. The replica itself is fine.
+            var ambient = EfReplicaScope.CurrentConsistency?.State;
+            var now = _timeProvider.GetTimestamp();
+            lease?.MarkWrite(_readYourWrites, ambient, now, inTransaction: false);
+            ambient?.MarkWrite(_readYourWrites, now);
+            if (lease is not null)
+            {
+                lease.WriteInFlight = false;
+                lease.SessionPinned = true;
+            }
+
+            return null;
+        }
+
+        return constrained ? null : _selector.Select(ReplicaRequirement.Any, tried, out _);
+    }
+
     private static NpgsqlCommand Clone(NpgsqlCommand source, NpgsqlConnection connection)
     {
         var target = new NpgsqlCommand(source.CommandText, connection) { CommandTimeout = source.CommandTimeout };
@@ -144,7 +209,7 @@ internal sealed class ReadExecutor
     }
 
     /// <summary>One read's journey over servers: where it runs next and why.</summary>
-    private sealed class Attempt<T>(ReadExecutor executor, NpgsqlCommand source, CommandEventData eventData, ReadOperation<T> operation, RoutingDecision decision)
+    private sealed class Attempt<T>(ReadExecutor executor, NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, ReadOperation<T> operation, RoutingDecision decision)
     {
         private ulong _tried;
 
@@ -166,7 +231,7 @@ internal sealed class ReadExecutor
             try
             {
                 var value = await executor.RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
-                executor._router.ReadSucceeded(eventData, Target, Reason);
+                executor.Succeeded(eventData, Target, Reason);
                 return value;
             }
             catch (Exception exception) when (!cancellationToken.IsCancellationRequested
@@ -203,21 +268,16 @@ internal sealed class ReadExecutor
             var failed = Target;
             if (failed is null)
             {
-                Log.PrimaryReadFailed(executor._logger, exception, executor._cluster, eventData.CommandId, FailoverErrors.GetName(kind));
-                if (kind is ServerErrorKind.ConnectionLost or ServerErrorKind.Unreachable)
-                {
-                    executor._primary.Clear(); // stale pooled connections after a restart or failover
-                }
-
+                executor.PrimaryFailed(kind, exception, eventData);
                 return; // the primary again, with a fresh connection
             }
 
             _tried |= 1UL << failed.Index;
-            var next = executor._router.OnReplicaReadFailure(failed, kind, exception, eventData, _tried, constrained: decision.IsConstrained);
+            var next = executor.ReplicaFailed(failed, kind, exception, eventData, lease, _tried, constrained: decision.IsConstrained);
             Target = next;
             if (next is null && Reason == RoutingReason.Read)
             {
-                Reason = kind == ServerErrorKind.ReadOnly ? RoutingReason.Unrecognized : RoutingReason.ReplicaUnavailable;
+                Reason = FailurePolicy.For(kind).ReadNext == ReadFailureNext.PrimaryAsWrite ? RoutingReason.Unrecognized : RoutingReason.ReplicaUnavailable;
             }
         }
     }

@@ -4,9 +4,9 @@ using EfReplicaInterceptor.Topology;
 namespace EfReplicaInterceptor.Routing;
 
 /// <summary>
-/// The routing layer's answer for one command. <see cref="Replica"/> is set exactly when the target is a replica.
-/// <see cref="NeedsCatchUp"/> marks a read whose scope wrote: it is resolved (asynchronously on the async path) by
-/// <see cref="CommandRouter.ResolveCatchUpAsync"/>.
+/// Where one command goes. <see cref="Replica"/> is set exactly when the target is a replica. A decision whose
+/// <see cref="NeedsReadYourWrites"/> is set is resolved (asynchronously on the async path) by
+/// <see cref="CommandRouter.ResolveAsync"/> before it is used.
 /// </summary>
 internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? replica)
 {
@@ -14,11 +14,13 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
 
     public ReplicaEndpoint? Replica { get; } = replica;
 
-    public CausalState? ContextCausal { get; private init; }
+    /// <summary>The lease's writes a read must see (read-your-writes still to resolve).</summary>
+    public ReadYourWritesState? LeaseWrites { get; private init; }
 
-    public CausalState? AmbientCausal { get; private init; }
+    /// <summary>The ambient scope's writes a read must see (read-your-writes still to resolve).</summary>
+    public ReadYourWritesState? AmbientWrites { get; private init; }
 
-    public bool NeedsCatchUp => ContextCausal is not null || AmbientCausal is not null;
+    public bool NeedsReadYourWrites => LeaseWrites is not null || AmbientWrites is not null;
 
     /// <summary>The replica was chosen under a constraint (caught up to a write, within a staleness budget): if it fails, the read goes to the primary, not to any replica.</summary>
     public bool IsConstrained { get; private init; }
@@ -27,8 +29,8 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
 
     public static RoutingDecision Primary(RoutingReason reason) => new(reason, null);
 
-    public static RoutingDecision ConstrainedRead(ReplicaEndpoint replica) => new(RoutingReason.Read, replica) { IsConstrained = true };
+    public static RoutingDecision Read(ReplicaEndpoint replica, bool constrained) => new(RoutingReason.Read, replica) { IsConstrained = constrained };
 
-    public static RoutingDecision CatchUp(CausalState? contextCausal, CausalState? ambientCausal)
-        => new(RoutingReason.AfterWrite, null) { ContextCausal = contextCausal, AmbientCausal = ambientCausal };
+    public static RoutingDecision ReadYourWrites(ReadYourWritesState? lease, ReadYourWritesState? ambient)
+        => new(RoutingReason.AfterWrite, null) { LeaseWrites = lease, AmbientWrites = ambient };
 }

@@ -139,7 +139,7 @@ public sealed class ReadYourWritesTests
         using var scope = EfReplicaScope.BeginConsistency("not-a-token");
         await using var context = cluster.NewContext();
 
-        var error = Assert.ThrowsAsync<InvalidOperationException>(() => context.WhereAmI().SingleAsync());
+        var error = Assert.ThrowsAsync<EfReplicaConsistencyTokenException>(() => context.WhereAmI().SingleAsync());
 
         Assert.That(error!.Message, Does.Contain("consistency token").And.Contain("not a consistency token"));
     }
@@ -154,7 +154,7 @@ public sealed class ReadYourWritesTests
 
         if (handling == InvalidTokenHandling.Throw)
         {
-            var error = Assert.ThrowsAsync<InvalidOperationException>(() => context.WhereAmI().SingleAsync());
+            var error = Assert.ThrowsAsync<EfReplicaConsistencyTokenException>(() => context.WhereAmI().SingleAsync());
             Assert.That(error!.Message, Does.Contain("another database cluster"));
         }
         else

@@ -6,7 +6,7 @@ namespace EfReplicaInterceptor.Consistency;
 /// Shared by every context in an ambient scope, which may run concurrently, so every change takes a lock; the command path
 /// reads <see cref="IsActive"/> only, and touches the rest only after a write.
 /// </summary>
-internal sealed class CausalState
+internal sealed class ReadYourWritesState
 {
     private readonly Lock _gate = new();
     private volatile bool _active;
@@ -15,7 +15,7 @@ internal sealed class CausalState
     private ulong _requiredLsn;
     private ulong _systemIdentifier;
     private long _lastWriteTimestamp;
-    private object? _writer;
+    private ReadYourWrites? _writer;
     private string? _restoredToken;
     private ulong _capturedLsn;
     private long _unverifiedSince;
@@ -59,8 +59,8 @@ internal sealed class CausalState
         }
     }
 
-    /// <summary>The cluster (its router) that took the last write, to capture a token from.</summary>
-    public object? Writer
+    /// <summary>The read-your-writes service of the cluster that took the last write, to capture a token's position from.</summary>
+    public ReadYourWrites? Writer
     {
         get
         {
@@ -72,13 +72,13 @@ internal sealed class CausalState
     }
 
     /// <summary>Records a write (at its start, and again when it completes or its transaction commits).</summary>
-    public void MarkWrite(object writer, long timestamp)
+    public void MarkWrite(ReadYourWrites? writer, long timestamp)
     {
         lock (_gate)
         {
             _pending = true;
             _generation++;
-            _writer = writer;
+            _writer = writer ?? _writer;
             _lastWriteTimestamp = timestamp;
             _active = true;
         }

@@ -2,14 +2,14 @@ using EfReplicaInterceptor.Consistency;
 
 namespace EfReplicaInterceptor.Tests.Consistency;
 
-public sealed class CausalStateTests
+public sealed class ReadYourWritesStateTests
 {
-    private static readonly object Writer = new();
+    private static readonly ReadYourWrites? Writer = null; // the cluster that wrote: not needed by the state itself
 
     [Test]
     public void A_capture_that_started_before_a_later_write_does_not_cover_it()
     {
-        var state = new CausalState();
+        var state = new ReadYourWritesState();
         state.MarkWrite(Writer, 1);
         var generation = state.Generation;
 
@@ -23,7 +23,7 @@ public sealed class CausalStateTests
     [Test]
     public void A_capture_after_the_writes_clears_the_pending_flag_and_positions_only_move_forward()
     {
-        var state = new CausalState();
+        var state = new ReadYourWritesState();
         state.MarkWrite(Writer, 1);
         state.Satisfy(200, 7, state.Generation);
         state.Require(150, 7);
@@ -36,7 +36,7 @@ public sealed class CausalStateTests
     [Test]
     public void A_future_token_is_clamped_but_never_below_a_position_the_scope_captured()
     {
-        var state = new CausalState();
+        var state = new ReadYourWritesState();
         state.MarkWrite(Writer, 1);
         state.Satisfy(500, 7, state.Generation);
         state.RequireUnverified(ulong.MaxValue / 2, 7, since: 10);
@@ -50,7 +50,7 @@ public sealed class CausalStateTests
     [Test]
     public void Reset_starts_a_new_lease_clean()
     {
-        var state = new CausalState();
+        var state = new ReadYourWritesState();
         state.MarkWrite(Writer, 1);
         state.Restore("efr1.token");
 

@@ -1,0 +1,259 @@
+using EfReplicaInterceptor.Diagnostics;
+using EfReplicaInterceptor.Failover;
+using EfReplicaInterceptor.Topology;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace EfReplicaInterceptor.Consistency;
+
+/// <summary>Where a read that must see its scopes' writes goes: a replica known to have them, else the primary (null).</summary>
+internal readonly record struct ReadYourWritesChoice(ReplicaEndpoint? Replica, RoutingReason Reason, bool Constrained);
+
+/// <summary>
+/// Read-your-writes for one cluster, by WAL position: captures the position of a scope's writes on the primary (one round
+/// trip per unit of work), checks restored tokens, and finds a replica that has replayed the position (from the monitor's
+/// knowledge, else by asking the replicas), waiting up to <see cref="EfReplicaOptions.ReadYourWritesMaxWait"/>; otherwise the
+/// read goes to the primary.
+/// </summary>
+internal sealed class ReadYourWrites
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(5);
+
+    private readonly string _cluster;
+    private readonly NpgsqlDataSource _primary;
+    private readonly PrimaryPosition _primaryPosition;
+    private readonly ReplicaSelector _selector;
+    private readonly TimeSpan _maxWait;
+    private readonly InvalidTokenHandling _invalidTokenHandling;
+    private readonly EfReplicaMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly ILogger _topologyLogger;
+    private readonly TimeProvider _timeProvider;
+
+    public ReadYourWrites(
+        string cluster,
+        NpgsqlDataSource primary,
+        PrimaryPosition primaryPosition,
+        ReplicaSelector selector,
+        EfReplicaOptions options,
+        EfReplicaMetrics metrics,
+        ILoggerFactory loggerFactory,
+        TimeProvider timeProvider)
+    {
+        _cluster = cluster;
+        _primary = primary;
+        _primaryPosition = primaryPosition;
+        _selector = selector;
+        _maxWait = options.ReadYourWritesMaxWait;
+        _invalidTokenHandling = options.InvalidTokenHandling;
+        _metrics = metrics;
+        _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
+        _topologyLogger = loggerFactory.CreateLogger(Log.TopologyCategory);
+        _timeProvider = timeProvider;
+    }
+
+    /// <summary>
+    /// Resolves a read in scopes that wrote (or restored a token). Sync callers pass <paramref name="async"/> false and every
+    /// step runs synchronously.
+    /// </summary>
+    public async ValueTask<ReadYourWritesChoice> ResolveAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, bool async, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!await CheckRestoredTokenAsync(lease, async, cancellationToken).ConfigureAwait(false)
+                | !await CheckRestoredTokenAsync(ambient, async, cancellationToken).ConfigureAwait(false))
+            {
+                return new(null, RoutingReason.AfterWrite, false);
+            }
+
+            if (lease?.IsPending == true || ambient?.IsPending == true)
+            {
+                await CaptureAsync(lease, ambient, async, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Executing, onStandby: false) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+        {
+            // The position cannot be obtained: the scope's reads stay on the primary (the write is pending still).
+            return new(null, RoutingReason.AfterWrite, false);
+        }
+
+        VerifyRestoredPosition(lease);
+        VerifyRestoredPosition(ambient);
+        var required = Math.Max(lease?.RequiredLsn ?? 0, ambient?.RequiredLsn ?? 0);
+        if (required == 0)
+        {
+            var any = _selector.Select(ReplicaRequirement.Any, 0, out var lagging);
+            return any is null
+                ? new(null, lagging ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable, false)
+                : new(any, RoutingReason.Read, false);
+        }
+
+        var requirement = ReplicaRequirement.CaughtUpTo(required);
+        var deadline = _timeProvider.GetTimestamp() + (long)(_maxWait.TotalSeconds * _timeProvider.TimestampFrequency);
+        while (true)
+        {
+            var caughtUp = _selector.Select(requirement, 0, out _)
+                ?? await CheckReplayDirectlyAsync(requirement, async, cancellationToken).ConfigureAwait(false);
+            if (caughtUp is not null)
+            {
+                return new(caughtUp, RoutingReason.Read, true);
+            }
+
+            if (_timeProvider.GetTimestamp() >= deadline)
+            {
+                return new(null, RoutingReason.AfterWrite, false);
+            }
+
+            if (async)
+            {
+                await Task.Delay(PollInterval, _timeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                Thread.Sleep(PollInterval);
+            }
+        }
+    }
+
+    /// <summary>Captures the primary's WAL position for a scope's pending writes (for a token).</summary>
+    public async ValueTask CaptureAsync(ReadYourWritesState state, CancellationToken cancellationToken)
+    {
+        if (state.IsPending)
+        {
+            await CaptureAsync(state, null, async: true, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask CaptureAsync(ReadYourWritesState? first, ReadYourWritesState? second, bool async, CancellationToken cancellationToken)
+    {
+        var firstGeneration = first?.Generation ?? 0;
+        var secondGeneration = second?.Generation ?? 0;
+        var (lsn, systemIdentifier) = await CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
+        first?.Satisfy(lsn, systemIdentifier, firstGeneration);
+        second?.Satisfy(lsn, systemIdentifier, secondGeneration);
+    }
+
+    private async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(bool async, CancellationToken cancellationToken)
+    {
+        _metrics.PositionCaptured(_cluster);
+        var (lsn, systemIdentifier) = await ServerQueries.CapturePositionAsync(_primary, async, cancellationToken).ConfigureAwait(false);
+        _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier);
+        return (lsn, systemIdentifier);
+    }
+
+    /// <summary>
+    /// Checks a restored token on first use: well-formed and from this cluster (its system identifier, known from the
+    /// monitor's probes, so usually no round trip). A position beyond every primary position seen so far is accepted but
+    /// verified against the next primary sample (<see cref="VerifyRestoredPosition"/>): a forged token, or one from before a
+    /// failover, is lowered then, so it cannot pin reads to the primary forever. Returns false when reads must go to the
+    /// primary for now.
+    /// </summary>
+    private async ValueTask<bool> CheckRestoredTokenAsync(ReadYourWritesState? state, bool async, CancellationToken cancellationToken)
+    {
+        var token = state?.TakeRestoredToken();
+        if (token is null)
+        {
+            return true;
+        }
+
+        if (!ConsistencyToken.TryParse(token, out var tokenSystem, out var tokenLsn))
+        {
+            return RejectToken("it is not a consistency token (expected 'efr1.' and 22 base64url characters)");
+        }
+
+        var clusterSystem = _primaryPosition.SystemIdentifier;
+        if (clusterSystem == 0)
+        {
+            (_, clusterSystem) = await CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (tokenSystem != clusterSystem)
+        {
+            return RejectToken($"it was issued by another database cluster (system identifier {tokenSystem}, this cluster is {clusterSystem})");
+        }
+
+        if (_primaryPosition.Latest is { } latest && tokenLsn <= latest.Lsn)
+        {
+            state!.Require(tokenLsn, tokenSystem);
+        }
+        else
+        {
+            state!.RequireUnverified(tokenLsn, tokenSystem, _timeProvider.GetTimestamp());
+        }
+
+        return true;
+
+        bool RejectToken(string why)
+        {
+            if (_invalidTokenHandling == InvalidTokenHandling.Throw)
+            {
+                throw new EfReplicaConsistencyTokenException(_cluster, why);
+            }
+
+            Log.ConsistencyTokenIgnored(_logger, _cluster, why);
+            return true;
+        }
+    }
+
+    /// <summary>Lowers a restored position that a primary sample taken after the restore shows to be from the future.</summary>
+    private void VerifyRestoredPosition(ReadYourWritesState? state)
+    {
+        if (state is null)
+        {
+            return;
+        }
+
+        var since = state.UnverifiedSince;
+        if (since == 0 || _primaryPosition.Latest is not { } latest || latest.Timestamp <= since)
+        {
+            return;
+        }
+
+        if (state.RequiredLsn > latest.Lsn)
+        {
+            Log.ConsistencyTokenClamped(_logger, _cluster);
+            state.Clamp(latest.Lsn);
+        }
+        else
+        {
+            state.Verified();
+        }
+    }
+
+    /// <summary>Asks each replica in rotation for its replayed position (one small query each) until one has the position.</summary>
+    private async ValueTask<ReplicaEndpoint?> CheckReplayDirectlyAsync(ReplicaRequirement requirement, bool async, CancellationToken cancellationToken)
+    {
+        foreach (var replica in _selector.Replicas)
+        {
+            if (!replica.IsAdmitted)
+            {
+                continue;
+            }
+
+            try
+            {
+                _metrics.ReplayChecked(_cluster);
+                if (await ServerQueries.ReadReplayPositionAsync(replica.DataSource, async, cancellationToken).ConfigureAwait(false) is { } replayed)
+                {
+                    replica.ObserveReplay(replayed);
+                }
+            }
+            catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: true) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+            {
+                if (replica.ReportFailure())
+                {
+                    Log.ReplicaLeftRotation(_topologyLogger, replica.Name, _cluster, "a replay position check failed on it");
+                }
+
+                continue;
+            }
+
+            if (replica.KnownReplayLsn >= requirement.Lsn && replica.TryAcquire())
+            {
+                return replica;
+            }
+        }
+
+        return null;
+    }
+}

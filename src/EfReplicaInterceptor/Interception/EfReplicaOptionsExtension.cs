@@ -1,0 +1,39 @@
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace EfReplicaInterceptor.Interception;
+
+/// <summary>
+/// Registers the library's EF-internal services (as EF plugins do, through an options extension): the scoped
+/// <see cref="LeaseResetHook"/> that resets a context's lease state when EF resets the context for its pool.
+/// </summary>
+internal sealed class EfReplicaOptionsExtension : IDbContextOptionsExtension
+{
+    private DbContextOptionsExtensionInfo? _info;
+
+    public DbContextOptionsExtensionInfo Info => _info ??= new ExtensionInfo(this);
+
+    public void ApplyServices(IServiceCollection services)
+    {
+        services.TryAddScoped<LeaseResetHook>();
+        services.TryAddEnumerable(ServiceDescriptor.Scoped<IResettableService, LeaseResetHook>(static provider => provider.GetRequiredService<LeaseResetHook>()));
+    }
+
+    public void Validate(IDbContextOptions options)
+    {
+    }
+
+    private sealed class ExtensionInfo(IDbContextOptionsExtension extension) : DbContextOptionsExtensionInfo(extension)
+    {
+        public override bool IsDatabaseProvider => false;
+
+        public override string LogFragment => "EfReplica ";
+
+        public override int GetServiceProviderHashCode() => 0;
+
+        public override bool ShouldUseSameServiceProvider(DbContextOptionsExtensionInfo other) => other is ExtensionInfo;
+
+        public override void PopulateDebugInfo(IDictionary<string, string> debugInfo) => debugInfo["EfReplica"] = "1";
+    }
+}

@@ -1,0 +1,73 @@
+using System.Data.Common;
+using EfReplicaInterceptor.Routing;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+
+namespace EfReplicaInterceptor.Interception;
+
+/// <summary>
+/// Which cluster's router serves a context, and the lease states of the contexts one set of interceptors serves. A single
+/// cluster has one router for every context (<see cref="FixedRouterResolver"/>); tenant contexts find theirs through their
+/// lease's binding, and guard it (the tenant resolver in Clusters).
+/// </summary>
+internal abstract class RouterResolver
+{
+    protected RouterResolver() => States = new LeaseStates(static (context, state) => LeaseResetHook.Attach(context, state));
+
+    /// <summary>The per-lease state of every context these interceptors serve.</summary>
+    public LeaseStates States { get; }
+
+    /// <summary>
+    /// Before EF opens its connection or executes a command: the router for <paramref name="context"/>, after any guard
+    /// (throws when the command must not be sent).
+    /// </summary>
+    public abstract CommandRouter Require(DbContext? context, DbConnection? connection);
+
+    /// <summary>After the fact (a command finished or failed, a transaction committed): the router, or null when none applies.</summary>
+    public abstract CommandRouter? Find(DbContext? context);
+
+    /// <summary>EF is about to create its own connection; a resolver may refuse it.</summary>
+    public virtual InterceptionResult<DbConnection> ConnectionCreating(ConnectionCreatingEventData eventData, InterceptionResult<DbConnection> result) => result;
+
+    /// <summary>The lease state of <paramref name="context"/>, or null for a command outside any context.</summary>
+    public LeaseState? Lease(DbContext? context) => context is null ? null : States.Get(context);
+}
+
+/// <summary>The resolver of one cluster's own interceptors: every context is served by that cluster.</summary>
+internal sealed class FixedRouterResolver(CommandRouter router) : RouterResolver
+{
+    public override CommandRouter Require(DbContext? context, DbConnection? connection) => router;
+
+    public override CommandRouter? Find(DbContext? context) => router;
+}
+
+/// <summary>
+/// Resets a context's lease state when EF resets the context for its pool (an EF scoped service, registered by
+/// <see cref="EfReplicaOptionsExtension"/>), so that a tenant's cluster is let go when its lease ends rather than when the
+/// context is next rented. Contexts configured without the extension (plain <c>AddInterceptors</c>) reset their state when
+/// the next lease first uses it instead.
+/// </summary>
+internal sealed class LeaseResetHook : IResettableService, IDisposable
+{
+    private LeaseState? _state;
+
+    /// <summary>Connects <paramref name="state"/> to the reset hook of <paramref name="context"/>, when the context has one.</summary>
+    public static void Attach(DbContext context, LeaseState state)
+    {
+        if (((IInfrastructure<IServiceProvider>)context).Instance.GetService(typeof(LeaseResetHook)) is LeaseResetHook hook)
+        {
+            hook._state = state;
+        }
+    }
+
+    public void ResetState() => _state?.Reset();
+
+    public Task ResetStateAsync(CancellationToken cancellationToken = default)
+    {
+        ResetState();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose() => _state?.Reset();
+}

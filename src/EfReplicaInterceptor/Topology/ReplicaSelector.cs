@@ -1,0 +1,181 @@
+namespace EfReplicaInterceptor.Topology;
+
+/// <summary>What a replica must satisfy to take a read.</summary>
+internal enum ReplicaRequirementKind : byte
+{
+    /// <summary>Any replica that will take it, including one due for its single half-open probe after failures.</summary>
+    Any,
+
+    /// <summary>A replica in rotation whose current lag is within <see cref="ReplicaRequirement.MaxLag"/>.</summary>
+    Fresh,
+
+    /// <summary>A replica in rotation known to have replayed <see cref="ReplicaRequirement.Lsn"/>.</summary>
+    CaughtUp,
+}
+
+/// <summary>The predicate of one selection. A constrained one (fresh, caught up) never probes a paused replica.</summary>
+internal readonly record struct ReplicaRequirement(ReplicaRequirementKind Kind, TimeSpan MaxLag = default, ulong Lsn = 0)
+{
+    public static readonly ReplicaRequirement Any = new(ReplicaRequirementKind.Any);
+
+    public static ReplicaRequirement FreshWithin(TimeSpan maxLag) => new(ReplicaRequirementKind.Fresh, MaxLag: maxLag);
+
+    public static ReplicaRequirement CaughtUpTo(ulong lsn) => new(ReplicaRequirementKind.CaughtUp, Lsn: lsn);
+
+    public bool IsConstrained => Kind != ReplicaRequirementKind.Any;
+}
+
+/// <summary>
+/// Picks the replica for a read: one loop over the replicas with the requirement as predicate, and the cluster's balancing
+/// policy deciding which eligible replica comes first, for every kind of selection (so weights and least-lag apply to a read
+/// after a write and to a staleness-bounded read as much as to a plain one). Thread-safe and allocation-free.
+/// </summary>
+internal sealed class ReplicaSelector
+{
+    private readonly ReplicaEndpoint[] _replicas;
+    private readonly bool _leastLag;
+    private readonly int[] _schedule;
+    private readonly TimeProvider _timeProvider;
+    private int _next = -1;
+
+    public ReplicaSelector(ReplicaEndpoint[] replicas, LoadBalancing balancing, IReadOnlyList<int> weights, TimeProvider timeProvider)
+    {
+        _replicas = replicas;
+        _leastLag = balancing == LoadBalancing.LeastLag;
+        _schedule = BuildSchedule(weights);
+        _timeProvider = timeProvider;
+    }
+
+    public IReadOnlyList<ReplicaEndpoint> Replicas => _replicas;
+
+    public bool HasReplicas => _replicas.Length != 0;
+
+    /// <summary>
+    /// The replica that takes the read, skipping those whose bit is set in <paramref name="excluded"/> (already tried), or
+    /// null when none can. <paramref name="lagging"/> tells why none could: some replica was out only for its lag.
+    /// </summary>
+    public ReplicaEndpoint? Select(in ReplicaRequirement requirement, ulong excluded, out bool lagging)
+    {
+        lagging = false;
+        var replicas = _replicas;
+        var count = replicas.Length;
+        if (count == 0)
+        {
+            return null;
+        }
+
+        // Weighted round-robin starts where the schedule says (it lists each replica as often as its weight); least-lag
+        // starts one further each time, so that ties rotate.
+        var ticket = (uint)Interlocked.Increment(ref _next);
+        var start = _leastLag ? (int)(ticket % (uint)count) : _schedule[(int)(ticket % (uint)_schedule.Length)];
+        var now = _timeProvider.GetTimestamp();
+        while (true)
+        {
+            var best = -1;
+            var bestRank = long.MaxValue;
+            for (var offset = 0; offset < count; offset++)
+            {
+                var index = start + offset;
+                if (index >= count)
+                {
+                    index -= count;
+                }
+
+                if ((excluded & (1UL << index)) != 0)
+                {
+                    continue;
+                }
+
+                var replica = replicas[index];
+                if (!IsEligible(replica, requirement, now, ref lagging))
+                {
+                    continue;
+                }
+
+                var rank = _leastLag ? LagRank(replica, now) : offset;
+                if (rank < bestRank)
+                {
+                    (best, bestRank) = (index, rank);
+                    if (!_leastLag)
+                    {
+                        break; // round-robin: the first eligible one in order
+                    }
+                }
+            }
+
+            if (best < 0)
+            {
+                return null;
+            }
+
+            if (replicas[best].TryAcquire())
+            {
+                return replicas[best];
+            }
+
+            excluded |= 1UL << best; // paused, or lost the race for its half-open probe: the next one
+        }
+    }
+
+    private static bool IsEligible(ReplicaEndpoint replica, in ReplicaRequirement requirement, long now, ref bool lagging)
+    {
+        switch (requirement.Kind)
+        {
+            case ReplicaRequirementKind.Any:
+                if (!replica.IsAdmitted && replica.Health.IsLagging)
+                {
+                    lagging = true;
+                }
+
+                return true; // TryAcquire decides: in rotation, or due for its half-open probe
+            case ReplicaRequirementKind.Fresh:
+                if (!replica.IsAdmitted)
+                {
+                    return false;
+                }
+
+                if (replica.CurrentLag(now) is not { } lag || lag > requirement.MaxLag)
+                {
+                    lagging = true;
+                    return false;
+                }
+
+                return true;
+            default:
+                return replica.IsAdmitted && replica.KnownReplayLsn >= requirement.Lsn;
+        }
+    }
+
+    private static long LagRank(ReplicaEndpoint replica, long now)
+        => replica.CurrentLag(now) is { } lag ? lag.Ticks : long.MaxValue - 1;
+
+    /// <summary>Smooth weighted round-robin order (as nginx does it): weights 3 and 1 give 0, 0, 1, 0.</summary>
+    internal static int[] BuildSchedule(IReadOnlyList<int> weights)
+    {
+        if (weights.Count == 0)
+        {
+            return [0];
+        }
+
+        var total = weights.Sum();
+        var current = new int[weights.Count];
+        var schedule = new int[total];
+        for (var slot = 0; slot < total; slot++)
+        {
+            var chosen = 0;
+            for (var i = 0; i < weights.Count; i++)
+            {
+                current[i] += weights[i];
+                if (current[i] > current[chosen])
+                {
+                    chosen = i;
+                }
+            }
+
+            current[chosen] -= total;
+            schedule[slot] = chosen;
+        }
+
+        return schedule;
+    }
+}
