@@ -106,7 +106,9 @@ internal static class FolderDependencyAnalysis
     /// <summary>Binds every name in <paramref name="sources"/> and returns the folder graph.</summary>
     public static FolderGraph Analyze(IReadOnlyList<SourceFile> sources, IReadOnlyList<MetadataReference> references, string assemblyName = "EfReplicaInterceptor")
     {
-        var parseOptions = new CSharpParseOptions(LanguageVersion.Latest);
+        // Nullable flow analysis changes no symbol a name binds to and was most of the semantic model's time: off.
+        var parseOptions = new CSharpParseOptions(LanguageVersion.Latest)
+            .WithFeatures([new KeyValuePair<string, string>("run-nullable-analysis", "never")]);
         var ordered = sources.OrderBy(s => s.Path, StringComparer.Ordinal).ToList();
         var trees = ordered.Select(s => CSharpSyntaxTree.ParseText(s.Text, parseOptions, s.Path)).ToList();
         var unitOfTree = trees.ToDictionary(t => t, t => UnitOf(t.FilePath));
@@ -118,54 +120,72 @@ internal static class FolderDependencyAnalysis
             references,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
 
-        var t0 = System.Diagnostics.Stopwatch.StartNew();
-        var unexpectedErrors = compilation.GetDeclarationDiagnostics()
+        // Declaration errors (a signature naming a type the references lack) would hide edges; so would a name in a
+        // body that binds to nothing, which the walk reports. Binding every body twice (GetDiagnostics, then the
+        // semantic model) would double the test's time for nothing the walk does not already check.
+        var problems = compilation.GetDeclarationDiagnostics()
             .Where(d => d.Severity == DiagnosticSeverity.Error && !ToleratedErrors.Contains(d.Id))
             .Select(d => d.ToString())
             .ToList();
 
-        Console.Error.WriteLine($"diagnostics {t0.ElapsedMilliseconds}");
-        t0.Restart();
+        // Trees are walked in parallel and merged in path order, so the first use of an edge is the same every run.
+        var walks = trees.AsParallel().AsOrdered()
+            .Select(tree => Walk(tree, compilation.GetSemanticModel(tree), unitOfTree))
+            .ToList();
+
         var edges = new SortedDictionary<(string From, string To), (int Count, SymbolUse Example)>(Comparer<(string, string)>.Create(CompareEdgeKeys));
-        foreach (var tree in trees)
+        foreach (var (uses, unbound) in walks)
         {
-            var from = unitOfTree[tree];
-            var model = compilation.GetSemanticModel(tree);
-            foreach (var node in tree.GetRoot().DescendantNodes())
+            problems.AddRange(unbound);
+            foreach (var (from, to, use) in uses)
             {
-                foreach (var symbol in SymbolsUsedBy(node, model))
-                {
-                    var declaredIn = DeclaringFile(symbol, from, unitOfTree);
-                    if (declaredIn is null)
-                    {
-                        continue;
-                    }
-                    var to = unitOfTree[declaredIn];
-                    if (to == from)
-                    {
-                        continue;
-                    }
-                    var key = (from, to);
-                    if (edges.TryGetValue(key, out var existing))
-                    {
-                        edges[key] = (existing.Count + 1, existing.Example);
-                    }
-                    else
-                    {
-                        var line = node.GetLocation().GetLineSpan().StartLinePosition.Line + 1;
-                        edges[key] = (1, new SymbolUse(tree.FilePath, line, symbol.ToDisplayString(SymbolFormat), declaredIn.FilePath));
-                    }
-                }
+                edges[(from, to)] = edges.TryGetValue((from, to), out var existing)
+                    ? (existing.Count + 1, existing.Example)
+                    : (1, use);
             }
         }
 
-        Console.Error.WriteLine($"walk {t0.ElapsedMilliseconds}");
         var units = unitOfTree.Values.Distinct().OrderBy(u => u, StringComparer.Ordinal).ToList();
         return new FolderGraph(
             units,
             edges.Select(e => new FolderEdge(e.Key.From, e.Key.To, e.Value.Count, e.Value.Example)).ToList(),
-            unexpectedErrors);
+            problems);
     }
+
+    /// <summary>The cross-folder uses in one file, in document order, and the names in it that bound to nothing.</summary>
+    private static (List<(string From, string To, SymbolUse Use)> Uses, List<string> Unbound) Walk(
+        SyntaxTree tree, SemanticModel model, IReadOnlyDictionary<SyntaxTree, string> unitOfTree)
+    {
+        var from = unitOfTree[tree];
+        var uses = new List<(string, string, SymbolUse)>();
+        var unbound = new List<string>();
+        foreach (var node in tree.GetRoot().DescendantNodes())
+        {
+            var bound = false;
+            foreach (var symbol in SymbolsUsedBy(node, model))
+            {
+                bound = true;
+                var declaredIn = DeclaringFile(symbol, from, unitOfTree);
+                if (declaredIn is null || unitOfTree[declaredIn] == from)
+                {
+                    continue;
+                }
+                var line = node.GetLocation().GetLineSpan().StartLinePosition.Line + 1;
+                uses.Add((from, unitOfTree[declaredIn], new SymbolUse(tree.FilePath, line, symbol.ToDisplayString(SymbolFormat), declaredIn.FilePath)));
+            }
+            if (!bound && node is SimpleNameSyntax name && !MayBindToNothing(name))
+            {
+                var line = node.GetLocation().GetLineSpan().StartLinePosition.Line + 1;
+                unbound.Add($"{tree.FilePath}:{line}: the name '{name}' binds to no symbol");
+            }
+        }
+        return (uses, unbound);
+    }
+
+    /// <summary>Names that legitimately have no symbol: the <c>nameof</c> operator and the member names of anonymous types.</summary>
+    private static bool MayBindToNothing(SimpleNameSyntax name) =>
+        name.Identifier.ValueText == "nameof" && name.Parent is InvocationExpressionSyntax
+        || name.Parent is NameEqualsSyntax { Parent: AnonymousObjectMemberDeclaratorSyntax };
 
     private static int CompareEdgeKeys((string From, string To) a, (string From, string To) b)
     {
@@ -276,14 +296,14 @@ internal static class FolderDependencyAnalysis
     }
 }
 
-/// <summary>The folder graph: its units, its edges (sorted), and the compile errors that may have hidden edges.</summary>
-internal sealed class FolderGraph(IReadOnlyList<string> units, IReadOnlyList<FolderEdge> edges, IReadOnlyList<string> unexpectedErrors)
+/// <summary>The folder graph: its units, its edges (sorted), and the compile errors and unbound names that may have hidden edges.</summary>
+internal sealed class FolderGraph(IReadOnlyList<string> units, IReadOnlyList<FolderEdge> edges, IReadOnlyList<string> bindingProblems)
 {
     public IReadOnlyList<string> Units { get; } = units;
 
     public IReadOnlyList<FolderEdge> Edges { get; } = edges;
 
-    public IReadOnlyList<string> UnexpectedErrors { get; } = unexpectedErrors;
+    public IReadOnlyList<string> BindingProblems { get; } = bindingProblems;
 
     private ILookup<string, string> Successors => Edges.ToLookup(e => e.From, e => e.To);
 
