@@ -7,23 +7,21 @@ namespace EfReplicaInterceptor.Topology;
 
 /// <summary>
 /// Watches the primary and every replica of one cluster in the background: one small query per server per interval,
-/// on a connection it keeps open. Commands never wait for it; they read the verdicts it leaves on each
-/// <see cref="ReplicaEndpoint"/>.
+/// on a connection it keeps open. Commands never wait for it; they read the verdicts it hands to each replica's
+/// <see cref="ReplicaAvailability"/>.
 /// </summary>
 /// <remarks>
-/// A replica is in rotation when it answers, is a standby (<c>pg_is_in_recovery()</c>), and its lag (time and, when set,
-/// bytes) is within budget. It leaves at once when one of those stops being true. After having been in rotation, it comes
-/// back only when its lag is under half the budget on two probes in a row (hysteresis). An unreachable replica is probed
-/// again after 1, 2, 4, then every 8 intervals, and re-admitted as soon as it answers well.
+/// The monitor does the I/O and the measuring only: it opens, probes and drops connections, computes each replica's
+/// <see cref="ReplicaHealth"/> (lag from <see cref="PrimaryWalHistory"/>), and logs what
+/// <see cref="ReplicaAvailability.ReportProbe"/> says changed. Admission, hysteresis and the backoff between probes of an
+/// unreachable replica are <see cref="ReplicaAvailability"/>'s.
 /// </remarks>
 internal sealed class ClusterMonitor : IAsyncDisposable
 {
-    private const int MaxBackoffExponent = 3;
-
     private readonly string _cluster;
     private readonly NpgsqlDataSource _primary;
     private readonly ReplicaEndpoint[] _replicas;
-    private readonly ProbeState[] _states;
+    private readonly NpgsqlConnection?[] _connections;
     private readonly TimeSpan _interval;
     private readonly TimeSpan _timeout;
     private readonly TimeSpan _maxLag;
@@ -52,7 +50,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         _position = position;
         _primary = primary;
         _replicas = replicas;
-        _states = Array.ConvertAll(replicas, _ => new ProbeState());
+        _connections = new NpgsqlConnection?[replicas.Length];
         _interval = options.HealthCheckInterval;
         _timeout = options.HealthCheckTimeout;
         _maxLag = options.MaxReplicaLag;
@@ -126,14 +124,11 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     {
         await ProbePrimaryAsync(cancellationToken).ConfigureAwait(false);
 
-        var now = _timeProvider.GetTimestamp();
         var probes = new List<Task>(_replicas.Length);
         for (var i = 0; i < _replicas.Length; i++)
         {
-            var state = _states[i];
-            if (force || _replicas[i].ProbeRequested || now >= state.NextProbeAt)
+            if (_replicas[i].Availability.TryStartProbe(force))
             {
-                _replicas[i].ProbeRequested = false;
                 probes.Add(ProbeReplicaAsync(i, cancellationToken));
             }
         }
@@ -201,31 +196,24 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private async Task ProbeReplicaAsync(int index, CancellationToken cancellationToken)
     {
         var replica = _replicas[index];
-        var state = _states[index];
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_timeout);
         ReplicaHealth health;
         try
         {
-            state.Connection ??= await replica.DataSource.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
-            var sample = await ServerQueries.ProbeReplicaAsync(state.Connection, timeout.Token).ConfigureAwait(false);
+            _connections[index] ??= await replica.DataSource.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
+            var sample = await ServerQueries.ProbeReplicaAsync(_connections[index]!, timeout.Token).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
             health = Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
                 replica.ObserveReplay(replay);
             }
-
-            state.Failures = 0;
-            state.NextProbeAt = 0;
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
-            await DropAsync(state.Connection).ConfigureAwait(false);
-            state.Connection = null;
-            state.Failures++;
-            var exponent = Math.Min(state.Failures - 1, MaxBackoffExponent);
-            state.NextProbeAt = _timeProvider.GetTimestamp() + (long)(_interval.TotalSeconds * _timeProvider.TimestampFrequency * (1 << exponent));
+            await DropAsync(_connections[index]).ConfigureAwait(false);
+            _connections[index] = null;
             health = new ReplicaHealth
             {
                 Reachable = false,
@@ -235,7 +223,8 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
 
         replica.Health = health;
-        Decide(replica, state, health);
+        var wasAdmitted = replica.Availability.IsAdmittedByMonitor; // only this monitor's probes change it
+        Announce(replica, replica.Availability.ReportProbe(health, _maxLag, _maxLagBytes), health, wasAdmitted);
     }
 
     private ReplicaHealth Measure(bool inRecovery, ulong replay, bool streaming)
@@ -287,61 +276,26 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         };
     }
 
-    private void Decide(ReplicaEndpoint replica, ProbeState state, ReplicaHealth health)
+    private void Announce(ReplicaEndpoint replica, AvailabilityChange change, ReplicaHealth health, bool wasAdmitted)
     {
-        if (health.Problem is not null)
+        switch (change)
         {
-            state.GoodStreak = 0;
-            if (replica.AdmittedByMonitor)
-            {
-                // A replica already paused by a failed read was announced then; say it once.
-                var wasInRotation = replica.IsAdmitted;
-                replica.AdmittedByMonitor = false;
-                state.Reported = true;
-                if (wasInRotation)
-                {
-                    Log.ReplicaLeftRotation(_logger, replica.Name, _cluster, health.Problem);
-                }
-            }
-            else if (!state.Reported)
-            {
-                state.Reported = true;
-                Log.ReplicaKeptOut(_logger, replica.Name, _cluster, health.Problem);
-            }
-
-            return;
-        }
-
-        if (replica.AdmittedByMonitor)
-        {
-            // A pause after failed reads ends as soon as the monitor finds the replica healthy.
-            if (replica.ReportSuccess())
-            {
+            case AvailabilityChange.Left:
+                Log.ReplicaLeftRotation(_logger, replica.Name, _cluster, health.Problem!);
+                break;
+            case AvailabilityChange.KeptOut:
+                Log.ReplicaKeptOut(_logger, replica.Name, _cluster, health.Problem!);
+                break;
+            case AvailabilityChange.Rejoined when wasAdmitted:
+                // The pause after failed reads ended: the monitor found the replica healthy.
                 Log.ReplicaRejoinedRotation(_logger, replica.Name, _cluster, $"a health probe found it healthy again (lag {health.Lag!.Value.TotalSeconds:0.###} s)");
-            }
-
-            return;
-        }
-
-        state.GoodStreak++;
-        var calm = health.Lag <= _maxLag / 2 && (_maxLagBytes is not { } maxBytes || health.LagBytes <= maxBytes / 2);
-        if (state.EverAdmitted && !(calm && state.GoodStreak >= 2))
-        {
-            return; // hysteresis: a replica that left comes back only once it is clearly within budget
-        }
-
-        replica.ReportSuccess();
-        replica.AdmittedByMonitor = true;
-        var wasOut = state.Reported;
-        state.EverAdmitted = true;
-        state.Reported = true;
-        if (wasOut)
-        {
-            Log.ReplicaRejoinedRotation(_logger, replica.Name, _cluster, $"lag {health.Lag!.Value.TotalSeconds:0.###} s, {health.LagBytes} bytes");
-        }
-        else
-        {
-            Log.ReplicaAdmitted(_logger, replica.Name, _cluster, health.Lag!.Value.TotalSeconds);
+                break;
+            case AvailabilityChange.Rejoined:
+                Log.ReplicaRejoinedRotation(_logger, replica.Name, _cluster, $"lag {health.Lag!.Value.TotalSeconds:0.###} s, {health.LagBytes} bytes");
+                break;
+            case AvailabilityChange.Admitted:
+                Log.ReplicaAdmitted(_logger, replica.Name, _cluster, health.Lag!.Value.TotalSeconds);
+                break;
         }
     }
 
@@ -390,27 +344,12 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 
         await _round.WaitAsync().ConfigureAwait(false);
         await DropAsync(_primaryConnection).ConfigureAwait(false);
-        foreach (var state in _states)
+        foreach (var connection in _connections)
         {
-            await DropAsync(state.Connection).ConfigureAwait(false);
+            await DropAsync(connection).ConfigureAwait(false);
         }
 
         _round.Dispose();
         _stopping.Dispose();
-    }
-
-    private sealed class ProbeState
-    {
-        public NpgsqlConnection? Connection { get; set; }
-
-        public int Failures { get; set; }
-
-        public long NextProbeAt { get; set; }
-
-        public int GoodStreak { get; set; }
-
-        public bool EverAdmitted { get; set; }
-
-        public bool Reported { get; set; }
     }
 }

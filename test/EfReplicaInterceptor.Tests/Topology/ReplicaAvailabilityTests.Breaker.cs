@@ -1,0 +1,254 @@
+using EfReplicaInterceptor.Topology;
+
+namespace EfReplicaInterceptor.Tests.Topology;
+
+/// <summary>Failed reads, the half-open trial, and the one backoff for pauses and probes.</summary>
+public sealed partial class ReplicaAvailabilityTests
+{
+    [Test]
+    public void In_rotation_to_paused_on_a_failed_read()
+    {
+        Probe(Calm());
+
+        Assert.That(_replica.ReportFailure(), Is.EqualTo(AvailabilityChange.Left));
+        Assert.Multiple(() =>
+        {
+            Assert.That(_replica.IsInRotation, Is.False);
+            Assert.That(_replica.IsPaused, Is.True);
+            Assert.That(_replica.IsAdmittedByMonitor, Is.True, "the monitor's verdict is unchanged");
+            Assert.That(_replica.TryAcquire(), Is.False);
+        });
+        Assert.That(_replica.ReportFailure(), Is.EqualTo(AvailabilityChange.None), "already out: announced once");
+    }
+
+    [Test]
+    public void Concurrent_failed_reads_take_it_out_once()
+    {
+        Probe(Calm());
+
+        var changes = RunConcurrently(8, _replica.ReportFailure);
+
+        Assert.That(changes.Count(c => c == AvailabilityChange.Left), Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Paused_to_half_open_once_the_backoff_is_over_for_exactly_one_caller()
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+
+        _time.Advance(Interval - TimeSpan.FromTicks(1));
+        Assert.That(_replica.TryAcquire(), Is.False, "still paused");
+        _time.Advance(TimeSpan.FromTicks(1));
+
+        var winners = RunConcurrently(8, _replica.TryAcquire);
+
+        Assert.That(winners.Count(won => won), Is.EqualTo(1), "one caller tries the replica");
+        Assert.That(_replica.TryAcquire(), Is.False, "the others wait for its outcome");
+        Assert.That(_replica.IsInRotation, Is.False);
+    }
+
+    [Test]
+    public void Half_open_to_in_rotation_on_a_successful_read()
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+        _time.Advance(Interval);
+        Assert.That(_replica.TryAcquire(), Is.True);
+
+        Assert.That(_replica.ReportSuccess(), Is.EqualTo(AvailabilityChange.Rejoined));
+        Assert.That(_replica.IsInRotation, Is.True);
+        Assert.That(_replica.ConsecutiveFailures, Is.Zero);
+        Assert.That(_replica.ReportSuccess(), Is.EqualTo(AvailabilityChange.None), "steady state");
+    }
+
+    [Test]
+    public void Half_open_to_paused_longer_on_a_failed_read_doubling_up_to_eight_intervals()
+    {
+        Probe(Calm());
+        var pauses = new List<double>();
+        _replica.ReportFailure();
+        for (var failure = 1; failure <= 6; failure++)
+        {
+            pauses.Add(PauseLength().TotalSeconds); // ends with this caller holding the half-open trial
+            Assert.That(_replica.ReportFailure(), Is.EqualTo(AvailabilityChange.None), "the trial failed; already announced");
+        }
+
+        Assert.That(pauses, Is.EqualTo(new[] { 1.0, 2, 4, 8, 8, 8 }));
+    }
+
+    [Test]
+    public void A_half_open_trial_that_never_reports_lets_another_caller_try_one_interval_later()
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+        _time.Advance(Interval);
+        Assert.That(_replica.TryAcquire(), Is.True);
+
+        _time.Advance(Interval - TimeSpan.FromTicks(1));
+        Assert.That(_replica.TryAcquire(), Is.False);
+        _time.Advance(TimeSpan.FromTicks(1));
+        Assert.That(_replica.TryAcquire(), Is.True);
+    }
+
+    [TestCase(false, TestName = "A_healthy_probe_while_paused_re_admits")]
+    [TestCase(true, TestName = "A_healthy_probe_while_half_open_re_admits")]
+    public void A_healthy_probe_while_paused_re_admits(bool halfOpen)
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+        _replica.ReportFailure();
+        if (halfOpen)
+        {
+            _time.Advance(Interval * 2);
+            Assert.That(_replica.TryAcquire(), Is.True);
+        }
+
+        Assert.That(Probe(Healthy(TimeSpan.FromSeconds(9))), Is.EqualTo(AvailabilityChange.Rejoined), "no hysteresis: the monitor never saw it bad");
+        Assert.That(_replica.IsInRotation, Is.True);
+        Assert.That(_replica.ConsecutiveFailures, Is.Zero);
+    }
+
+    [Test]
+    public void A_bad_probe_while_paused_takes_it_out_without_announcing_again()
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+
+        Assert.That(Probe(Lagging()), Is.EqualTo(AvailabilityChange.None), "left when the read failed");
+        Assert.That(_replica.IsAdmittedByMonitor, Is.False);
+        _time.Advance(Interval * 8);
+        Assert.That(_replica.TryAcquire(), Is.False, "no half-open trial while the monitor has it out");
+    }
+
+    [Test]
+    public void Reads_on_a_replica_the_monitor_has_out_announce_nothing()
+    {
+        Probe(Lagging());
+
+        Assert.That(_replica.ReportFailure(), Is.EqualTo(AvailabilityChange.None));
+        Assert.That(_replica.ReportSuccess(), Is.EqualTo(AvailabilityChange.None));
+        Assert.That(_replica.IsInRotation, Is.False);
+    }
+
+    [TestCase(1, 1)]
+    [TestCase(2, 2)]
+    [TestCase(3, 4)]
+    [TestCase(4, 8)]
+    [TestCase(5, 8)]
+    [TestCase(30, 8)]
+    public void The_backoff_doubles_from_one_interval_and_stops_at_eight(int failures, int intervals)
+        => Assert.That(_replica.Backoff(failures), Is.EqualTo(Interval * intervals));
+
+    [Test]
+    public void Probes_of_an_unreachable_replica_follow_the_same_backoff()
+    {
+        var waits = new List<double>();
+        for (var probe = 1; probe <= 6; probe++)
+        {
+            Assert.That(_replica.TryStartProbe(force: false), Is.True);
+            Probe(Unreachable());
+            waits.Add(ProbeWait().TotalSeconds);
+            Assert.That(_replica.ConsecutiveFailures, Is.EqualTo(probe));
+        }
+
+        Assert.That(waits, Is.EqualTo(new[] { 1.0, 2, 4, 8, 8, 8 }));
+    }
+
+    [Test]
+    public void A_replica_that_answers_is_probed_every_round_again()
+    {
+        for (var probe = 0; probe < 3; probe++)
+        {
+            Probe(Unreachable());
+        }
+
+        Probe(Lagging()); // reachable, even if not usable
+
+        Assert.That(_replica.ConsecutiveFailures, Is.Zero);
+        Assert.That(_replica.TryStartProbe(force: false), Is.True);
+    }
+
+    [Test]
+    public void A_probe_requested_after_a_failed_read_is_due_at_once()
+    {
+        Probe(Calm());
+        Probe(Unreachable()); // next probe one interval away
+        Assert.That(_replica.TryStartProbe(force: false), Is.False);
+
+        _replica.ReportFailure(); // a read that was already running fails
+
+        Assert.That(_replica.ProbeRequested, Is.True);
+        Assert.That(_replica.TryStartProbe(force: false), Is.True, "due at once");
+        Assert.That(_replica.ProbeRequested, Is.False, "taking the probe clears the request");
+        Assert.That(_replica.TryStartProbe(force: false), Is.False, "back on the backoff");
+    }
+
+    [Test]
+    public void Failed_reads_and_unreachable_probes_count_toward_one_backoff()
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+        Assert.That(_replica.TryStartProbe(force: false), Is.True, "the monitor takes the requested probe");
+
+        Probe(Unreachable());
+
+        Assert.That(_replica.ConsecutiveFailures, Is.EqualTo(2));
+        Assert.That(ProbeWait(), Is.EqualTo(Interval * 2));
+    }
+
+    [Test]
+    public void A_forced_probe_ignores_the_backoff()
+    {
+        Probe(Unreachable());
+        Probe(Unreachable());
+
+        Assert.That(_replica.TryStartProbe(force: false), Is.False);
+        Assert.That(_replica.TryStartProbe(force: true), Is.True);
+    }
+
+    /// <summary>Advances the clock to the end of the pause (claiming the half-open trial), checking it is not over a tick earlier.</summary>
+    private TimeSpan PauseLength() => AdvanceUntil(_replica.TryAcquire);
+
+    /// <summary>Advances the clock until the next probe is due, checking it is not due a tick earlier.</summary>
+    private TimeSpan ProbeWait() => AdvanceUntil(() => _replica.TryStartProbe(force: false));
+
+    /// <summary>Every wait is a whole number of intervals: step one at a time, and check one tick before each step too.</summary>
+    private TimeSpan AdvanceUntil(Func<bool> ready)
+    {
+        for (var waited = Interval; waited <= Interval * 64; waited += Interval)
+        {
+            _time.Advance(Interval - TimeSpan.FromTicks(1));
+            Assert.That(ready(), Is.False, $"ready a tick before {waited}");
+            _time.Advance(TimeSpan.FromTicks(1));
+            if (ready())
+            {
+                return waited;
+            }
+        }
+
+        throw new AssertionException("never ready");
+    }
+
+    private static T[] RunConcurrently<T>(int callers, Func<T> action)
+    {
+        var results = new T[callers];
+        using var start = new Barrier(callers);
+        var threads = Enumerable.Range(0, callers).Select(i => new Thread(() =>
+        {
+            start.SignalAndWait();
+            results[i] = action();
+        })).ToArray();
+        foreach (var thread in threads)
+        {
+            thread.Start();
+        }
+
+        foreach (var thread in threads)
+        {
+            thread.Join();
+        }
+
+        return results;
+    }
+}
