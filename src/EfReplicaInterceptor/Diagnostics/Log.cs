@@ -17,91 +17,91 @@ internal static partial class Log
     /// <summary>Category of named and tenant clusters.</summary>
     public const string ClustersCategory = "EfReplicaInterceptor.Clusters";
 
-    [LoggerMessage(EventId = 1000, EventName = "CommandRouted", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = EfReplicaEventId.CommandRouted, EventName = nameof(EfReplicaEventId.CommandRouted), Level = LogLevel.Debug,
         Message = "Command {CommandId} from {CommandSource} routed to {Target} ({Reason}) in cluster '{Cluster}'{Replica}")]
     public static partial void CommandRouted(ILogger logger, Guid commandId, string commandSource, string target, string reason, string cluster, string replica);
 
-    [LoggerMessage(EventId = 1001, EventName = "CommandRoutedShadow", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = EfReplicaEventId.CommandRoutedShadow, EventName = nameof(EfReplicaEventId.CommandRoutedShadow), Level = LogLevel.Debug,
         Message = "Shadow mode: command {CommandId} from {CommandSource} would be routed to {Target} ({Reason}) in cluster '{Cluster}'{Replica}; sent to the primary")]
     public static partial void CommandRoutedShadow(ILogger logger, Guid commandId, string commandSource, string target, string reason, string cluster, string replica);
 
-    [LoggerMessage(EventId = 1002, EventName = "ReplicaFailedForCommand", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaFailedForCommand, EventName = nameof(EfReplicaEventId.ReplicaFailedForCommand), Level = LogLevel.Warning,
         Message = "Replica '{Replica}' of cluster '{Cluster}' failed for command {CommandId} ({ErrorKind}); the read is retried elsewhere")]
     public static partial void ReplicaFailedForCommand(ILogger logger, Exception exception, string replica, string cluster, Guid commandId, string errorKind);
 
-    [LoggerMessage(EventId = 2000, EventName = "ReplicaLeftRotation", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaLeftRotation, EventName = nameof(EfReplicaEventId.ReplicaLeftRotation), Level = LogLevel.Warning,
         Message = "Replica '{Replica}' of cluster '{Cluster}' left the rotation: {Why}")]
     public static partial void ReplicaLeftRotation(ILogger logger, string replica, string cluster, string why);
 
-    [LoggerMessage(EventId = 2001, EventName = "ReplicaRejoinedRotation", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaRejoinedRotation, EventName = nameof(EfReplicaEventId.ReplicaRejoinedRotation), Level = LogLevel.Warning,
         Message = "Replica '{Replica}' of cluster '{Cluster}' rejoined the rotation: {Why}")]
     public static partial void ReplicaRejoinedRotation(ILogger logger, string replica, string cluster, string why);
 
-    [LoggerMessage(EventId = 2002, EventName = "ClusterStarted", Level = LogLevel.Information,
+    [LoggerMessage(EventId = EfReplicaEventId.ClusterStarted, EventName = nameof(EfReplicaEventId.ClusterStarted), Level = LogLevel.Information,
         Message = "Cluster '{Cluster}' routes reads over {ReplicaCount} replica(s){Shadow}")]
     public static partial void ClusterStarted(ILogger logger, string cluster, int replicaCount, string shadow);
 
-    [LoggerMessage(EventId = 2003, EventName = "ReplicaKeptOut", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaKeptOut, EventName = nameof(EfReplicaEventId.ReplicaKeptOut), Level = LogLevel.Warning,
         Message = "Replica '{Replica}' of cluster '{Cluster}' is not used: {Why}")]
     public static partial void ReplicaKeptOut(ILogger logger, string replica, string cluster, string why);
 
-    [LoggerMessage(EventId = 2004, EventName = "MonitorRoundFailed", Level = LogLevel.Error,
+    [LoggerMessage(EventId = EfReplicaEventId.MonitorRoundFailed, EventName = nameof(EfReplicaEventId.MonitorRoundFailed), Level = LogLevel.Error,
         Message = "A health probe round of cluster '{Cluster}' failed unexpectedly; monitoring goes on")]
     public static partial void MonitorRoundFailed(ILogger logger, Exception exception, string cluster);
 
-    [LoggerMessage(EventId = 2005, EventName = "PrimaryUnhealthy", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.PrimaryUnhealthy, EventName = nameof(EfReplicaEventId.PrimaryUnhealthy), Level = LogLevel.Warning,
         Message = "The primary of cluster '{Cluster}' is not healthy: {Why}")]
     public static partial void PrimaryUnhealthy(ILogger logger, string cluster, string why);
 
-    [LoggerMessage(EventId = 2006, EventName = "PrimaryHealthy", Level = LogLevel.Information,
+    [LoggerMessage(EventId = EfReplicaEventId.PrimaryHealthy, EventName = nameof(EfReplicaEventId.PrimaryHealthy), Level = LogLevel.Information,
         Message = "The primary of cluster '{Cluster}' answers again")]
     public static partial void PrimaryHealthy(ILogger logger, string cluster);
 
-    [LoggerMessage(EventId = 2007, EventName = "ReplicaAdmitted", Level = LogLevel.Information,
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaAdmitted, EventName = nameof(EfReplicaEventId.ReplicaAdmitted), Level = LogLevel.Information,
         Message = "Replica '{Replica}' of cluster '{Cluster}' is in rotation (lag {LagSeconds} s)")]
     public static partial void ReplicaAdmitted(ILogger logger, string replica, string cluster, double lagSeconds);
 
-    [LoggerMessage(EventId = 1003, EventName = "ConsistencyTokenIgnored", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.ConsistencyTokenIgnored, EventName = nameof(EfReplicaEventId.ConsistencyTokenIgnored), Level = LogLevel.Warning,
         Message = "A consistency token was ignored in cluster '{Cluster}': {Why}")]
     public static partial void ConsistencyTokenIgnored(ILogger logger, string cluster, string why);
 
-    [LoggerMessage(EventId = 1004, EventName = "ConsistencyTokenClamped", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.ConsistencyTokenClamped, EventName = nameof(EfReplicaEventId.ConsistencyTokenClamped), Level = LogLevel.Warning,
         Message = "A consistency token in cluster '{Cluster}' asked for a WAL position beyond the primary's current one (forged, or from before a failover); it was lowered to the current position")]
     public static partial void ConsistencyTokenClamped(ILogger logger, string cluster);
 
-    [LoggerMessage(EventId = 1005, EventName = "PrimaryReadFailed", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.PrimaryReadFailed, EventName = nameof(EfReplicaEventId.PrimaryReadFailed), Level = LogLevel.Warning,
         Message = "A read on the primary of cluster '{Cluster}' failed for command {CommandId} ({ErrorKind}); its pool is cleared and the read is retried")]
     public static partial void PrimaryReadFailed(ILogger logger, Exception exception, string cluster, Guid commandId, string errorKind);
 
-    [LoggerMessage(EventId = 1006, EventName = "WriteFailedOver", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.WriteFailedOver, EventName = nameof(EfReplicaEventId.WriteFailedOver), Level = LogLevel.Warning,
         Message = "A command on the primary of cluster '{Cluster}' failed over ({ErrorKind}); outcome {Outcome}; not retried")]
     public static partial void WriteFailedOver(ILogger logger, string cluster, string errorKind, string outcome);
 
-    [LoggerMessage(EventId = 2008, EventName = "VolatileFunctionsLearned", Level = LogLevel.Information,
+    [LoggerMessage(EventId = EfReplicaEventId.VolatileFunctionsLearned, EventName = nameof(EfReplicaEventId.VolatileFunctionsLearned), Level = LogLevel.Information,
         Message = "Cluster '{Cluster}' learned {Count} volatile function(s) of the application's schemas; reads calling them go to the primary")]
     public static partial void VolatileFunctionsLearned(ILogger logger, string cluster, int count);
 
-    [LoggerMessage(EventId = 2009, EventName = "VolatileFunctionsNotLearned", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.VolatileFunctionsNotLearned, EventName = nameof(EfReplicaEventId.VolatileFunctionsNotLearned), Level = LogLevel.Warning,
         Message = "Cluster '{Cluster}' could not read the volatile functions from the primary yet; every command goes to the primary until it can")]
     public static partial void VolatileFunctionsNotLearned(ILogger logger, Exception exception, string cluster);
 
-    [LoggerMessage(EventId = 3000, EventName = "TenantClusterCreated", Level = LogLevel.Information,
+    [LoggerMessage(EventId = EfReplicaEventId.TenantClusterCreated, EventName = nameof(EfReplicaEventId.TenantClusterCreated), Level = LogLevel.Information,
         Message = "Created the cluster of tenant '{Tenant}' from {Source}")]
     public static partial void TenantClusterCreated(ILogger logger, string tenant, string source);
 
-    [LoggerMessage(EventId = 3001, EventName = "TenantClusterEvicted", Level = LogLevel.Information,
+    [LoggerMessage(EventId = EfReplicaEventId.TenantClusterEvicted, EventName = nameof(EfReplicaEventId.TenantClusterEvicted), Level = LogLevel.Information,
         Message = "Closed the cluster of tenant '{Tenant}' after {IdleSeconds:0.###} s without use; its server connections are closed")]
     public static partial void TenantClusterEvicted(ILogger logger, string tenant, double idleSeconds);
 
-    [LoggerMessage(EventId = 3002, EventName = "TenantRejected", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.TenantRejected, EventName = nameof(EfReplicaEventId.TenantRejected), Level = LogLevel.Warning,
         Message = "Refused a DbContext for tenant '{Tenant}': {Why}")]
     public static partial void TenantRejected(ILogger logger, string tenant, string why);
 
-    [LoggerMessage(EventId = 3003, EventName = "TenantIsolationViolation", Level = LogLevel.Error,
+    [LoggerMessage(EventId = EfReplicaEventId.TenantIsolationViolation, EventName = nameof(EfReplicaEventId.TenantIsolationViolation), Level = LogLevel.Error,
         Message = "Stopped a command of tenant '{Tenant}' before it was sent: {Why}")]
     public static partial void TenantIsolationViolation(ILogger logger, string tenant, string why);
 
-    [LoggerMessage(EventId = 3004, EventName = "TenantClusterDisposeFailed", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EfReplicaEventId.TenantClusterDisposeFailed, EventName = nameof(EfReplicaEventId.TenantClusterDisposeFailed), Level = LogLevel.Warning,
         Message = "Closing the cluster of tenant '{Tenant}' failed")]
     public static partial void TenantClusterDisposeFailed(ILogger logger, Exception exception, string tenant);
 }

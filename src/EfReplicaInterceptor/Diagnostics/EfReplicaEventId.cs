@@ -1,0 +1,77 @@
+namespace EfReplicaInterceptor.Diagnostics;
+
+/// <summary>
+/// The ids of every log event of the library, stable across versions (filter on them, alert on them). Events 1000–1999 are
+/// routing decisions and read-your-writes (category <c>EfReplicaInterceptor.Routing</c>), 2000–2999 replica health and
+/// topology (<c>EfReplicaInterceptor.Topology</c>), 3000–3999 named and tenant clusters (<c>EfReplicaInterceptor.Clusters</c>).
+/// Each event's name is the name of its constant here. No event carries SQL text, parameter values, passwords or
+/// connection strings; servers are named by their configured names.
+/// </summary>
+public static class EfReplicaEventId
+{
+    /// <summary>Debug (EfReplicaInterceptor.Routing): "Command {CommandId} from {CommandSource} routed to {Target} ({Reason}) in cluster '{Cluster}'{Replica}".</summary>
+    public const int CommandRouted = 1000;
+
+    /// <summary>Debug (EfReplicaInterceptor.Routing): "Shadow mode: command {CommandId} from {CommandSource} would be routed to {Target} ({Reason}) in cluster '{Cluster}'{Replica}; sent to the primary".</summary>
+    public const int CommandRoutedShadow = 1001;
+
+    /// <summary>Warning (EfReplicaInterceptor.Routing): "Replica '{Replica}' of cluster '{Cluster}' failed for command {CommandId} ({ErrorKind}); the read is retried elsewhere".</summary>
+    public const int ReplicaFailedForCommand = 1002;
+
+    /// <summary>Warning (EfReplicaInterceptor.Routing): "A consistency token was ignored in cluster '{Cluster}': {Why}".</summary>
+    public const int ConsistencyTokenIgnored = 1003;
+
+    /// <summary>Warning (EfReplicaInterceptor.Routing): "A consistency token in cluster '{Cluster}' asked for a WAL position beyond the primary's current one (forged, or from before a failover); it was lowered to the current position".</summary>
+    public const int ConsistencyTokenClamped = 1004;
+
+    /// <summary>Warning (EfReplicaInterceptor.Routing): "A read on the primary of cluster '{Cluster}' failed for command {CommandId} ({ErrorKind}); its pool is cleared and the read is retried".</summary>
+    public const int PrimaryReadFailed = 1005;
+
+    /// <summary>Warning (EfReplicaInterceptor.Routing): "A command on the primary of cluster '{Cluster}' failed over ({ErrorKind}); outcome {Outcome}; not retried".</summary>
+    public const int WriteFailedOver = 1006;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' left the rotation: {Why}".</summary>
+    public const int ReplicaLeftRotation = 2000;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' rejoined the rotation: {Why}".</summary>
+    public const int ReplicaRejoinedRotation = 2001;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' routes reads over {ReplicaCount} replica(s){Shadow}".</summary>
+    public const int ClusterStarted = 2002;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' is not used: {Why}".</summary>
+    public const int ReplicaKeptOut = 2003;
+
+    /// <summary>Error (EfReplicaInterceptor.Topology): "A health probe round of cluster '{Cluster}' failed unexpectedly; monitoring goes on".</summary>
+    public const int MonitorRoundFailed = 2004;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "The primary of cluster '{Cluster}' is not healthy: {Why}".</summary>
+    public const int PrimaryUnhealthy = 2005;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "The primary of cluster '{Cluster}' answers again".</summary>
+    public const int PrimaryHealthy = 2006;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' is in rotation (lag {LagSeconds} s)".</summary>
+    public const int ReplicaAdmitted = 2007;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' learned {Count} volatile function(s) of the application's schemas; reads calling them go to the primary".</summary>
+    public const int VolatileFunctionsLearned = 2008;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' could not read the volatile functions from the primary yet; every command goes to the primary until it can".</summary>
+    public const int VolatileFunctionsNotLearned = 2009;
+
+    /// <summary>Information (EfReplicaInterceptor.Clusters): "Created the cluster of tenant '{Tenant}' from {Source}".</summary>
+    public const int TenantClusterCreated = 3000;
+
+    /// <summary>Information (EfReplicaInterceptor.Clusters): "Closed the cluster of tenant '{Tenant}' after {IdleSeconds:0.###} s without use; its server connections are closed".</summary>
+    public const int TenantClusterEvicted = 3001;
+
+    /// <summary>Warning (EfReplicaInterceptor.Clusters): "Refused a DbContext for tenant '{Tenant}': {Why}".</summary>
+    public const int TenantRejected = 3002;
+
+    /// <summary>Error (EfReplicaInterceptor.Clusters): "Stopped a command of tenant '{Tenant}' before it was sent: {Why}".</summary>
+    public const int TenantIsolationViolation = 3003;
+
+    /// <summary>Warning (EfReplicaInterceptor.Clusters): "Closing the cluster of tenant '{Tenant}' failed".</summary>
+    public const int TenantClusterDisposeFailed = 3004;
+}
