@@ -21,7 +21,7 @@ internal static class DemoRun
         var started = TimeProvider.System.GetTimestamp();
         DemoConsole.Line("EfReplicaInterceptor demo: one DbContext, reads on a hot standby, everything else on the primary.");
         DemoConsole.Line();
-        DemoConsole.Line("Starting a PostgreSQL primary and a streaming hot standby on loopback, with the demo's schema ...");
+        DemoConsole.Line("Starting a PostgreSQL primary and a streaming hot standby on loopback, with the shared shop schema ...");
         var starting = Stopwatch.StartNew();
         await using var servers = await ShopServers.StartAsync(standbys: 1, ct: ct);
         try
