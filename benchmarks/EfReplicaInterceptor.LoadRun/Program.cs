@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using EfReplicaInterceptor.LoadRun;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 
 // Mixed read/write load against one primary and one streaming standby, run four ways on the same servers:
 // dotnet run -c Release --project benchmarks/EfReplicaInterceptor.LoadRun -- --duration 20
@@ -122,12 +123,10 @@ namespace EfReplicaInterceptor.LoadRun
                 Console.WriteLine($"pgpool-II is not installed: the pgpool variant is skipped. Install it with: {Pgpool.InstallHint}");
             }
 
-            Console.WriteLine("Starting a PostgreSQL primary and a streaming standby on loopback ...");
-            await using var set = await PostgresReplicaSet.StartAsync(standbys: 1, options: new PostgresReplicaSetOptions { MaxConnections = 300 }, cancellationToken: ct);
+            Console.WriteLine("Starting a PostgreSQL primary and a streaming standby on loopback, with the schema ...");
+            await using var set = await ShopServers.StartAsync(standbys: 1, new PostgresReplicaSetOptions { MaxConnections = 300 }, ct);
             var serverVersion = await set.Primary.ScalarAsync<string>("SHOW server_version", ct);
             Console.WriteLine($"   primary 127.0.0.1:{set.Primary.Port}, standby 127.0.0.1:{set.Standby.Port}, PostgreSQL {serverVersion}; pgpool: {pgpoolVersion ?? "not installed"}");
-            await set.Primary.ExecuteAsync(LoadContext.Schema, ct);
-            await set.WaitForReplayAsync(set.Standby, ct: ct);
 
             var workload = new Workload(settings, set.Standby.Port);
             var results = new List<VariantResult>();

@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Npgsql;
@@ -10,11 +11,11 @@ namespace EfReplicaInterceptor.LoadRun;
 /// </summary>
 internal sealed class Variant : IAsyncDisposable
 {
-    private readonly IDbContextFactory<LoadContext> _writes;
-    private readonly IDbContextFactory<LoadContext> _reads;
+    private readonly IDbContextFactory<ShopContext> _writes;
+    private readonly IDbContextFactory<ShopContext> _reads;
     private readonly Func<ValueTask> _dispose;
 
-    private Variant(string key, string title, IDbContextFactory<LoadContext> writes, IDbContextFactory<LoadContext> reads, Func<ValueTask> dispose)
+    private Variant(string key, string title, IDbContextFactory<ShopContext> writes, IDbContextFactory<ShopContext> reads, Func<ValueTask> dispose)
     {
         Key = key;
         Title = title;
@@ -32,9 +33,9 @@ internal sealed class Variant : IAsyncDisposable
 
     public static IReadOnlyList<string> AllKeys { get; } = ["primary", "split", "pgpool", "library"];
 
-    public LoadContext CreateWriteContext() => _writes.CreateDbContext();
+    public ShopContext CreateWriteContext() => _writes.CreateDbContext();
 
-    public LoadContext CreateReadContext() => _reads.CreateDbContext();
+    public ShopContext CreateReadContext() => _reads.CreateDbContext();
 
     /// <summary>1. Plain EF Core on the primary: every command on the primary.</summary>
     public static Variant PrimaryOnly(string primaryConnectionString)
@@ -91,10 +92,10 @@ internal sealed class Variant : IAsyncDisposable
 
     public ValueTask DisposeAsync() => _dispose();
 
-    private static PooledDbContextFactory<LoadContext> Pooled(Action<DbContextOptionsBuilder<LoadContext>> configure)
+    private static PooledDbContextFactory<ShopContext> Pooled(Action<DbContextOptionsBuilder<ShopContext>> configure)
     {
-        var builder = new DbContextOptionsBuilder<LoadContext>();
+        var builder = new DbContextOptionsBuilder<ShopContext>();
         configure(builder);
-        return new PooledDbContextFactory<LoadContext>(builder.Options, poolSize: 128);
+        return new PooledDbContextFactory<ShopContext>(builder.Options, poolSize: 128);
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using EfReplicaInterceptor.TestSupport;
 
 namespace EfReplicaInterceptor.LoadRun;
 
@@ -107,7 +108,7 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
             {
                 if (random.NextDouble() < settings.ReadShare)
                 {
-                    var id = LoadContext.SeededId(random.Next(1, LoadContext.SeededRows + 1));
+                    var id = ShopContext.SeededItemId(random.Next(1, ShopContext.SeededItemCount + 1));
                     await using var db = variant.CreateReadContext();
                     var row = await TimedReadAsync(db, id, stats, ct);
                     if (row is null)
@@ -167,7 +168,7 @@ internal sealed class Workload(WorkloadSettings settings, int standbyPort)
         return stats;
     }
 
-    private async Task<ItemRead?> TimedReadAsync(LoadContext db, Guid id, WorkerStats stats, CancellationToken ct)
+    private async Task<ItemRead?> TimedReadAsync(ShopContext db, Guid id, WorkerStats stats, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         var row = await db.ReadAsync(id, ct);

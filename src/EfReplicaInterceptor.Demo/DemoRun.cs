@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -20,21 +21,19 @@ internal static class DemoRun
         var started = TimeProvider.System.GetTimestamp();
         DemoConsole.Line("EfReplicaInterceptor demo: one DbContext, reads on a hot standby, everything else on the primary.");
         DemoConsole.Line();
-        DemoConsole.Line("Starting a PostgreSQL primary and a streaming hot standby on loopback ...");
+        DemoConsole.Line("Starting a PostgreSQL primary and a streaming hot standby on loopback, with the shared shop schema ...");
         var starting = Stopwatch.StartNew();
-        await using var servers = await PostgresReplicaSet.StartAsync(standbys: 1, cancellationToken: ct);
+        await using var servers = await ShopServers.StartAsync(standbys: 1, ct: ct);
         try
         {
             DemoConsole.Line($"   primary on port {servers.Primary.Port}, standby on port {servers.Standby.Port} (ready in {starting.Elapsed.TotalSeconds:0.0} s)");
             DemoConsole.Line($"   EfReplica:Primary is multi-host: ports {servers.Primary.Port} and {servers.Standby.Port}, Target Session Attributes=primary, Host Recheck Seconds=1");
-            await servers.Primary.ExecuteAsync(DemoContext.Schema, ct);
-            await servers.WaitForReplayAsync(servers.Standby, ct: ct);
-            DemoConsole.Line("   schema created on the primary and replayed by the standby: people (20 rows, a mood enum), heartbeats, sequence tickets");
+            DemoConsole.Line("   schema created on the primary and replayed by the standby: people (50 rows, a mood enum), ticks, failover_orders, sequence tickets");
 
             var capture = new RoutingCapture(TimeProvider.System, started);
             using var host = BuildHost(args, servers, capture);
             DemoConsole.Line();
-            DemoConsole.Line("Starting the host (AddEfReplica with the \"EfReplica\" section, AddDbContext<DemoContext> with cluster.Interceptors) ...");
+            DemoConsole.Line("Starting the host (AddEfReplica with the \"EfReplica\" section, AddDbContext<ShopContext> with cluster.Interceptors) ...");
             await host.StartAsync(ct);
             try
             {
@@ -94,7 +93,7 @@ internal static class DemoRun
             builder.Configuration.GetSection("EfReplica"),
             dataSource => dataSource.MapEnum<Mood>("mood"));
 
-        builder.Services.AddDbContext<DemoContext>((sp, options) =>
+        builder.Services.AddDbContext<ShopContext>((sp, options) =>
         {
             var cluster = sp.GetRequiredService<EfReplicaCluster>();
             options.UseNpgsql(cluster.PrimaryDataSource, npgsql => npgsql.MapEnum<Mood>("mood"))

@@ -1,3 +1,5 @@
+using EfReplicaInterceptor.TestSupport;
+
 namespace EfReplicaInterceptor.Demo;
 
 /// <summary>
@@ -33,3 +35,13 @@ internal sealed record Seen(ServerSide Server, string Detail, string? Problem = 
 
 /// <summary>The outcome of one step, for the summary table.</summary>
 internal sealed record StepResult(int Number, string Title, string Expected, string RanOn, string Reason, bool Ok);
+
+/// <summary>Shape of the raw SQL queries (<c>SqlQueryRaw</c>) that report where they ran.</summary>
+internal sealed class RawServerSide
+{
+    public long Value { get; set; }
+
+    public int Port { get; set; }
+
+    public bool InRecovery { get; set; }
+}

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -100,15 +101,15 @@ internal sealed partial class Workload
     {
         for (var attempt = 1; !stop.IsCancellationRequested; attempt++)
         {
-            var order = new Order { Id = Guid.NewGuid(), Attempt = attempt };
+            var order = new FailoverOrder { Id = Guid.NewGuid(), Attempt = attempt };
             var mark = capture.Count;
             var startedAt = Stopwatch.GetTimestamp();
             WriteAttempt result;
             try
             {
                 await using var scope = services.CreateAsyncScope();
-                var db = scope.ServiceProvider.GetRequiredService<DemoContext>();
-                db.Orders.Add(order);
+                var db = scope.ServiceProvider.GetRequiredService<ShopContext>();
+                db.FailoverOrders.Add(order);
 
                 // The demo's token, not the writer's stop token: a write once started runs to its end, as in an application.
                 await db.SaveChangesAsync(ct);
@@ -217,13 +218,13 @@ internal sealed partial class Workload
     private async Task ReportOnPromotedServerAsync(WriteAttempt[] all, int promotedPort)
     {
         const string title = "Failover: writes on the new primary";
-        var number = Begin(title, "SELECT id, count(*), inet_server_port(), pg_is_in_recovery() FROM orders on the promoted standby, outside EF");
+        var number = Begin(title, "SELECT id, count(*), inet_server_port(), pg_is_in_recovery() FROM failover_orders on the promoted standby, outside EF");
         var counts = new Dictionary<Guid, long>();
         ServerSide server;
         await using (var connection = new NpgsqlConnection(servers.Standby.ConnectionString))
         {
             await connection.OpenAsync(ct);
-            await using (var command = new NpgsqlCommand("SELECT id, count(*) FROM orders GROUP BY id", connection))
+            await using (var command = new NpgsqlCommand("SELECT id, count(*) FROM failover_orders GROUP BY id", connection))
             await using (var reader = await command.ExecuteReaderAsync(ct))
             {
                 while (await reader.ReadAsync(ct))
@@ -264,10 +265,10 @@ internal sealed partial class Workload
             $"{succeeded.Count - missing}/{succeeded.Count} present, {notApplied.Count - appliedAnyway}/{notApplied.Count} absent", ok));
     }
 
-    private async Task<Seen> CountOrdersAsync(DemoContext db)
+    private async Task<Seen> CountOrdersAsync(ShopContext db)
     {
         var row = await db.People.OrderBy(p => p.Id)
-            .Select(p => new { Orders = db.Orders.Count(), Port = DemoContext.ServerPort(), InRecovery = DemoContext.InRecovery() })
+            .Select(p => new { Orders = db.FailoverOrders.Count(), Port = ShopContext.ServerPort(), InRecovery = ShopContext.InRecovery() })
             .FirstAsync(ct);
         return new Seen(new ServerSide(row.Port, row.InRecovery), $"sees {row.Orders} orders");
     }

@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -81,7 +82,7 @@ internal sealed partial class Workload
                 : InNewContextAsync(db => LookForPersonAsync(db, personId, "linus", mustSee: true)));
     }
 
-    private async Task<Person> AddPersonAsync(DemoContext db, string name)
+    private async Task<Person> AddPersonAsync(ShopContext db, string name)
     {
         var person = new Person { Name = name, Mood = Mood.Happy };
         db.People.Add(person);

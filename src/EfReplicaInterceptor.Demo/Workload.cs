@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -25,11 +26,11 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
         // EF compiles its update pipeline and each query shape on first use, which on a busy machine can take seconds: do
         // that first, with replay running, so it cannot be mistaken for replica lag.
         DemoConsole.Line();
-        DemoConsole.Line("   Warming up EF: one SaveChanges (a heartbeat row) and the steps' query shapes, before any replay is paused.");
+        DemoConsole.Line("   Warming up EF: one SaveChanges (a tick row) and the steps' query shapes, before any replay is paused.");
         await using (var warmUp = services.CreateAsyncScope())
         {
-            var db = warmUp.ServiceProvider.GetRequiredService<DemoContext>();
-            db.Heartbeats.Add(new Heartbeat { At = DateTimeOffset.UtcNow });
+            var db = warmUp.ServiceProvider.GetRequiredService<ShopContext>();
+            db.Ticks.Add(new Tick());
             await db.SaveChangesAsync(ct);
             await LookForPersonAsync(db, 1, "seed-1", mustSee: true);
             await ReadFirstSadPersonAsync(db);
@@ -46,7 +47,7 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
         var personId = 0;
         await using (var scope = services.CreateAsyncScope())
         {
-            var db = scope.ServiceProvider.GetRequiredService<DemoContext>();
+            var db = scope.ServiceProvider.GetRequiredService<ShopContext>();
             await StepAsync("SaveChanges", "INSERT ... RETURNING written_on_port (column default inet_server_port())", Expectation.Primary("write-statement"), async () =>
             {
                 var person = new Person { Name = "ada", Mood = Mood.Sad };
@@ -85,7 +86,7 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
             () => InNewContextAsync(async db =>
             {
                 var row = await db.People.FromSqlRaw("SELECT * FROM people WHERE id = {0} FOR UPDATE", personId)
-                    .Select(p => new { p.Name, Port = DemoContext.ServerPort(), InRecovery = DemoContext.InRecovery() })
+                    .Select(p => new { p.Name, Port = ShopContext.ServerPort(), InRecovery = ShopContext.InRecovery() })
                     .SingleAsync(ct);
                 return new Seen(new ServerSide(row.Port, row.InRecovery), $"locked person #{personId} '{row.Name}'");
             }));
@@ -114,8 +115,8 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
             {
                 var updated = await db.People.Where(p => p.Id == personId).ExecuteUpdateAsync(
                     setters => setters
-                        .SetProperty(p => p.TouchedOnPort, p => (int?)DemoContext.ServerPort())
-                        .SetProperty(p => p.TouchedInRecovery, p => (bool?)DemoContext.InRecovery()),
+                        .SetProperty(p => p.TouchedOnPort, p => (int?)ShopContext.ServerPort())
+                        .SetProperty(p => p.TouchedInRecovery, p => (bool?)ShopContext.InRecovery()),
                     ct);
 
                 // Read back outside EF and the library, straight from the primary: the row says who updated it.
@@ -153,7 +154,7 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
     private async Task ReplayPausedAsync()
     {
         DemoConsole.Line();
-        DemoConsole.Line("   Pausing WAL replay on the standby (pg_wal_replay_pause()); a writer inserts a heartbeat row on the primary every 100 ms.");
+        DemoConsole.Line("   Pausing WAL replay on the standby (pg_wal_replay_pause()); a writer inserts a tick row on the primary every 100 ms.");
         await servers.Standby.PauseReplayAsync(ct);
         using var stopWriter = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var written = 0;
@@ -162,7 +163,7 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
             {
                 while (!stopWriter.IsCancellationRequested)
                 {
-                    await servers.Primary.ExecuteAsync("INSERT INTO heartbeats DEFAULT VALUES", stopWriter.Token);
+                    await servers.Primary.ExecuteAsync("INSERT INTO ticks DEFAULT VALUES", stopWriter.Token);
                     Interlocked.Increment(ref written);
                     await Task.Delay(TimeSpan.FromMilliseconds(100), stopWriter.Token);
                 }
@@ -171,7 +172,7 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
         try
         {
             await PollStepAsync("Replay paused: reads fall back", "LINQ query in a new context, every 200 ms", Expectation.Primary("replica-lagging", "replica-unavailable"),
-                "the monitor to take the lagging standby out of rotation", () => InNewContextAsync(CountHeartbeatsAsync));
+                "the monitor to take the lagging standby out of rotation", () => InNewContextAsync(CountTicksAsync));
         }
         finally
         {
@@ -185,10 +186,10 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
             }
         }
 
-        DemoConsole.Line($"   The writer inserted {Volatile.Read(ref written)} heartbeat rows. Resuming replay (pg_wal_replay_resume()).");
+        DemoConsole.Line($"   The writer inserted {Volatile.Read(ref written)} tick rows. Resuming replay (pg_wal_replay_resume()).");
         await servers.Standby.ResumeReplayAsync(ct);
         await PollStepAsync("Replay resumed: reads return", "LINQ query in a new context, every 200 ms", Expectation.Standby(),
-            "the standby to catch up and rejoin the rotation", () => InNewContextAsync(CountHeartbeatsAsync));
+            "the standby to catch up and rejoin the rotation", () => InNewContextAsync(CountTicksAsync));
     }
 
     private async Task StandbyStoppedAsync()
@@ -197,31 +198,31 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
         DemoConsole.Line("   Stopping the standby like a crash (pg_ctl stop -m immediate); its pooled connections are now dead.");
         await servers.Standby.StopAsync(StopMode.Immediate, ct);
         await StepAsync("Standby down: reads keep working", "LINQ query in a new context", Expectation.Primary("replica-unavailable"),
-            () => InNewContextAsync(CountHeartbeatsAsync));
+            () => InNewContextAsync(CountTicksAsync));
 
         DemoConsole.Line("   Starting the standby again (same port, crash recovery, then streaming).");
         await servers.Standby.StartAsync(ct);
         await PollStepAsync("Standby back: reads return", "LINQ query in a new context, every 200 ms", Expectation.Standby(),
-            "the monitor to find the standby healthy again", () => InNewContextAsync(CountHeartbeatsAsync));
+            "the monitor to find the standby healthy again", () => InNewContextAsync(CountTicksAsync));
     }
 
-    private async Task<Seen> ReadFirstSadPersonAsync(DemoContext db) => await ReadFirstSadPersonAsync(db, usePrimary: false);
+    private async Task<Seen> ReadFirstSadPersonAsync(ShopContext db) => await ReadFirstSadPersonAsync(db, usePrimary: false);
 
-    private async Task<Seen> ReadFirstSadPersonAsync(DemoContext db, bool usePrimary)
+    private async Task<Seen> ReadFirstSadPersonAsync(ShopContext db, bool usePrimary)
     {
         var people = usePrimary ? db.People.UsePrimary() : db.People;
         var row = await people.Where(p => p.Mood == Mood.Sad).OrderBy(p => p.Id)
-            .Select(p => new { p.Name, p.Mood, Port = DemoContext.ServerPort(), InRecovery = DemoContext.InRecovery() })
+            .Select(p => new { p.Name, p.Mood, Port = ShopContext.ServerPort(), InRecovery = ShopContext.InRecovery() })
             .FirstAsync(ct);
         return new Seen(new ServerSide(row.Port, row.InRecovery), $"first sad person: '{row.Name}' ({row.Mood})");
     }
 
     /// <param name="mustSee">The read must see the person (its own write); a miss is a problem.</param>
     /// <param name="mustMiss">The read must not see the person (a paused standby cannot have it); seeing it is a problem.</param>
-    private async Task<Seen> LookForPersonAsync(DemoContext db, int personId, string name, bool mustSee, bool mustMiss = false)
+    private async Task<Seen> LookForPersonAsync(ShopContext db, int personId, string name, bool mustSee, bool mustMiss = false)
     {
         var row = await db.People.Where(p => p.Id == 1)
-            .Select(p => new { Sees = db.People.Any(q => q.Id == personId), Port = DemoContext.ServerPort(), InRecovery = DemoContext.InRecovery() })
+            .Select(p => new { Sees = db.People.Any(q => q.Id == personId), Port = ShopContext.ServerPort(), InRecovery = ShopContext.InRecovery() })
             .SingleAsync(ct);
         var detail = row.Sees
             ? $"sees person #{personId} '{name}'"
@@ -232,19 +233,19 @@ internal sealed partial class Workload(PostgresReplicaSet servers, IServiceProvi
         return new Seen(new ServerSide(row.Port, row.InRecovery), detail, problem);
     }
 
-    private async Task<Seen> CountHeartbeatsAsync(DemoContext db)
+    private async Task<Seen> CountTicksAsync(ShopContext db)
     {
         var row = await db.People.OrderBy(p => p.Id)
-            .Select(p => new { Heartbeats = db.Heartbeats.Count(), Port = DemoContext.ServerPort(), InRecovery = DemoContext.InRecovery() })
+            .Select(p => new { Ticks = db.Ticks.Count(), Port = ShopContext.ServerPort(), InRecovery = ShopContext.InRecovery() })
             .FirstAsync(ct);
-        var onPrimary = await servers.Primary.ScalarAsync<long>("SELECT count(*) FROM heartbeats", ct);
-        return new Seen(new ServerSide(row.Port, row.InRecovery), $"sees {row.Heartbeats} heartbeat rows (the primary has {onPrimary})");
+        var onPrimary = await servers.Primary.ScalarAsync<long>("SELECT count(*) FROM ticks", ct);
+        return new Seen(new ServerSide(row.Port, row.InRecovery), $"sees {row.Ticks} tick rows (the primary has {onPrimary})");
     }
 
-    private async Task<Seen> InNewContextAsync(Func<DemoContext, Task<Seen>> read)
+    private async Task<Seen> InNewContextAsync(Func<ShopContext, Task<Seen>> read)
     {
         await using var scope = services.CreateAsyncScope();
-        return await read(scope.ServiceProvider.GetRequiredService<DemoContext>());
+        return await read(scope.ServiceProvider.GetRequiredService<ShopContext>());
     }
 
     private async Task StepAsync(string title, string kind, Expectation expected, Func<Task<Seen>> action)

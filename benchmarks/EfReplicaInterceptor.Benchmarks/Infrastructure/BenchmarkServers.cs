@@ -1,4 +1,5 @@
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Npgsql;
@@ -22,11 +23,12 @@ internal enum Route
 }
 
 /// <summary>
-/// A real PostgreSQL primary and streaming hot standby on loopback, seeded with <see cref="CatalogContext.Schema"/>, plus the
+/// A real PostgreSQL primary and streaming hot standby on loopback, seeded with <see cref="ShopDbContext.Schema"/>, plus the
 /// data sources and clusters every <see cref="Route"/> needs (all of them are built in every process, so every case runs in
 /// the same surroundings). Every configuration is made the same way: one <see cref="DbContextOptions{TContext}"/>, a new
-/// context per operation, <c>UseNpgsql(NpgsqlDataSource)</c>; they differ only in the server EF's connection points at and
-/// in the interceptors added.
+/// context per operation, <c>UseNpgsql(NpgsqlDataSource)</c> on a data source that maps the model's types
+/// (<see cref="TestCluster.MapTypes"/>, the clusters' own and the plain ones alike); they differ only in the server EF's
+/// connection points at and in the interceptors added.
 /// </summary>
 /// <remarks>
 /// A process must use one options instance only, the one it measures: EF Core 10 allocates about 6 KB more per new context
@@ -45,17 +47,19 @@ internal sealed class BenchmarkServers : IAsyncDisposable
     /// </summary>
     private static readonly TimeSpan QuietHealthCheckInterval = TimeSpan.FromMinutes(30);
 
-    private DbContextOptions<CatalogContext>? _options;
+    private readonly TestCluster _primaryOnly;
+    private readonly TestCluster _withReplica;
+    private DbContextOptions<ShopContext>? _options;
     private PostgresServer? _expectedServer;
     private string _name = "";
 
-    private BenchmarkServers(PostgresReplicaSet set, NpgsqlDataSource primary, NpgsqlDataSource standby, EfReplicaCluster primaryOnlyCluster, EfReplicaCluster replicaCluster)
+    private BenchmarkServers(PostgresReplicaSet set, NpgsqlDataSource primary, NpgsqlDataSource standby, TestCluster primaryOnly, TestCluster withReplica)
     {
         Set = set;
         PrimaryDataSource = primary;
         StandbyDataSource = standby;
-        PrimaryOnlyCluster = primaryOnlyCluster;
-        ReplicaCluster = replicaCluster;
+        _primaryOnly = primaryOnly;
+        _withReplica = withReplica;
     }
 
     public PostgresReplicaSet Set { get; }
@@ -67,46 +71,37 @@ internal sealed class BenchmarkServers : IAsyncDisposable
     public NpgsqlDataSource StandbyDataSource { get; }
 
     /// <summary>The library's cluster without replicas.</summary>
-    public EfReplicaCluster PrimaryOnlyCluster { get; }
+    public EfReplicaCluster PrimaryOnlyCluster => _primaryOnly.Cluster;
 
     /// <summary>The library's cluster with the standby as its replica.</summary>
-    public EfReplicaCluster ReplicaCluster { get; }
+    public EfReplicaCluster ReplicaCluster => _withReplica.Cluster;
 
-    /// <summary>Starts the servers, seeds them and builds the data sources and clusters (the clusters' first health round done).</summary>
+    /// <summary>
+    /// Starts the servers, seeds them and builds the data sources and clusters (the clusters' first health round done). The
+    /// clusters log nowhere and keep Npgsql's default pool size, as an application's would.
+    /// </summary>
     public static async Task<BenchmarkServers> StartAsync()
     {
-        var set = await PostgresReplicaSet.StartAsync(standbys: 1);
+        var set = await ShopServers.StartAsync(standbys: 1);
+        TestCluster? primaryOnly = null;
         try
         {
-            await set.Primary.ExecuteAsync(CatalogContext.Schema);
-            await set.WaitForReplayAsync(set.Standby);
-
-            var primaryOnly = EfReplicaCluster.Create(new EfReplicaOptions
-            {
-                Primary = set.Primary.ConnectionString,
-                HealthCheckInterval = QuietHealthCheckInterval,
-            });
-            var withReplica = EfReplicaCluster.Create(new EfReplicaOptions
-            {
-                Primary = set.Primary.ConnectionString,
-                Replicas = { new ReplicaEndpointOptions { Name = "standby", ConnectionString = set.Standby.ConnectionString } },
-                HealthCheckInterval = QuietHealthCheckInterval,
-            });
-            await primaryOnly.RefreshHealthAsync();
-            await withReplica.RefreshHealthAsync();
-
-            return new BenchmarkServers(
-                set,
-                NpgsqlDataSource.Create(set.Primary.ConnectionString),
-                NpgsqlDataSource.Create(set.Standby.ConnectionString),
-                primaryOnly,
-                withReplica);
+            primaryOnly = await TestCluster.CreateAsync(set, Quiet, withReplicas: false, maxPoolSize: null, recordEvents: false);
+            var withReplica = await TestCluster.CreateAsync(set, Quiet, maxPoolSize: null, recordEvents: false);
+            return new BenchmarkServers(set, PlainDataSource(set.Primary), PlainDataSource(set.Standby), primaryOnly, withReplica);
         }
         catch
         {
+            if (primaryOnly is not null)
+            {
+                await primaryOnly.DisposeAsync();
+            }
+
             await set.DisposeAsync();
             throw;
         }
+
+        static void Quiet(EfReplicaOptions options) => options.HealthCheckInterval = QuietHealthCheckInterval;
     }
 
     /// <summary>Starts the servers and selects <paramref name="route"/>: what a <c>[GlobalSetup]</c> calls.</summary>
@@ -119,7 +114,7 @@ internal sealed class BenchmarkServers : IAsyncDisposable
     }
 
     /// <summary>Builds the options of <paramref name="route"/>, checks where a read runs with them, and returns them.</summary>
-    public DbContextOptions<CatalogContext> Use(Route route) => route switch
+    public DbContextOptions<ShopContext> Use(Route route) => route switch
     {
         Route.PlainPrimary => Use(PrimaryDataSource, interceptors: null, Set.Primary, nameof(Route.PlainPrimary)),
         Route.PlainStandby => Use(StandbyDataSource, interceptors: null, Set.Standby, nameof(Route.PlainStandby)),
@@ -132,14 +127,14 @@ internal sealed class BenchmarkServers : IAsyncDisposable
     /// Builds options the way an application does (<c>UseNpgsql(dataSource)</c>, interceptors if any), checks that a plain read
     /// runs on <paramref name="expected"/>, and makes them the ones <see cref="Options"/> returns. Call once per process.
     /// </summary>
-    public DbContextOptions<CatalogContext> Use(NpgsqlDataSource dataSource, IEnumerable<IInterceptor>? interceptors, PostgresServer expected, string name)
+    public DbContextOptions<ShopContext> Use(NpgsqlDataSource dataSource, IEnumerable<IInterceptor>? interceptors, PostgresServer expected, string name)
     {
         if (_options is not null)
         {
             throw new InvalidOperationException($"This process already measures {_name}; one options instance per process (see the remarks of {nameof(BenchmarkServers)}).");
         }
 
-        var builder = new DbContextOptionsBuilder<CatalogContext>().UseNpgsql(dataSource);
+        var builder = new DbContextOptionsBuilder<ShopContext>().UseNpgsql(dataSource);
         if (interceptors is not null)
         {
             builder.AddInterceptors(interceptors);
@@ -153,7 +148,7 @@ internal sealed class BenchmarkServers : IAsyncDisposable
     }
 
     /// <summary>The options selected with <see cref="Use(Route)"/>.</summary>
-    public DbContextOptions<CatalogContext> Options => _options ?? throw new InvalidOperationException("No route selected: call Use in the GlobalSetup.");
+    public DbContextOptions<ShopContext> Options => _options ?? throw new InvalidOperationException("No route selected: call Use in the GlobalSetup.");
 
     /// <summary>
     /// Fails unless a plain read with the selected options runs on the server it is meant to, as the server reports it
@@ -161,7 +156,7 @@ internal sealed class BenchmarkServers : IAsyncDisposable
     /// </summary>
     public void VerifyRouting()
     {
-        using var db = new CatalogContext(Options);
+        using var db = new ShopContext(Options);
         var port = db.Database.SqlQueryRaw<int>("SELECT inet_server_port() AS \"Value\"").AsEnumerable().Single();
         if (port != _expectedServer!.Port)
         {
@@ -185,10 +180,18 @@ internal sealed class BenchmarkServers : IAsyncDisposable
         }
     }
 
+    /// <summary>A data source for plain EF on <paramref name="server"/>, with the same type mappings as the clusters' data sources.</summary>
+    private static NpgsqlDataSource PlainDataSource(PostgresServer server)
+    {
+        var builder = new NpgsqlDataSourceBuilder(server.ConnectionString);
+        TestCluster.MapTypes(builder);
+        return builder.Build();
+    }
+
     public async ValueTask DisposeAsync()
     {
-        await ReplicaCluster.DisposeAsync();
-        await PrimaryOnlyCluster.DisposeAsync();
+        await _withReplica.DisposeAsync();
+        await _primaryOnly.DisposeAsync();
         await StandbyDataSource.DisposeAsync();
         await PrimaryDataSource.DisposeAsync();
         await Set.DisposeAsync();

@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using EfReplicaInterceptor.Benchmarks.Infrastructure;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 
@@ -35,7 +36,7 @@ public class AllocationBreakdownBenchmarks
 
     private readonly int _id = 421;
     private BenchmarkServers _servers = null!;
-    private DbContextOptions<CatalogContext> _options = null!;
+    private DbContextOptions<ShopContext> _options = null!;
 
     [GlobalSetup(Target = nameof(PlainEfPrimary))]
     public void SetupPlainEfPrimary() => Setup(servers => servers.Use(Route.PlainPrimary));
@@ -101,10 +102,10 @@ public class AllocationBreakdownBenchmarks
     [Benchmark, BenchmarkCategory(Replica)]
     public Product LibraryReplica() => LoadById();
 
-    private static DbContextOptions<CatalogContext> OnPrimary(BenchmarkServers servers, params IInterceptor[] interceptors)
+    private static DbContextOptions<ShopContext> OnPrimary(BenchmarkServers servers, params IInterceptor[] interceptors)
         => servers.Use(servers.PrimaryDataSource, interceptors, servers.Set.Primary, string.Join('+', interceptors.Select(i => i.GetType().Name)));
 
-    private void Setup(Func<BenchmarkServers, DbContextOptions<CatalogContext>> use)
+    private void Setup(Func<BenchmarkServers, DbContextOptions<ShopContext>> use)
     {
         _servers = BenchmarkServers.StartAsync().GetAwaiter().GetResult();
         _options = use(_servers);
@@ -112,7 +113,7 @@ public class AllocationBreakdownBenchmarks
 
     private Product LoadById()
     {
-        using var db = new CatalogContext(_options);
+        using var db = new ShopContext(_options);
         return db.Products.Single(p => p.Id == _id);
     }
 }

@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using EfReplicaInterceptor.Benchmarks.Infrastructure;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.Benchmarks.Routing;
@@ -39,7 +40,7 @@ public class QueryOverheadBenchmarks
     private readonly int _id = 421;
     private readonly int _after = 300;
     private BenchmarkServers _servers = null!;
-    private DbContextOptions<CatalogContext> _options = null!;
+    private DbContextOptions<ShopContext> _options = null!;
 
     [GlobalSetup(Targets = [nameof(ByIdPlainEfPrimary), nameof(ByIdPlainEfPrimaryAsync), nameof(PagePlainEfPrimary), nameof(PagePlainEfPrimaryAsync)])]
     public void SetupPlainEfPrimary() => Setup(Route.PlainPrimary);
@@ -116,25 +117,25 @@ public class QueryOverheadBenchmarks
 
     private Product LoadById()
     {
-        using var db = new CatalogContext(_options);
+        using var db = new ShopContext(_options);
         return db.Products.Single(p => p.Id == _id);
     }
 
     private async Task<Product> LoadByIdAsync()
     {
-        await using var db = new CatalogContext(_options);
+        await using var db = new ShopContext(_options);
         return await db.Products.SingleAsync(p => p.Id == _id);
     }
 
     private List<Product> LoadPage()
     {
-        using var db = new CatalogContext(_options);
+        using var db = new ShopContext(_options);
         return db.Products.AsNoTracking().Where(p => p.Id > _after).OrderBy(p => p.Id).Take(PageSize).ToList();
     }
 
     private async Task<List<Product>> LoadPageAsync()
     {
-        await using var db = new CatalogContext(_options);
+        await using var db = new ShopContext(_options);
         return await db.Products.AsNoTracking().Where(p => p.Id > _after).OrderBy(p => p.Id).Take(PageSize).ToListAsync();
     }
 }

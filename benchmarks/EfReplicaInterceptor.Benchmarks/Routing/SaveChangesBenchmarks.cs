@@ -1,12 +1,13 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using EfReplicaInterceptor.Benchmarks.Infrastructure;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.Benchmarks.Routing;
 
 /// <summary>
-/// What the library costs a write: a new context adds one or ten orders and saves them, plain EF Core on the primary
+/// What the library costs a write: a new context adds one or ten purchases and saves them, plain EF Core on the primary
 /// (baseline) against the same through the library with the standby configured as replica (the INSERTs are decided for
 /// the primary and left to EF). Ten entities go out as one batched command inside the transaction EF begins for them.
 /// </summary>
@@ -24,7 +25,7 @@ public class SaveChangesBenchmarks
     private const string Async = "Async";
 
     private BenchmarkServers _servers = null!;
-    private DbContextOptions<CatalogContext> _options = null!;
+    private DbContextOptions<ShopContext> _options = null!;
     private int _next;
 
     [GlobalSetup(Targets = [nameof(OnePlainEf), nameof(TenPlainEf), nameof(OnePlainEfAsync), nameof(TenPlainEfAsync)])]
@@ -68,24 +69,24 @@ public class SaveChangesBenchmarks
 
     private int Save(int count)
     {
-        using var db = new CatalogContext(_options);
-        AddOrders(db, count);
+        using var db = new ShopContext(_options);
+        AddPurchases(db, count);
         return db.SaveChanges();
     }
 
     private async Task<int> SaveAsync(int count)
     {
-        await using var db = new CatalogContext(_options);
-        AddOrders(db, count);
+        await using var db = new ShopContext(_options);
+        AddPurchases(db, count);
         return await db.SaveChangesAsync();
     }
 
-    private void AddOrders(CatalogContext db, int count)
+    private void AddPurchases(ShopContext db, int count)
     {
         for (var i = 0; i < count; i++)
         {
             var n = ++_next;
-            db.Orders.Add(new Order { ProductId = 1 + (n % CatalogContext.ProductCount), Quantity = 1 + (n % 5), Customer = "customer-42" });
+            db.Purchases.Add(new Purchase { ProductId = 1 + (n % ShopContext.ProductCount), Quantity = 1 + (n % 5), Customer = "customer-42" });
         }
     }
 }

@@ -1,12 +1,12 @@
-using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 
 namespace EfReplicaInterceptor.IntegrationTests.Clusters;
 
 /// <summary>
-/// Two independent replicated clusters, each a real primary with one streaming hot standby, for every test in this
-/// namespace. Every server logs every statement it receives (<c>log_statement = all</c>), so a test can prove that a
-/// server never saw a command.
+/// Two independent replicated clusters, each a real primary with one streaming hot standby and the shop schema, for every
+/// test in this namespace. Every server logs every statement it receives (<c>log_statement = all</c>), so a test can prove
+/// that a server never saw a command.
 /// </summary>
 [SetUpFixture]
 public sealed class ClusterServers
@@ -31,7 +31,7 @@ public sealed class ClusterServers
         }
 
         var options = new PostgresReplicaSetOptions { ExtraConfiguration = { "log_statement = 'all'" } };
-        var starting = new[] { PostgresReplicaSet.StartAsync(standbys: 1, options), PostgresReplicaSet.StartAsync(standbys: 1, options) };
+        var starting = new[] { ShopServers.StartAsync(standbys: 1, options), ShopServers.StartAsync(standbys: 1, options) };
         try
         {
             await Task.WhenAll(starting);
@@ -47,11 +47,6 @@ public sealed class ClusterServers
         }
 
         (_a, _b) = (starting[0].Result, starting[1].Result);
-        foreach (var set in new[] { _a, _b })
-        {
-            await set.Primary.ExecuteAsync(ShopContext.Schema);
-            await set.WaitForReplayAsync(set.Standby);
-        }
     }
 
     [OneTimeTearDown]

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using EfReplicaInterceptor.Diagnostics;
-using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -38,7 +38,7 @@ public sealed class NamedClusterTests
             var name = $"named-{contextType.Name}-{Guid.NewGuid():N}";
             await using (var scope = host.Services.CreateAsyncScope())
             {
-                var context = (ClusterShopContext)scope.ServiceProvider.GetRequiredService(contextType);
+                var context = (ShopDbContext)scope.ServiceProvider.GetRequiredService(contextType);
                 var read = async ? await context.WhereAmI().SingleAsync() : context.WhereAmI().Single();
                 Assert.That(read, Is.EqualTo(new ServerSide(own.Standby.Port, InRecovery: true)), $"{contextType.Name}: a plain read runs on its own cluster's standby");
 

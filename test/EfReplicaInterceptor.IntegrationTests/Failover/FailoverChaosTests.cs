@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using EfReplicaInterceptor.IntegrationTests.Support;
+using EfReplicaInterceptor.TestSupport;
 
 namespace EfReplicaInterceptor.IntegrationTests.Routing;
 
@@ -53,7 +54,7 @@ public sealed class AvailabilityRoutingTests : RoutingTestBase
         await using var context = cluster.NewContext();
         var replica = cluster.Cluster.Replicas[0];
         // The background loop's first round runs beside the one CreateAsync waited for; let both finish.
-        await ShopServers.WaitUntil(() => cluster.Cluster.Monitor.Rounds >= 2, TimeSpan.FromSeconds(10));
+        await Poll.Until(() => cluster.Cluster.Monitor.Rounds >= 2, TimeSpan.FromSeconds(10));
 
         replica.ReportFailure(); // as if a read had just failed on it
         AssertOnPrimary(await WhereAmI(context, async));

@@ -1,4 +1,4 @@
-using EfReplicaInterceptor.IntegrationTests.Support;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using NpgsqlTypes;

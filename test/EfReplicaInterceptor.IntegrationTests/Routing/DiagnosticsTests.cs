@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using EfReplicaInterceptor.Diagnostics;
-using EfReplicaInterceptor.IntegrationTests.Support;
+using EfReplicaInterceptor.TestSupport;
 
 namespace EfReplicaInterceptor.IntegrationTests.Routing;
 

@@ -1,4 +1,4 @@
-using EfReplicaInterceptor.IntegrationTests.Support;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.IntegrationTests.Routing;

@@ -1,5 +1,5 @@
-using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.IntegrationTests.Routing;

@@ -1,5 +1,5 @@
 using System.Transactions;
-using EfReplicaInterceptor.IntegrationTests.Support;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.IntegrationTests.Routing;

@@ -1,5 +1,6 @@
 using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.IntegrationTests.Topology;
@@ -39,7 +40,7 @@ public sealed class ReplicaBalancingTests
 
         await using var writer = new TickWriter(_servers.Primary, TimeSpan.FromMilliseconds(50));
         await second.PauseReplayAsync();
-        await ShopServers.WaitUntil(() => !cluster.Cluster.Replicas[1].IsAdmitted, TimeSpan.FromSeconds(5));
+        await Poll.Until(() => !cluster.Cluster.Replicas[1].IsAdmitted, TimeSpan.FromSeconds(5));
         var withOnePaused = await CountReads(cluster, 100);
         await second.ResumeReplayAsync();
 
@@ -88,7 +89,7 @@ public sealed class ReplicaBalancingTests
         await using (var writer = new TickWriter(_servers.Primary, TimeSpan.FromMilliseconds(50)))
         {
             await second.PauseReplayAsync();
-            await ShopServers.WaitUntil(() => cluster.Cluster.Replicas[1].Health.Lag > TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(5));
+            await Poll.Until(() => cluster.Cluster.Replicas[1].Health.Lag > TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(5));
             whileSecondBehind = await CountReads(cluster, 100);
             await second.ResumeReplayAsync();
         }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using EfReplicaInterceptor.Health;
 using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
+using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
@@ -167,12 +168,12 @@ public sealed class ReplicaFreshnessTests
         await using (var writer = new TickWriter(_servers.Primary, TimeSpan.FromMilliseconds(50)))
         {
             await _servers.Standby.PauseReplayAsync();
-            await ShopServers.WaitUntil(() => !cluster.Cluster.Replicas[0].IsAdmitted, TimeSpan.FromSeconds(5));
+            await Poll.Until(() => !cluster.Cluster.Replicas[0].IsAdmitted, TimeSpan.FromSeconds(5));
             during = await check.CheckHealthAsync(context);
             await _servers.Standby.ResumeReplayAsync();
         }
 
-        await ShopServers.WaitUntil(() => cluster.Cluster.Replicas[0].IsAdmitted, TimeSpan.FromSeconds(5));
+        await Poll.Until(() => cluster.Cluster.Replicas[0].IsAdmitted, TimeSpan.FromSeconds(5));
         var after = await check.CheckHealthAsync(context);
 
         Assert.That(before.Status, Is.EqualTo(HealthStatus.Healthy), before.Description);

@@ -4,7 +4,7 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
-namespace EfReplicaInterceptor.IntegrationTests.Support;
+namespace EfReplicaInterceptor.TestSupport;
 
 /// <summary>How the DbContext is pointed at the primary.</summary>
 public enum ConnectionMode
@@ -16,9 +16,15 @@ public enum ConnectionMode
     DataSource,
 }
 
-/// <summary>An <see cref="EfReplicaCluster"/> over a test server set, with its routing events recorded.</summary>
+/// <summary>
+/// An <see cref="EfReplicaCluster"/> over a server set (<see cref="ShopServers"/>), its routing events recorded, and the
+/// <see cref="ShopContext"/> options pointed at it: the wiring the integration tests and the benchmarks share.
+/// </summary>
 public sealed class TestCluster : IAsyncDisposable
 {
+    /// <summary>The connection pool size of every data source unless a caller asks otherwise.</summary>
+    public const int DefaultMaxPoolSize = 20;
+
     private readonly ILoggerFactory _loggerFactory;
 
     private TestCluster(EfReplicaCluster cluster, RoutingRecorder recorder, ILoggerFactory loggerFactory, string primaryConnectionString)
@@ -36,18 +42,43 @@ public sealed class TestCluster : IAsyncDisposable
     public string PrimaryConnectionString { get; }
 
     /// <summary>Builds the cluster and waits for its first health probe round, as the host does at start.</summary>
-    public static async Task<TestCluster> CreateAsync(PostgresReplicaSet set, Action<EfReplicaOptions>? configure = null, bool withReplicas = true, int maxPoolSize = 20)
+    /// <param name="set">The servers; the cluster's primary is <c>set.Primary</c>.</param>
+    /// <param name="configure">Changes the options after they are built from the servers (intervals, modes, …).</param>
+    /// <param name="withReplicas">Every standby of the set as a replica (named as the server); false for a primary-only cluster.</param>
+    /// <param name="maxPoolSize">The <c>Maximum Pool Size</c> of every connection string; null leaves Npgsql's default (100).</param>
+    /// <param name="recordEvents">
+    /// Whether the cluster logs into <see cref="Recorder"/> (every level from Debug). False creates the cluster without a logger
+    /// factory, as an application that does not log would, so a measurement does not pay for logging; the recorder stays empty.
+    /// </param>
+    public static async Task<TestCluster> CreateAsync(
+        PostgresReplicaSet set,
+        Action<EfReplicaOptions>? configure = null,
+        bool withReplicas = true,
+        int? maxPoolSize = DefaultMaxPoolSize,
+        bool recordEvents = true)
     {
         var options = Options(set, withReplicas, maxPoolSize);
         configure?.Invoke(options);
         var recorder = new RoutingRecorder();
         var loggerFactory = recorder.CreateFactory();
-        var cluster = EfReplicaCluster.Create(options, loggerFactory, MapTypes);
-        await cluster.RefreshHealthAsync();
+        var cluster = EfReplicaCluster.Create(options, recordEvents ? loggerFactory : null, MapTypes);
+        try
+        {
+            await cluster.RefreshHealthAsync();
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            loggerFactory.Dispose();
+            recorder.Dispose();
+            throw;
+        }
+
         return new TestCluster(cluster, recorder, loggerFactory, options.Primary!);
     }
 
-    public static EfReplicaOptions Options(PostgresReplicaSet set, bool withReplicas = true, int maxPoolSize = 20)
+    /// <summary>The options of a cluster over <paramref name="set"/> (see <see cref="CreateAsync"/> for the parameters).</summary>
+    public static EfReplicaOptions Options(PostgresReplicaSet set, bool withReplicas = true, int? maxPoolSize = DefaultMaxPoolSize)
     {
         var options = new EfReplicaOptions { Primary = WithPool(set.Primary.ConnectionString, maxPoolSize) };
         if (withReplicas)
@@ -64,8 +95,9 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>What the application maps on every data source (primary and replicas alike).</summary>
     public static void MapTypes(NpgsqlDataSourceBuilder builder) => builder.MapEnum<Mood>("mood");
 
-    public static string WithPool(string connectionString, int maxPoolSize)
-        => new NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = maxPoolSize }.ConnectionString;
+    /// <summary><paramref name="connectionString"/> with <c>Maximum Pool Size</c> set; unchanged when <paramref name="maxPoolSize"/> is null.</summary>
+    public static string WithPool(string connectionString, int? maxPoolSize)
+        => maxPoolSize is { } size ? new NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = size }.ConnectionString : connectionString;
 
     public DbContextOptions<ShopContext> ContextOptions(ConnectionMode mode = ConnectionMode.DataSource)
     {

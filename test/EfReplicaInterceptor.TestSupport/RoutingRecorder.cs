@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace EfReplicaInterceptor.IntegrationTests.Support;
+namespace EfReplicaInterceptor.TestSupport;
 
 /// <summary>One routing decision as the library logged it (event 1000, or 1001 in shadow mode).</summary>
 public sealed record RoutedCommand(int EventId, string CommandSource, string Target, string Reason);
