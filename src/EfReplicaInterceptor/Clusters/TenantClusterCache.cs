@@ -22,8 +22,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
     private static readonly TimeSpan MaximumSweepPeriod = TimeSpan.FromSeconds(30);
 
     private readonly ConcurrentDictionary<string, TenantClusterEntry> _entries = new(StringComparer.OrdinalIgnoreCase);
-    private readonly Lock _databasesGate = new();
-    private readonly Dictionary<string, string> _databaseOwners = new(StringComparer.Ordinal);
+    private readonly TenantDatabases _databases;
     private readonly Lock _closingGate = new();
     private readonly List<Task> _closing = [];
     private readonly ClusterSet _settings;
@@ -54,15 +53,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
         _timeProvider = timeProvider;
         _idleTimeout = settings.Tenancy.IdleTimeout;
 
-        // Configured tenants own their databases from the start: a tenant from the catalogue cannot take one of them.
-        foreach (var tenant in settings.Clusters.Values)
-        {
-            if (ClusterConfiguration.DatabaseKey(tenant.Options.Primary) is { } database)
-            {
-                _databaseOwners.TryAdd(database, tenant.Name);
-            }
-        }
-
+        _databases = new TenantDatabases(settings, _logger);
         var period = TimeSpan.FromTicks(Math.Clamp(_idleTimeout.Ticks / 4, MinimumSweepPeriod.Ticks, MaximumSweepPeriod.Ticks));
         _sweepTimer = timeProvider.CreateTimer(static state => ((TenantClusterCache)state!).Sweep(), this, period, period);
     }
@@ -299,7 +290,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
         }
 
         var database = ClusterConfiguration.DatabaseKey(options.Primary);
-        ClaimDatabase(name, database);
+        _databases.Claim(name, database);
         EfReplicaCluster? cluster = null;
         try
         {
@@ -309,7 +300,7 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
         catch
         {
             cluster?.Dispose();
-            ReleaseDatabase(name, database);
+            _databases.Release(name, database);
             throw;
         }
 
@@ -317,49 +308,9 @@ internal sealed class TenantClusterCache : IAsyncDisposable, IDisposable
         Log.TenantClusterCreated(_logger, name, source);
     }
 
-    private void ClaimDatabase(string tenantId, string? database)
-    {
-        if (database is null)
-        {
-            return; // unreadable: validation rejects the settings
-        }
-
-        lock (_databasesGate)
-        {
-            if (_databaseOwners.TryGetValue(database, out var owner))
-            {
-                if (!string.Equals(owner, tenantId, StringComparison.OrdinalIgnoreCase))
-                {
-                    Log.TenantRejected(_logger, tenantId, $"its database is tenant '{owner}''s");
-                    throw EfReplicaTenantException.SharedDatabase(tenantId, owner);
-                }
-
-                return;
-            }
-
-            _databaseOwners[database] = tenantId;
-        }
-    }
-
-    private void ReleaseDatabase(string tenantId, string? database)
-    {
-        if (database is null || _settings.Clusters.ContainsKey(tenantId))
-        {
-            return; // configured tenants keep their databases
-        }
-
-        lock (_databasesGate)
-        {
-            if (_databaseOwners.TryGetValue(database, out var owner) && string.Equals(owner, tenantId, StringComparison.OrdinalIgnoreCase))
-            {
-                _databaseOwners.Remove(database);
-            }
-        }
-    }
-
     private void Close(TenantClusterEntry entry)
     {
-        ReleaseDatabase(entry.TenantId, entry.DatabaseKey);
+        _databases.Release(entry.TenantId, entry.DatabaseKey);
         Interlocked.Increment(ref _closed);
         var closing = CloseAsync(entry);
         lock (_closingGate)

@@ -29,6 +29,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly PrimaryWalHistory _history = new();
+    private readonly ReplicaHealthMeter _meter;
     private readonly PrimaryPosition _position;
     private readonly SemaphoreSlim _round = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
@@ -55,6 +56,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         _timeout = options.HealthCheckTimeout;
         _maxLag = options.MaxReplicaLag;
         _maxLagBytes = options.MaxReplicaLagBytes;
+        _meter = new ReplicaHealthMeter(_history, _maxLag, _maxLagBytes, timeProvider);
         _timeProvider = timeProvider;
         _logger = loggerFactory.CreateLogger(Log.TopologyCategory);
     }
@@ -204,7 +206,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             _connections[index] ??= await replica.DataSource.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
             var sample = await ServerQueries.ProbeReplicaAsync(_connections[index]!, timeout.Token).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
-            health = Measure(inRecovery, replay, streaming);
+            health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
                 replica.ObserveReplay(replay);
@@ -225,55 +227,6 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         replica.Health = health;
         var wasAdmitted = replica.Availability.IsAdmittedByMonitor; // only this monitor's probes change it
         Announce(replica, replica.Availability.ReportProbe(health, _maxLag, _maxLagBytes), health, wasAdmitted);
-    }
-
-    private ReplicaHealth Measure(bool inRecovery, ulong replay, bool streaming)
-    {
-        var now = _timeProvider.GetTimestamp();
-        if (!inRecovery)
-        {
-            return new ReplicaHealth
-            {
-                Reachable = true,
-                MeasuredAt = now,
-                Problem = "not a standby: pg_is_in_recovery() is false (promoted, or the address of a primary)",
-            };
-        }
-
-        TimeSpan? lag = null;
-        long? lagBytes = null;
-        if (_history.Latest is { } primaryLsn)
-        {
-            lagBytes = primaryLsn > replay ? (long)(primaryLsn - replay) : 0;
-            lag = _history.FirstUnreplayed(replay) is { } since ? _timeProvider.GetElapsedTime(since, now) : TimeSpan.Zero;
-        }
-
-        string? problem = null;
-        if (lag is null)
-        {
-            problem = "lag unknown: the primary has not been sampled yet";
-        }
-        else if (lag > _maxLag)
-        {
-            problem = $"lag {lag.Value.TotalSeconds:0.###} s is over the budget of {_maxLag.TotalSeconds:0.###} s ({lagBytes} bytes behind)";
-        }
-        else if (_maxLagBytes is { } maxBytes && lagBytes > maxBytes)
-        {
-            problem = $"lag {lagBytes} bytes is over the budget of {maxBytes} bytes";
-        }
-
-        return new ReplicaHealth
-        {
-            Reachable = true,
-            InRecovery = true,
-            ReplayLsn = replay,
-            Lag = lag,
-            LagBytes = lagBytes,
-            WalReceiverStreaming = streaming,
-            MeasuredAt = now,
-            IsLagging = problem is not null,
-            Problem = problem,
-        };
     }
 
     private void Announce(ReplicaEndpoint replica, AvailabilityChange change, ReplicaHealth health, bool wasAdmitted)
