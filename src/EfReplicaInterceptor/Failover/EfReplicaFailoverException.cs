@@ -41,7 +41,22 @@ public sealed class EfReplicaFailoverException : DbException
     public override bool IsTransient => false;
 
     /// <summary>The SQLSTATE of the server's error, when there was one (for example <c>57P01</c> or <c>25006</c>).</summary>
-    public override string? SqlState => (InnerException as DbException)?.SqlState;
+    public override string? SqlState
+    {
+        get
+        {
+            // Looks through EF's wrapping (a DbUpdateException around the server's PostgresException).
+            for (var current = InnerException; current is not null; current = current.InnerException)
+            {
+                if (current is DbException { SqlState: { } sqlState })
+                {
+                    return sqlState;
+                }
+            }
+
+            return null;
+        }
+    }
 
     /// <summary>The failover exception in <paramref name="exception"/> or its inner exceptions, if any.</summary>
     public static EfReplicaFailoverException? Find(Exception? exception)
