@@ -59,7 +59,6 @@ internal sealed class ReadExecutor
             args.Outcome.Exception is not null && args.Context.Properties.GetValue(FailoverFailure, false)), timeProvider);
     }
 
-
     /// <summary>Runs the read; with <paramref name="async"/> false every step runs synchronously.</summary>
     public async ValueTask<T> ExecuteAsync<T>(NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, RoutingDecision decision, ReadOperation<T> operation, bool async, CancellationToken cancellationToken)
     {
