@@ -190,8 +190,8 @@ internal static class CpuOverhead
     {
         Console.WriteLine();
         Console.WriteLine($"## {path}: {results.Count} pairs of {queries} reads");
-        Console.WriteLine("| measure | A median | B median | B/A median [min-max] over pairs |");
-        Console.WriteLine("|---|---:|---:|---:|");
+        Console.WriteLine("| measure | A median | B median | B/A median [min-max] over pairs | 95% CI of the median ratio |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
         if (!isAsync)
         {
             Row("client CPU, query thread (us/read)", results, s => s.ThreadCpuNs / 1000);
@@ -209,8 +209,10 @@ internal static class CpuOverhead
         var ratios = results.Select(r => measure(r.B) / measure(r.A)).Order().ToArray();
         var a = Median(results.Select(r => measure(r.A)).Order().ToArray());
         var b = Median(results.Select(r => measure(r.B)).Order().ToArray());
+        // Distribution-free interval of the median: order statistics n/2 -+ 0.98 sqrt(n) (binomial, normal approximation).
+        var k = Math.Max(0, (int)Math.Floor((ratios.Length / 2.0) - (0.98 * Math.Sqrt(ratios.Length))));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {name} | {a:#,0.0} | {b:#,0.0} | {Median(ratios):0.000} [{ratios[0]:0.000}-{ratios[^1]:0.000}] |"));
+            $"| {name} | {a:#,0.0} | {b:#,0.0} | {Median(ratios):0.000} [{ratios[0]:0.000}-{ratios[^1]:0.000}] | {ratios[k]:0.000}-{ratios[ratios.Length - 1 - k]:0.000} |"));
     }
 
     private static double Median(double[] sorted) =>
