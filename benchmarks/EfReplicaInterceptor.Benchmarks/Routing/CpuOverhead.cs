@@ -32,7 +32,8 @@ namespace EfReplicaInterceptor.Benchmarks.Routing;
 /// </para>
 /// <para>
 /// EF Core 10 allocates several KB more per context for every <see cref="DbContextOptions"/> instance except the first one a
-/// process uses (see <c>BenchmarkServers</c>' remarks). Two measured configurations in one process would charge that to
+/// process uses (benchmarks/README.md, "One options instance per process"; measured with <c>--control --prime a</c>:
+/// about 6 KB and 1.17x the CPU per read for identical code). Two measured configurations in one process would charge that to
 /// whichever is used second, so a third, plain configuration is used first (<c>--prime neutral</c>, the default) and both
 /// measured ones are "not the first". <c>--control</c> replaces B with a second plain configuration: its ratios show the
 /// harness's own bias (expected 1.00 and 0 B).
@@ -155,7 +156,6 @@ internal static class CpuOverhead
         // Sync: everything on this thread, so the thread's counters are the reads'. Async: the process's.
         var thread0 = ThreadCpuNs();
         var process0 = ProcessCpuNs();
-        var threadBytes0 = GC.GetAllocatedBytesForCurrentThread();
         var bytes0 = GC.GetTotalAllocatedBytes(precise: true);
         var wall = Stopwatch.StartNew();
         if (isAsync)
@@ -177,13 +177,11 @@ internal static class CpuOverhead
 
         wall.Stop();
         var bytes = GC.GetTotalAllocatedBytes(precise: true) - bytes0;
-        var threadBytes = GC.GetAllocatedBytesForCurrentThread() - threadBytes0;
         return new Sample(
             WallNs: wall.Elapsed.TotalNanoseconds / queries,
             ThreadCpuNs: (double)(ThreadCpuNs() - thread0) / queries,
             ProcessCpuNs: (double)(ProcessCpuNs() - process0) / queries,
-            Bytes: (double)bytes / queries,
-            ThreadBytes: (double)threadBytes / queries);
+            Bytes: (double)bytes / queries);
     }
 
     private static void Report(string path, int queries, List<(Sample A, Sample B)> results, bool isAsync)
@@ -257,7 +255,7 @@ internal static class CpuOverhead
         public long Nanoseconds;
     }
 
-    private readonly record struct Sample(double WallNs, double ThreadCpuNs, double ProcessCpuNs, double Bytes, double ThreadBytes);
+    private readonly record struct Sample(double WallNs, double ThreadCpuNs, double ProcessCpuNs, double Bytes);
 
     /// <summary>The harness's own model, so it depends on nothing but the library and the test servers.</summary>
     private sealed class ShopContext(DbContextOptions<ShopContext> options) : DbContext(options)
