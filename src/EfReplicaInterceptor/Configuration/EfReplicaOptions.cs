@@ -97,7 +97,7 @@ public enum ReadYourWritesMode
 {
     /// <summary>
     /// After a write, the scope's reads go to a replica only once it has replayed the write's WAL position (captured with
-    /// one <c>pg_current_wal_lsn()</c> on the primary per unit of work); until then to the primary. The default.
+    /// one <c>pg_current_wal_insert_lsn()</c> on the primary per unit of work); until then to the primary. The default.
     /// </summary>
     WalPosition = 0,
 

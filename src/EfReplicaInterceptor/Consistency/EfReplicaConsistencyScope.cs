@@ -30,7 +30,7 @@ public sealed class EfReplicaConsistencyScope : IDisposable
     /// A compact opaque token (27 characters, safe in a cookie, a header or a message) for the writes made in this scope, or
     /// the token it was restored from, or <see langword="null"/> when it has neither. Restore it elsewhere with
     /// <see cref="EfReplicaScope.BeginConsistency(string?)"/>. When a write's position has not been captured yet this asks
-    /// the primary once (<c>pg_current_wal_lsn()</c>).
+    /// the primary once (<c>pg_current_wal_insert_lsn()</c>).
     /// </summary>
     public async ValueTask<string?> GetTokenAsync(CancellationToken cancellationToken = default)
     {

@@ -1,7 +1,7 @@
 namespace EfReplicaInterceptor.Topology;
 
 /// <summary>
-/// Recent samples of the primary's WAL position (<c>pg_current_wal_lsn()</c>) with the time each was taken. A replica's
+/// Recent samples of the primary's WAL insert position (<c>pg_current_wal_insert_lsn()</c>) with the time each was taken. A replica's
 /// time lag is read from it: if its replayed position is below a sample taken at time T, it lacks something that was
 /// committed by T. An idle primary does not move its position, so a caught-up replica reads as 0 lag however long the
 /// primary has been idle (unlike <c>now() - pg_last_xact_replay_timestamp()</c>). Used by the monitor loop only

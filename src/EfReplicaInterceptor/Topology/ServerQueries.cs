@@ -15,13 +15,17 @@ internal readonly record struct ReplicaSample(bool InRecovery, ulong ReplayLsn, 
 /// </summary>
 internal static class ServerQueries
 {
+    // The primary's position is its WAL *insert* position, not pg_current_wal_lsn() (the write position): under asynchronous
+    // commit (synchronous_commit = off, server-wide or SET LOCAL) a committed transaction's commit record can sit in the WAL
+    // buffers for up to wal_writer_delay, before the write position, and a replica that replayed "the position" would not
+    // have the commit. The insert position is after every record inserted so far, committed ones included.
     private const string PrimaryProbeSql =
-        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, (SELECT system_identifier FROM pg_control_system())";
+        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END, (SELECT system_identifier FROM pg_control_system())";
 
     private const string ReplicaProbeSql =
         "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')";
 
-    private const string CapturePositionSql = "SELECT pg_current_wal_lsn(), (SELECT system_identifier FROM pg_control_system())";
+    private const string CapturePositionSql = "SELECT pg_current_wal_insert_lsn(), (SELECT system_identifier FROM pg_control_system())";
 
     private const string ReplayPositionSql = "SELECT pg_last_wal_replay_lsn()";
 
