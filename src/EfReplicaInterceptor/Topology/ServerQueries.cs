@@ -19,13 +19,16 @@ internal static class ServerQueries
     // commit (synchronous_commit = off, server-wide or SET LOCAL) a committed transaction's commit record can sit in the WAL
     // buffers for up to wal_writer_delay, before the write position, and a replica that replayed "the position" would not
     // have the commit. The insert position is after every record inserted so far, committed ones included.
+    // See WalInsertPosition for the block and segment sizes read beside it.
     private const string PrimaryProbeSql =
-        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END, (SELECT system_identifier FROM pg_control_system())";
+        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END, (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
 
     private const string ReplicaProbeSql =
         "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')";
 
-    private const string CapturePositionSql = "SELECT pg_current_wal_insert_lsn(), (SELECT system_identifier FROM pg_control_system())";
+    private const string CapturePositionSql = "SELECT pg_current_wal_insert_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
+
+    private const string WalSizesSql = "current_setting('wal_block_size')::int, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')";
 
     private const string ReplayPositionSql = "SELECT pg_last_wal_replay_lsn()";
 
@@ -36,7 +39,7 @@ internal static class ServerQueries
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var inRecovery = reader.GetBoolean(0);
-        var lsn = inRecovery || reader.IsDBNull(1) ? 0 : (ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1);
+        var lsn = inRecovery || reader.IsDBNull(1) ? 0 : WalInsertPosition.EndOfLastRecord((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(3), reader.GetInt64(4));
         return new PrimarySample(inRecovery, lsn, unchecked((ulong)reader.GetInt64(2)));
     }
 
@@ -64,7 +67,7 @@ internal static class ServerQueries
                 ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
                 : command.ExecuteReader();
             _ = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
-            var lsn = (ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0);
+            var lsn = WalInsertPosition.EndOfLastRecord((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetInt32(2), reader.GetInt64(3));
             return (lsn, unchecked((ulong)reader.GetInt64(1)));
         }
     }
@@ -79,5 +82,33 @@ internal static class ServerQueries
             var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
             return value is NpgsqlLogSequenceNumber lsn ? (ulong)lsn : null;
         }
+    }
+}
+
+/// <summary>
+/// Turns the primary's WAL insert position into the end of the last record inserted, the position a replica reports once it
+/// has replayed everything (<c>pg_last_wal_replay_lsn()</c>). They differ only when the insert position sits right after a
+/// page header (the last record ended on a page boundary): then it points past the header, where no replica's replay
+/// position can ever be until more WAL is written, and an idle primary would make a caught-up replica look behind forever.
+/// </summary>
+internal static class WalInsertPosition
+{
+    // MAXALIGN(sizeof(XLogPageHeaderData)) and MAXALIGN(sizeof(XLogLongPageHeaderData)) on 64-bit servers.
+    private const ulong ShortPageHeader = 24;
+    private const ulong LongPageHeader = 40;
+
+    public static ulong EndOfLastRecord(ulong insertPosition, int blockSize, long segmentSize)
+    {
+        if (segmentSize > 0 && insertPosition % (ulong)segmentSize == LongPageHeader && insertPosition >= LongPageHeader)
+        {
+            return insertPosition - LongPageHeader; // the first page of a segment has the long header
+        }
+
+        if (blockSize > 0 && insertPosition % (ulong)blockSize == ShortPageHeader && insertPosition % (ulong)Math.Max(segmentSize, 1) != ShortPageHeader)
+        {
+            return insertPosition - ShortPageHeader;
+        }
+
+        return insertPosition;
     }
 }
