@@ -290,12 +290,22 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
         }
 
         var compact = keyword.Replace(" ", string.Empty, StringComparison.Ordinal).ToUpperInvariant();
-        var closest = new NpgsqlConnectionStringBuilder().Keys.Cast<string>()
+        var closest = Keywords.Value
             .MinBy(known => StrictConfiguration.Distance(known.Replace(" ", string.Empty, StringComparison.Ordinal).ToUpperInvariant(), compact));
         return closest is not null && StrictConfiguration.Distance(closest.Replace(" ", string.Empty, StringComparison.Ordinal).ToUpperInvariant(), compact) <= 2
             ? $"keyword '{keyword}' is not supported (did you mean '{closest}'?)"
             : hidden;
     }
+
+    /// <summary>The keywords Npgsql's connection string builder knows (the display names of its properties).</summary>
+    private static readonly Lazy<string[]> Keywords = new(static () =>
+    [
+        .. typeof(NpgsqlConnectionStringBuilder).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .Select(static property => property.GetCustomAttributes(typeof(System.ComponentModel.DisplayNameAttribute), inherit: true)
+                .OfType<System.ComponentModel.DisplayNameAttribute>().FirstOrDefault()?.DisplayName)
+            .OfType<string>()
+            .Distinct(StringComparer.OrdinalIgnoreCase),
+    ]);
 
     /// <summary>Whether the nearest <c>keyword=value</c> pair before <paramref name="keyword"/> holds a secret (or cannot be told).</summary>
     private static bool FollowsSecret(string keyword, string connectionString)

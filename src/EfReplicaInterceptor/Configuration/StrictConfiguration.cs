@@ -151,7 +151,7 @@ internal static class StrictConfiguration
         var names = known.ToArray();
         var closest = names.MinBy(name => Distance(name.ToUpperInvariant(), key.ToUpperInvariant()));
         var where = parentPath.Length == 0 ? "this section" : parentPath;
-        return closest is not null && Distance(closest.ToUpperInvariant(), key.ToUpperInvariant()) <= Math.Max(2, closest.Length / 4)
+        return closest is not null && Distance(closest.ToUpperInvariant(), key.ToUpperInvariant()) <= Math.Max(2, closest.Length / 3)
             ? $"{childPath} is not a setting; did you mean {Join(parentPath, closest)}?"
             : $"{childPath} is not a setting of {where}; its settings are {string.Join(", ", names)}.";
     }
