@@ -113,7 +113,8 @@ public sealed class StrictConfigurationTests
 
         var exception = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
-        Assert.That(exception!.Failures, Has.Some.Contains(expected), exception.Message);
+        TestContext.Out.WriteLine(exception!.Message);
+        Assert.That(exception.Failures, Has.Some.Contains(expected), exception.Message);
         Assert.That(exception.Message, Does.Not.Contain(hidden), "the offending value must not be shown");
         Assert.That(exception.Message, Does.Not.Contain(Secret), "a password must never appear in an error message");
         Assert.That(logs.Lines, Has.None.Contains(Secret).And.None.Contains(hidden));
