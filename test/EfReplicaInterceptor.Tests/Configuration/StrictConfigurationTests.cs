@@ -191,6 +191,26 @@ public sealed class StrictConfigurationTests
     }
 
     [Test]
+    public async Task Empty_lists_and_sections_and_the_keys_of_other_registrations_are_accepted()
+    {
+        var json = Section(
+            ("Primary", Primary),
+            ("Replicas", new JsonArray()),
+            ("WriteFunctions", null),
+            ("Failover", new JsonObject()),
+            ("HealthCheckTimeout", "00:00:00.200"),
+            ("Clusters", new JsonObject { ["orders"] = new JsonObject { ["Primary"] = Replica1 } }),
+            ("Tenancy", new JsonObject { ["IdleTimeout"] = "00:01:00" })).ToJsonString();
+        using var host = BuildHost(json, new CapturingLoggerProvider());
+
+        await host.StartAsync();
+        var options = host.Services.GetRequiredService<IOptions<EfReplicaOptions>>().Value;
+        await host.StopAsync();
+
+        Assert.That((options.Replicas.Count, options.WriteFunctions.Count, options.Failover.MaxRetries), Is.EqualTo((0, 0, 2)));
+    }
+
+    [Test]
     public async Task A_replica_that_is_one_host_of_a_multi_host_primary_is_not_the_primary()
     {
         // Writes find a promoted standby by listing it in the primary: the standby is then both a replica and one of the primary's hosts.
