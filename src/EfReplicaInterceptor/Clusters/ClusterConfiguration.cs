@@ -28,7 +28,7 @@ internal static class ClusterConfiguration
     public static EfReplicaOptions SharedDefaults(IConfiguration root)
     {
         var options = new EfReplicaOptions();
-        root.Bind(options);
+        StrictConfiguration.Bind(root, options, StrictConfiguration.ClusterListKeys);
         options.Primary = null;
         options.Replicas = [];
         options.WriteFunctions = [.. options.WriteFunctions ?? []];
@@ -41,7 +41,7 @@ internal static class ClusterConfiguration
         var options = SharedDefaults(root);
         var sharedWriteFunctions = options.WriteFunctions;
         options.WriteFunctions = [];
-        cluster.Bind(options);
+        StrictConfiguration.Bind(cluster, options);
         options.WriteFunctions = [.. sharedWriteFunctions.Concat(options.WriteFunctions ?? []).Distinct(StringComparer.OrdinalIgnoreCase)];
         return options;
     }
@@ -51,7 +51,9 @@ internal static class ClusterConfiguration
     {
         var probe = SharedDefaults(root);
         probe.Primary = ProbePrimary;
-        return EfReplicaOptionsValidator.Collect(probe, PathOf(root));
+        var failures = StrictConfiguration.Check<EfReplicaOptions>(root, StrictConfiguration.ClusterListKeys);
+        failures.AddRange(EfReplicaOptionsValidator.Collect(probe, PathOf(root)));
+        return failures;
     }
 
     /// <summary>
@@ -62,8 +64,9 @@ internal static class ClusterConfiguration
     public static List<string> ValidateCluster(IConfiguration root, IConfigurationSection cluster, EfReplicaOptions effective, IReadOnlyList<string> sharedFailures)
     {
         var own = new EfReplicaOptions();
-        cluster.Bind(own);
-        var failures = EfReplicaOptionsValidator.Collect(own, cluster.Path);
+        StrictConfiguration.Bind(cluster, own);
+        var failures = StrictConfiguration.Check<EfReplicaOptions>(cluster);
+        failures.AddRange(EfReplicaOptionsValidator.Collect(own, cluster.Path));
 
         var reported = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var failure in failures)

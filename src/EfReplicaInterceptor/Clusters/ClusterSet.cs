@@ -1,4 +1,5 @@
 using System.Globalization;
+using EfReplicaInterceptor.Configuration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -44,7 +45,9 @@ internal sealed class ClusterSet
     public void LoadTenants(IConfiguration section, Action<EfReplicaTenantOptions>? configure)
     {
         Load(section, ClusterConfiguration.TenantsKey);
-        section.GetSection(ClusterConfiguration.TenancyKey).Bind(Tenancy);
+        var tenancy = section.GetSection(ClusterConfiguration.TenancyKey);
+        Failures.AddRange(StrictConfiguration.Check<EfReplicaTenantOptions>(tenancy));
+        StrictConfiguration.Bind(tenancy, Tenancy);
         configure?.Invoke(Tenancy);
         if (Tenancy.IdleTimeout <= TimeSpan.Zero)
         {

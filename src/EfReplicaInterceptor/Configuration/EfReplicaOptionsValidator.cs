@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -7,15 +8,18 @@ namespace EfReplicaInterceptor.Configuration;
 /// <summary>
 /// Validates <see cref="EfReplicaOptions"/> when the host starts. Every message names the setting by its full
 /// configuration path (for example <c>EfReplica:Replicas:1:ConnectionString</c>) and never echoes a connection string.
+/// When the options were bound from <paramref name="configuration"/>, its keys are checked too (unknown keys, values that
+/// cannot be read), see <see cref="StrictConfiguration"/>.
 /// </summary>
-internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateOptions<EfReplicaOptions>
+internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfiguration? configuration = null) : IValidateOptions<EfReplicaOptions>
 {
     /// <summary>The most replicas one cluster may list (the router tracks tried replicas in a 64-bit mask).</summary>
     public const int MaxReplicas = 64;
 
     public ValidateOptionsResult Validate(string? name, EfReplicaOptions options)
     {
-        var failures = Collect(options, sectionPath);
+        var failures = configuration is null ? [] : StrictConfiguration.Check<EfReplicaOptions>(configuration, StrictConfiguration.ClusterListKeys);
+        failures.AddRange(Collect(options, sectionPath));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
@@ -26,9 +30,11 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
         var failures = new List<string>();
         var prefix = string.IsNullOrEmpty(path) ? string.Empty : path + ":";
 
-        CheckConnectionString(options.Primary, $"{prefix}{nameof(EfReplicaOptions.Primary)}", failures);
+        var primaryPath = $"{prefix}{nameof(EfReplicaOptions.Primary)}";
+        var primary = CheckConnectionString(options.Primary, primaryPath, failures);
+        var primaryKey = primary is null ? null : ServerKey(primary);
 
-        var endpoints = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var endpoints = new Dictionary<string, string>(StringComparer.Ordinal);
         var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         var replicas = options.Replicas ?? [];
         if (replicas.Count > MaxReplicas)
@@ -54,8 +60,12 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
                     failures.Add($"{replicaPath}:{nameof(ReplicaEndpointOptions.ConnectionString)} lists several hosts; configure each replica as its own entry.");
                 }
 
-                var endpoint = EndpointKey(builder);
-                if (endpoints.TryGetValue(endpoint, out var firstPath))
+                var endpoint = ServerKey(builder);
+                if (endpoint == primaryKey)
+                {
+                    failures.Add($"{replicaPath}:{nameof(ReplicaEndpointOptions.ConnectionString)} points at the same server and database as {primaryPath}: a replica must be a hot standby of the primary, not the primary itself.");
+                }
+                else if (endpoints.TryGetValue(endpoint, out var firstPath))
                 {
                     failures.Add($"{replicaPath} is a duplicate replica: it points at the same server and database as {firstPath}.");
                 }
@@ -132,6 +142,12 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
             failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxDelay)} must be positive (it was {failover.MaxDelay}).");
         }
 
+        if (failover.BaseDelay >= TimeSpan.Zero && failover.MaxDelay > TimeSpan.Zero && failover.BaseDelay > failover.MaxDelay)
+        {
+            var failoverPath = $"{prefix}{nameof(EfReplicaOptions.Failover)}";
+            failures.Add($"{failoverPath}:{nameof(FailoverOptions.BaseDelay)} ({failover.BaseDelay}) is longer than {failoverPath}:{nameof(FailoverOptions.MaxDelay)} ({failover.MaxDelay}): the longest backoff cannot be shorter than its base.");
+        }
+
         if (options.MaxReplicaLag <= TimeSpan.Zero)
         {
             failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLag)} must be positive (it was {options.MaxReplicaLag}).");
@@ -160,8 +176,35 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
         return builder?.Host is { Length: > 0 } host ? $"{host}:{builder.Port}" : $"replica-{index + 1}";
     }
 
-    private static string EndpointKey(NpgsqlConnectionStringBuilder builder)
-        => $"{builder.Host}|{builder.Port}|{builder.Database}";
+    /// <summary>
+    /// Identifies the server(s) and database a connection string points at: its hosts (compared ignoring case, each with its
+    /// own port or the connection string's, 5432 by default), in any order, and the database (Npgsql's default, the user
+    /// name, when none is given). Two connection strings with the same key reach the same database.
+    /// </summary>
+    internal static string ServerKey(NpgsqlConnectionStringBuilder builder)
+    {
+        var hosts = (builder.Host ?? string.Empty)
+            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(host => HostAndPort(host, builder.Port))
+            .Order(StringComparer.Ordinal);
+        return $"{string.Join(',', hosts)}/{builder.Database ?? builder.Username ?? string.Empty}";
+    }
+
+    private static string HostAndPort(string host, int defaultPort)
+    {
+        var port = defaultPort;
+        var name = host;
+        var colon = host.LastIndexOf(':');
+        var bracket = host.LastIndexOf(']');
+        var ipv6WithoutBrackets = host.IndexOf(':', StringComparison.Ordinal) != colon && bracket < 0;
+        if (colon > bracket && !ipv6WithoutBrackets && int.TryParse(host.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var explicitPort))
+        {
+            name = host[..colon];
+            port = explicitPort;
+        }
+
+        return $"{name.Trim('[', ']').ToUpperInvariant()}:{port}";
+    }
 
     private static NpgsqlConnectionStringBuilder? CheckConnectionString(string? value, string settingPath, List<string> failures)
     {
@@ -214,7 +257,7 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
             {
                 problem = IsKnownKeyword(keyword)
                     ? $"the value of keyword '{keyword}' is invalid"
-                    : $"keyword '{keyword}' is not supported";
+                    : UnknownKeyword(keyword, value);
                 return false;
             }
             catch (FormatException)
@@ -231,6 +274,65 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath) : IValidateO
 
         problem = string.Empty;
         return true;
+    }
+
+    /// <summary>
+    /// Names an unknown keyword only when it is plainly a misspelt keyword. A password with an unquoted <c>;</c> turns its
+    /// tail into a "keyword" (<c>Password=ab;cd=ef</c> makes <c>cd</c> one), so a keyword that follows a secret, or that does
+    /// not look like a keyword, is not shown.
+    /// </summary>
+    private static string UnknownKeyword(string keyword, string connectionString)
+    {
+        const string hidden = "a keyword is not supported (not shown: it may be the tail of a password containing ';'; quote such a value, for example Password=\"a;b\")";
+        if (keyword.Length > 40 || !keyword.All(static c => char.IsAsciiLetter(c) || c == ' ') || FollowsSecret(keyword, connectionString))
+        {
+            return hidden;
+        }
+
+        var compact = keyword.Replace(" ", string.Empty, StringComparison.Ordinal).ToUpperInvariant();
+        var closest = Keywords.Value
+            .MinBy(known => StrictConfiguration.Distance(known.Replace(" ", string.Empty, StringComparison.Ordinal).ToUpperInvariant(), compact));
+        return closest is not null && StrictConfiguration.Distance(closest.Replace(" ", string.Empty, StringComparison.Ordinal).ToUpperInvariant(), compact) <= 2
+            ? $"keyword '{keyword}' is not supported (did you mean '{closest}'?)"
+            : hidden;
+    }
+
+    /// <summary>The keywords Npgsql's connection string builder knows (the display names of its properties).</summary>
+    private static readonly Lazy<string[]> Keywords = new(static () =>
+    [
+        .. typeof(NpgsqlConnectionStringBuilder).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .Select(static property => property.GetCustomAttributes(typeof(System.ComponentModel.DisplayNameAttribute), inherit: true)
+                .OfType<System.ComponentModel.DisplayNameAttribute>().FirstOrDefault()?.DisplayName)
+            .OfType<string>()
+            .Distinct(StringComparer.OrdinalIgnoreCase),
+    ]);
+
+    /// <summary>Whether the nearest <c>keyword=value</c> pair before <paramref name="keyword"/> holds a secret (or cannot be told).</summary>
+    private static bool FollowsSecret(string keyword, string connectionString)
+    {
+        var at = connectionString.IndexOf(keyword, StringComparison.OrdinalIgnoreCase);
+        if (at < 0)
+        {
+            return true;
+        }
+
+        var before = connectionString[..at].Split(';');
+        for (var i = before.Length - 2; i >= 0; i--)
+        {
+            var equals = before[i].IndexOf('=', StringComparison.Ordinal);
+            if (equals >= 0)
+            {
+                var previous = before[i][..equals].Replace(" ", string.Empty, StringComparison.Ordinal);
+                return previous.Contains("pass", StringComparison.OrdinalIgnoreCase)
+                    || previous.Contains("key", StringComparison.OrdinalIgnoreCase)
+                    || previous.Contains("secret", StringComparison.OrdinalIgnoreCase)
+                    || previous.Contains("token", StringComparison.OrdinalIgnoreCase)
+                    || previous.Contains('\'', StringComparison.Ordinal)
+                    || previous.Contains('"', StringComparison.Ordinal);
+            }
+        }
+
+        return false;
     }
 
     private static bool IsKnownKeyword(string keyword)

@@ -10,9 +10,10 @@ public sealed class FailoverOptions
     /// </summary>
     public int MaxRetries { get; set; } = 2;
 
-    /// <summary>The base of the exponential backoff (with jitter) between later retries. Zero or more. Default: 50 ms.</summary>
+    /// <summary>The base of the exponential backoff (with jitter) between later retries. Zero or more, and no longer than
+    /// <see cref="MaxDelay"/>. Default: 50 ms.</summary>
     public TimeSpan BaseDelay { get; set; } = TimeSpan.FromMilliseconds(50);
 
-    /// <summary>The longest backoff between two retries. Must be positive. Default: 1 second.</summary>
+    /// <summary>The longest backoff between two retries. Must be positive and at least <see cref="BaseDelay"/>. Default: 1 second.</summary>
     public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(1);
 }

@@ -17,7 +17,8 @@ public static class EfReplicaServiceCollectionExtensions
     /// <summary>
     /// Registers an <see cref="EfReplicaCluster"/> configured from <paramref name="configuration"/> (by convention the
     /// <c>"EfReplica"</c> section). The settings are validated when the host starts: a bad setting stops start-up with a
-    /// message naming it.
+    /// message naming it. Configuration is strict: a key that is not a setting, a value that cannot be read, a replica equal
+    /// to the primary or to another replica and contradictory settings are refused; no message shows a value.
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="configuration">The section holding <see cref="EfReplicaOptions"/>.</param>
@@ -31,8 +32,11 @@ public static class EfReplicaServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
         var path = configuration is IConfigurationSection section ? section.Path : string.Empty;
-        services.AddOptions<EfReplicaOptions>().Bind(configuration);
-        return AddCore(services, path, configureDataSource);
+        // Not OptionsBuilder.Bind: the binder ignores misspelt keys, drops list items it cannot convert and quotes values in
+        // its messages. The strict binder binds what can be read; the validator names every key that cannot, never its value.
+        services.AddOptions<EfReplicaOptions>().Configure(options => StrictConfiguration.Bind(configuration, options, StrictConfiguration.ClusterListKeys));
+        services.AddSingleton<IOptionsChangeTokenSource<EfReplicaOptions>>(new ConfigurationChangeTokenSource<EfReplicaOptions>(Microsoft.Extensions.Options.Options.DefaultName, configuration));
+        return AddCore(services, path, configuration, configureDataSource);
     }
 
     /// <summary>Registers an <see cref="EfReplicaCluster"/> configured in code. Validated when the host starts.</summary>
@@ -47,13 +51,13 @@ public static class EfReplicaServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
         services.AddOptions<EfReplicaOptions>().Configure(configure);
-        return AddCore(services, EfReplicaOptions.DefaultSectionName, configureDataSource);
+        return AddCore(services, EfReplicaOptions.DefaultSectionName, configuration: null, configureDataSource);
     }
 
-    private static IServiceCollection AddCore(IServiceCollection services, string sectionPath, Action<NpgsqlDataSourceBuilder>? configureDataSource)
+    private static IServiceCollection AddCore(IServiceCollection services, string sectionPath, IConfiguration? configuration, Action<NpgsqlDataSourceBuilder>? configureDataSource)
     {
         services.AddOptions<EfReplicaOptions>().ValidateOnStart();
-        services.AddSingleton<IValidateOptions<EfReplicaOptions>>(new EfReplicaOptionsValidator(sectionPath));
+        services.AddSingleton<IValidateOptions<EfReplicaOptions>>(new EfReplicaOptionsValidator(sectionPath, configuration));
         services.AddSingleton(sp => EfReplicaCluster.Create(
             EfReplicaCluster.DefaultName,
             sp.GetRequiredService<IOptions<EfReplicaOptions>>().Value,

@@ -102,6 +102,22 @@ public sealed class ClusterConfigurationTests
             "EfReplica:Clusters:orders:WriteFunctions:0 is empty");
         yield return Case("no cluster", new() { ["EfReplica:Primary"] = DefaultPrimary },
             "EfReplica:Clusters names no cluster");
+        yield return Case("misspelt shared setting", new() { ["EfReplica:HealthCheckIntervall"] = "00:00:05", ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary },
+            "EfReplica:HealthCheckIntervall is not a setting; did you mean EfReplica:HealthCheckInterval?");
+        yield return Case("misspelt own setting", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:MaxReplicaLagg"] = "00:00:05" },
+            "EfReplica:Clusters:orders:MaxReplicaLagg is not a setting; did you mean EfReplica:Clusters:orders:MaxReplicaLag?");
+        yield return Case("replica weight of a cluster that is not a number", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Replicas:0:ConnectionString"] = OrdersReplica, ["EfReplica:Clusters:orders:Replicas:0:Weight"] = "heavy" },
+            "EfReplica:Clusters:orders:Replicas:0:Weight could not be read as a whole number");
+        yield return Case("replicas of a cluster given as a string", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Replicas"] = OrdersReplica },
+            "EfReplica:Clusters:orders:Replicas must be a list");
+        yield return Case("shared value that cannot be read", new() { ["EfReplica:MaxReplicaLag"] = Secret, ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary },
+            "EfReplica:MaxReplicaLag could not be read as a duration");
+        yield return Case("replica of a cluster equal to its primary", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Replicas:0:ConnectionString"] = OrdersPrimary.Replace("Host=127.0.0.1;Port=1", "Host=127.0.0.1:1", StringComparison.Ordinal) },
+            "EfReplica:Clusters:orders:Replicas:0:ConnectionString points at the same server and database as EfReplica:Clusters:orders:Primary");
+        yield return Case("shared base delay longer than own max delay", new() { ["EfReplica:Failover:BaseDelay"] = "00:00:02", ["EfReplica:Failover:MaxDelay"] = "00:00:05", ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Failover:MaxDelay"] = "00:00:01" },
+            "EfReplica:Clusters:orders:Failover:BaseDelay (00:00:02) is longer than EfReplica:Clusters:orders:Failover:MaxDelay (00:00:01)");
+        yield return Case("tenancy in a cluster", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Tenancy:IdleTimeout"] = "00:01:00" },
+            "EfReplica:Clusters:orders:Tenancy is not a setting of EfReplica:Clusters:orders");
     }
 
     private static TestCaseData Case(string name, Dictionary<string, string?> settings, string expected)
@@ -188,6 +204,47 @@ public sealed class ClusterConfigurationTests
         var exception = Assert.Throws<InvalidOperationException>(() => services.AddEfReplicaClusters(configuration.GetSection("B")));
 
         Assert.That(exception!.Message, Does.Contain("'orders' is already registered"));
+    }
+
+    [Test]
+    public void Tenant_settings_are_strict_too()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["EfReplica:Tenants:acme:Primary"] = OrdersPrimary,
+            ["EfReplica:Tenants:acme:Replicas:0:ConnectionString"] = OrdersReplica,
+            ["EfReplica:Tenants:acme:Replicas:0:Weight"] = Secret,
+            ["EfReplica:Tenancy:IdleTimout"] = "00:01:00",
+            ["EfReplica:Tenancy:IdleTimeout"] = Secret,
+        });
+        builder.Services.AddEfReplicaTenants(builder.Configuration.GetSection("EfReplica"));
+        using var host = builder.Build();
+
+        var exception = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.That(exception!.Failures, Has.Some.StartsWith("EfReplica:Tenants:acme:Replicas:0:Weight could not be read as a whole number"));
+        Assert.That(exception.Failures, Has.Some.StartsWith("EfReplica:Tenancy:IdleTimout is not a setting; did you mean EfReplica:Tenancy:IdleTimeout?"));
+        Assert.That(exception.Failures, Has.Some.StartsWith("EfReplica:Tenancy:IdleTimeout could not be read as a duration"));
+        Assert.That(exception.Message, Does.Not.Contain(Secret));
+    }
+
+    [Test]
+    public void A_valid_shared_section_with_clusters_binds_as_before()
+    {
+        var clusters = Load(new()
+        {
+            ["EfReplica:LoadBalancing"] = "LeastLag",
+            ["EfReplica:Failover:MaxRetries"] = "4",
+            ["EfReplica:Tenancy:IdleTimeout"] = "00:01:00",
+            ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary,
+            ["EfReplica:Clusters:orders:Replicas:0:ConnectionString"] = OrdersReplica,
+            ["EfReplica:Clusters:orders:Replicas:0:Weight"] = "7",
+        });
+
+        var orders = clusters.Clusters["orders"].Options;
+        Assert.That(clusters.Failures, Is.Empty);
+        Assert.That((orders.LoadBalancing, orders.Failover.MaxRetries, orders.Replicas.Single().Weight), Is.EqualTo((LoadBalancing.LeastLag, 4, 7)));
     }
 
     internal static ClusterSet Load(Dictionary<string, string?> settings)
