@@ -113,7 +113,8 @@ public sealed class ReplicaLivenessTests
         {
             ["EfReplica:Primary"] = _servers.Primary.ConnectionString,
             ["EfReplica:Replicas:0:Name"] = "actually-the-primary",
-            ["EfReplica:Replicas:0:ConnectionString"] = _servers.Primary.ConnectionString,
+            // The primary under another spelling (start-up refuses the same one, and cannot resolve names): the monitor finds it is not a standby.
+            ["EfReplica:Replicas:0:ConnectionString"] = new Npgsql.NpgsqlConnectionStringBuilder(_servers.Primary.ConnectionString) { Host = "localhost" }.ConnectionString,
             ["EfReplica:Replicas:1:Name"] = "nothing-there",
             ["EfReplica:Replicas:1:ConnectionString"] = "Host=127.0.0.1;Port=1;Database=efreplica;Username=x;Password=y;Timeout=1",
             ["EfReplica:Replicas:2:Name"] = "real-standby",
