@@ -219,6 +219,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         var monitor = new ClusterMonitor(name, primary, replicas, options, position, timeProvider, loggerFactory);
         metrics.ObserveReplicas(name, () => Array.ConvertAll(replicas, replica => new ReplicaGauge(
             replica.Name, replica.CurrentLag(timeProvider.GetTimestamp()), replica.Health.LagBytes, replica.IsAdmitted)));
+        metrics.ObserveWritableServers(name, () => monitor.WritableServers);
         Log.ClusterStarted(loggerFactory.CreateLogger(Log.TopologyCategory), name, replicas.Length, options.ShadowMode ? " (shadow mode: everything runs on the primary)" : string.Empty);
         var cluster = new EfReplicaCluster(name, primary, replicas, router, monitor, metrics, ownsMetrics, options.Failover, timeProvider);
         monitor.Start();

@@ -39,6 +39,10 @@ public static class EfReplicaDiagnostics
     /// <summary>Gauge: 1 while a replica is in rotation, 0 while it is left out. Tagged with cluster and replica.</summary>
     public const string ReplicaUpGaugeName = "efreplica.replica.up";
 
+    /// <summary>Gauge: the number of servers of the cluster that accept writes, as the monitor last saw them (unit <c>{server}</c>),
+    /// tagged with cluster. 1 is normal; 2 or more is a split brain (see event 2010); 0 while the primary does not answer.</summary>
+    public const string WritableServersGaugeName = "efreplica.split_brain.writable_servers";
+
     /// <summary>Tag: where the command was sent, <c>primary</c> or <c>replica</c>.</summary>
     public const string TargetTag = "efreplica.target";
 

@@ -60,6 +60,12 @@ public static class EfReplicaEventId
     /// <summary>Warning (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' could not read the volatile functions from the primary yet; every command goes to the primary until it can".</summary>
     public const int VolatileFunctionsNotLearned = 2009;
 
+    /// <summary>Error (EfReplicaInterceptor.Topology): "Split brain in cluster '{Cluster}': {Servers}. Writes may go to either; reads stay off every replica that accepts writes. Fence all but one of them now".</summary>
+    public const int SplitBrainDetected = 2010;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' has one writable server again (the split brain ended); check for writes that went to the fenced server".</summary>
+    public const int SplitBrainResolved = 2011;
+
     /// <summary>Information (EfReplicaInterceptor.Clusters): "Created the cluster of tenant '{Tenant}' from {Source}".</summary>
     public const int TenantClusterCreated = 3000;
 

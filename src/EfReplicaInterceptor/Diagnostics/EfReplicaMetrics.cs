@@ -96,6 +96,11 @@ internal sealed class EfReplicaMetrics : IDisposable
             replica.InRotation ? 1 : 0), "1", "1 while the replica is in rotation, else 0.");
     }
 
+    /// <summary>Publishes how many servers of the cluster accept writes (the monitor's last round; 2 or more is a split brain).</summary>
+    public void ObserveWritableServers(string cluster, Func<int> writableServers)
+        => _meter.CreateObservableGauge(EfReplicaDiagnostics.WritableServersGaugeName, () => new Measurement<int>(writableServers(),
+            new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster)), "{server}", "Servers of the cluster that accept writes; 2 or more is a split brain.");
+
     private static IEnumerable<Measurement<double>> Observe(string cluster, ReplicaGauge[] replicas, Func<ReplicaGauge, double?> value)
     {
         foreach (var replica in replicas)

@@ -85,6 +85,14 @@ internal static partial class Log
         Message = "Cluster '{Cluster}' could not read the volatile functions from the primary yet; every command goes to the primary until it can")]
     public static partial void VolatileFunctionsNotLearned(ILogger logger, Exception exception, string cluster);
 
+    [LoggerMessage(EventId = EfReplicaEventId.SplitBrainDetected, EventName = nameof(EfReplicaEventId.SplitBrainDetected), Level = LogLevel.Error,
+        Message = "Split brain in cluster '{Cluster}': {Servers}. Writes may go to either; reads stay off every replica that accepts writes. Fence all but one of them now")]
+    public static partial void SplitBrainDetected(ILogger logger, string cluster, string servers);
+
+    [LoggerMessage(EventId = EfReplicaEventId.SplitBrainResolved, EventName = nameof(EfReplicaEventId.SplitBrainResolved), Level = LogLevel.Warning,
+        Message = "Cluster '{Cluster}' has one writable server again (the split brain ended); check for writes that went to the fenced server")]
+    public static partial void SplitBrainResolved(ILogger logger, string cluster);
+
     [LoggerMessage(EventId = EfReplicaEventId.TenantClusterCreated, EventName = nameof(EfReplicaEventId.TenantClusterCreated), Level = LogLevel.Information,
         Message = "Created the cluster of tenant '{Tenant}' from {Source}")]
     public static partial void TenantClusterCreated(ILogger logger, string tenant, string source);

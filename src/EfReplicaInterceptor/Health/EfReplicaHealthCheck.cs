@@ -4,7 +4,7 @@ namespace EfReplicaInterceptor.Health;
 
 /// <summary>
 /// Readiness from the replica monitor's latest view, without touching a server: <see cref="HealthStatus.Unhealthy"/> when
-/// the primary does not answer as a primary, <see cref="HealthStatus.Degraded"/> while any replica is out of rotation,
+/// more than one server of the cluster accepts writes (split brain) or the primary does not answer as a primary, <see cref="HealthStatus.Degraded"/> while any replica is out of rotation,
 /// otherwise <see cref="HealthStatus.Healthy"/>. The data lists each server's state and lag.
 /// </summary>
 internal sealed class EfReplicaHealthCheck(EfReplicaCluster cluster) : IHealthCheck
@@ -14,6 +14,12 @@ internal sealed class EfReplicaHealthCheck(EfReplicaCluster cluster) : IHealthCh
         var data = new Dictionary<string, object>(StringComparer.Ordinal);
         var primaryProblem = cluster.Monitor.PrimaryProblem;
         data["primary"] = primaryProblem ?? "ok";
+        var splitBrain = cluster.Monitor.SplitBrain;
+        data["writable-servers"] = cluster.Monitor.WritableServers;
+        if (splitBrain is not null)
+        {
+            data["split-brain"] = splitBrain;
+        }
 
         var outOfRotation = new List<string>();
         foreach (var replica in cluster.Replicas)
@@ -31,7 +37,11 @@ internal sealed class EfReplicaHealthCheck(EfReplicaCluster cluster) : IHealthCh
         }
 
         HealthCheckResult result;
-        if (primaryProblem is not null)
+        if (splitBrain is not null)
+        {
+            result = HealthCheckResult.Unhealthy($"Cluster '{cluster.Name}': split brain: {splitBrain}. Fence all but one of them", data: data);
+        }
+        else if (primaryProblem is not null)
         {
             result = HealthCheckResult.Unhealthy($"Cluster '{cluster.Name}': the primary is not healthy: {primaryProblem}", data: data);
         }

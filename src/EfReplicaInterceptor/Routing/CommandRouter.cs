@@ -69,7 +69,7 @@ internal sealed class CommandRouter
             return result; // another interceptor already answered
         }
 
-        var decision = Decide(command, lease);
+        var decision = Decide(command, eventData.CommandSource, lease);
         if (decision.NeedsReadYourWrites)
         {
             decision = await ResolveAsync(decision, async, cancellationToken).ConfigureAwait(false);
@@ -88,9 +88,9 @@ internal sealed class CommandRouter
     /// <summary>
     /// The target of <paramref name="command"/>, and the bookkeeping its kind implies for <paramref name="lease"/> (a write
     /// marks the lease and the ambient scope as having written; a command that needs its session pins the open connection
-    /// to the primary).
+    /// to the primary). <paramref name="source"/> is what EF says the command is for (<c>CommandEventData.CommandSource</c>).
     /// </summary>
-    public RoutingDecision Decide(DbCommand command, LeaseState? lease)
+    public RoutingDecision Decide(DbCommand command, CommandSource source, LeaseState? lease)
     {
         var statement = Classify(command);
         // EF sets command.Transaction from its connection's current transaction (BeginTransaction and UseTransaction
@@ -111,8 +111,13 @@ internal sealed class CommandRouter
             lease.SessionPinned = true;
         }
 
-        var facts = new RoutingFacts { Statement = statement, InTransaction = inTransaction };
-        if (!inTransaction && statement == RoutingReason.Read)
+        var facts = new RoutingFacts
+        {
+            Statement = statement,
+            InTransaction = inTransaction,
+            SchemaWork = SchemaCommands.IsSchemaWork(source, command.CommandText),
+        };
+        if (!inTransaction && statement == RoutingReason.Read && !facts.SchemaWork)
         {
             // Only a plain read looks further (its tags, the scopes): nothing more is read for the others.
             var tags = QueryTags.Read(command.CommandText);

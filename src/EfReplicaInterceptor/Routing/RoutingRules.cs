@@ -1,4 +1,5 @@
 using EfReplicaInterceptor.Consistency;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 
 namespace EfReplicaInterceptor.Routing;
 
@@ -27,6 +28,9 @@ internal readonly record struct RoutingRule(RouteKind Kind, RoutingReason Reason
 /// <summary>Everything the rules look at for one command, gathered by <see cref="CommandRouter"/>.</summary>
 internal readonly record struct RoutingFacts
 {
+    /// <summary>EF's own migration or schema-management command (see <see cref="SchemaCommands"/>).</summary>
+    public bool SchemaWork { get; init; }
+
     /// <summary>The classifier's reason: <see cref="RoutingReason.Read"/> for a plain read, else why it needs the primary.</summary>
     public RoutingReason Statement { get; init; }
 
@@ -59,6 +63,8 @@ internal readonly record struct RoutingFacts
 /// The routing rules, in order, as a pure function: facts in, rule out; no I/O, no side effects, time from the given
 /// <see cref="TimeProvider"/>. The first rule that applies decides:
 /// <list type="number">
+/// <item>EF's own schema work (migrations, <c>EnsureCreated</c>, <c>EnsureDeleted</c>, <c>CanConnect</c>): the primary
+/// (<c>schema</c>), before anything could send one of its existence checks to a replica;</item>
 /// <item>a transaction: the primary (<c>transaction</c>);</item>
 /// <item>a statement that is not a plain read: the primary, for the classifier's reason;</item>
 /// <item>tagged <c>.UsePrimary()</c>: the primary (<c>tagged-primary</c>);</item>
@@ -75,6 +81,11 @@ internal sealed class RoutingRules(ReadYourWritesMode readYourWrites, TimeSpan r
 {
     public RoutingRule Decide(in RoutingFacts facts)
     {
+        if (facts.SchemaWork)
+        {
+            return RoutingRule.Primary(RoutingReason.Schema);
+        }
+
         if (facts.InTransaction)
         {
             return RoutingRule.Primary(RoutingReason.Transaction);
@@ -135,4 +146,25 @@ internal sealed class RoutingRules(ReadYourWritesMode readYourWrites, TimeSpan r
                     : RoutingRule.Primary(RoutingReason.AfterWrite);
         }
     }
+}
+
+/// <summary>
+/// Recognises the commands EF runs for migrations and schema management. EF Core 10 marks them
+/// <see cref="CommandSource.Migrations"/>: the history table's existence check and its reads (<c>HistoryRepository</c>), every
+/// migration command (<c>MigrationCommand</c>: migrations, <c>CreateTables</c>, <c>Create</c>, <c>Delete</c>, the
+/// migration lock), and the provider's database existence check (<c>NpgsqlDatabaseCreator.Exists</c>, used by
+/// <c>Migrate</c>, <c>EnsureCreated</c>, <c>EnsureDeleted</c> and <c>CanConnect</c>). One check carries no source:
+/// <c>NpgsqlDatabaseCreator.HasTables</c> (asked by <c>EnsureCreated</c>) is sent with <see cref="CommandSource.Unknown"/>,
+/// so it is recognised by its text.
+/// </summary>
+internal static class SchemaCommands
+{
+    // The first line of Npgsql.EntityFrameworkCore.PostgreSQL 10's HasTables query; no application query carries
+    // CommandSource.Unknown (EF marks LINQ, raw SQL, SaveChanges and bulk updates with their own source).
+    private const string HasTablesPrefix = "SELECT CASE WHEN COUNT(*) = 0 THEN FALSE ELSE TRUE END";
+
+    /// <summary>Whether a command of <paramref name="source"/> with <paramref name="commandText"/> is EF's schema work.</summary>
+    public static bool IsSchemaWork(CommandSource source, string? commandText)
+        => source == CommandSource.Migrations
+           || (source == CommandSource.Unknown && commandText is not null && commandText.StartsWith(HasTablesPrefix, StringComparison.Ordinal));
 }

@@ -33,9 +33,14 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private readonly PrimaryPosition _position;
     private readonly SemaphoreSlim _round = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly SplitBrainDetector _splitBrain;
+    private readonly ServerIdentity?[] _writableReplicas; // a replica's identity while it answers as writable
+    private ServerIdentity? _primaryServer;
     private NpgsqlConnection? _primaryConnection;
     private Task? _loop;
     private volatile string? _primaryProblem = "not probed yet";
+    private volatile string? _splitBrainProblem;
+    private volatile int _writableServers;
     private long _rounds;
 
     public ClusterMonitor(
@@ -52,6 +57,8 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         _primary = primary;
         _replicas = replicas;
         _connections = new NpgsqlConnection?[replicas.Length];
+        _writableReplicas = new ServerIdentity?[replicas.Length];
+        _splitBrain = new SplitBrainDetector(options.Primary);
         _interval = options.HealthCheckInterval;
         _timeout = options.HealthCheckTimeout;
         _maxLag = options.MaxReplicaLag;
@@ -63,6 +70,12 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 
     /// <summary>Null while the primary answers as a primary; otherwise why not.</summary>
     public string? PrimaryProblem => _primaryProblem;
+
+    /// <summary>Null while at most one server of the cluster accepts writes; otherwise which servers do (split brain).</summary>
+    public string? SplitBrain => _splitBrainProblem;
+
+    /// <summary>How many distinct servers of the cluster accepted writes in the last round (1 is normal).</summary>
+    public int WritableServers => _writableServers;
 
     /// <summary>Completed probe rounds.</summary>
     public long Rounds => Interlocked.Read(ref _rounds);
@@ -136,6 +149,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
 
         await Task.WhenAll(probes).ConfigureAwait(false);
+        await DetectSplitBrainAsync(cancellationToken).ConfigureAwait(false);
 
         ulong? minimumReplay = null;
         foreach (var replica in _replicas)
@@ -162,6 +176,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         {
             _primaryConnection ??= await _primary.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
             var sample = await ServerQueries.ProbePrimaryAsync(_primaryConnection, timeout.Token).ConfigureAwait(false);
+            _primaryServer = sample.InRecovery ? null : sample.Server;
             if (sample.InRecovery)
             {
                 SetPrimaryProblem("the configured primary is in recovery (a standby)");
@@ -177,7 +192,24 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         {
             await DropAsync(_primaryConnection).ConfigureAwait(false);
             _primaryConnection = null;
+            _primaryServer = null;
             SetPrimaryProblem(Describe(exception, timeout.IsCancellationRequested));
+        }
+    }
+
+    private async Task DetectSplitBrainAsync(CancellationToken cancellationToken)
+    {
+        var (writable, problem) = await _splitBrain.FindAsync(_primaryServer, _replicas, _writableReplicas, _timeout, cancellationToken).ConfigureAwait(false);
+        _writableServers = writable;
+        var previous = _splitBrainProblem;
+        _splitBrainProblem = problem;
+        if (problem is not null && problem != previous)
+        {
+            Log.SplitBrainDetected(_logger, _cluster, problem);
+        }
+        else if (problem is null && previous is not null)
+        {
+            Log.SplitBrainResolved(_logger, _cluster);
         }
     }
 
@@ -206,6 +238,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             _connections[index] ??= await replica.DataSource.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
             var sample = await ServerQueries.ProbeReplicaAsync(_connections[index]!, timeout.Token).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
+            _writableReplicas[index] = inRecovery ? null : sample.Server; // out of rotation too: not a standby
             health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
@@ -216,6 +249,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         {
             await DropAsync(_connections[index]).ConfigureAwait(false);
             _connections[index] = null;
+            _writableReplicas[index] = null;
             health = new ReplicaHealth
             {
                 Reachable = false,
@@ -302,6 +336,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             await DropAsync(connection).ConfigureAwait(false);
         }
 
+        await _splitBrain.DisposeAsync().ConfigureAwait(false);
         _round.Dispose();
         _stopping.Dispose();
     }

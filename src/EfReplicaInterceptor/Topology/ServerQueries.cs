@@ -3,11 +3,19 @@ using NpgsqlTypes;
 
 namespace EfReplicaInterceptor.Topology;
 
-/// <summary>A sample of the primary: whether it is in recovery and, when it is not, its WAL position.</summary>
-internal readonly record struct PrimarySample(bool InRecovery, ulong Lsn, ulong SystemIdentifier);
+/// <summary>A sample of the primary: whether it is in recovery and, when it is not, its WAL position; which server answered.</summary>
+internal readonly record struct PrimarySample(bool InRecovery, ulong Lsn, ulong SystemIdentifier, ServerIdentity Server);
 
-/// <summary>A sample of a replica: whether it is a standby, what it has replayed and whether its WAL receiver streams.</summary>
-internal readonly record struct ReplicaSample(bool InRecovery, ulong ReplayLsn, bool Streaming);
+/// <summary>A sample of a replica: whether it is a standby, what it has replayed and whether its WAL receiver streams; which server answered.</summary>
+internal readonly record struct ReplicaSample(bool InRecovery, ulong ReplayLsn, bool Streaming, ServerIdentity Server);
+
+/// <summary>
+/// Which server answered, as the server itself says: its cluster's system identifier (shared by a primary and every
+/// standby cloned from it, so it alone cannot tell them apart), the port it listens on and when its postmaster started
+/// (together: one running server, whatever address reached it), and its timeline while it accepts writes (a promoted
+/// standby moves to a new one; 0 while in recovery).
+/// </summary>
+internal readonly record struct ServerIdentity(ulong SystemIdentifier, int Port, long StartedAtTicks, int Timeline);
 
 /// <summary>
 /// Every statement the library itself sends to a server (the monitor's probes, read-your-writes' position captures and
@@ -15,16 +23,24 @@ internal readonly record struct ReplicaSample(bool InRecovery, ulong ReplayLsn, 
 /// </summary>
 internal static class ServerQueries
 {
+    // Columns 3..6 of every probe: the answering server's identity (see ServerIdentity). The timeline is the first 8 hex
+    // digits of the current WAL file's name, which pg_walfile_name refuses to compute in recovery.
+    private const string IdentityColumns =
+        "(SELECT system_identifier FROM pg_control_system()), coalesce(inet_server_port(), 0), pg_postmaster_start_time(), "
+        + "CASE WHEN pg_is_in_recovery() THEN NULL ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END";
+
     // The primary's position is its WAL *insert* position, not pg_current_wal_lsn() (the write position): under asynchronous
     // commit (synchronous_commit = off, server-wide or SET LOCAL) a committed transaction's commit record can sit in the WAL
     // buffers for up to wal_writer_delay, before the write position, and a replica that replayed "the position" would not
-    // have the commit. The insert position is after every record inserted so far, committed ones included.
-    // See WalInsertPosition for the block and segment sizes read beside it.
+    // have the commit. The insert position is after every record inserted so far, committed ones included. Columns 7 and 8:
+    // the block and segment sizes WalInsertPosition needs.
     private const string PrimaryProbeSql =
-        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END, (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
+        "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END, NULL, " + IdentityColumns + ", " + WalSizesSql;
 
     private const string ReplicaProbeSql =
-        "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')";
+        "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'), " + IdentityColumns;
+
+    private const string HostProbeSql = "SELECT pg_is_in_recovery(), NULL, NULL, " + IdentityColumns;
 
     private const string CapturePositionSql = "SELECT pg_current_wal_insert_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
 
@@ -39,8 +55,27 @@ internal static class ServerQueries
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var inRecovery = reader.GetBoolean(0);
-        var lsn = inRecovery || reader.IsDBNull(1) ? 0 : WalInsertPosition.EndOfLastRecord((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(3), reader.GetInt64(4));
-        return new PrimarySample(inRecovery, lsn, unchecked((ulong)reader.GetInt64(2)));
+        var lsn = inRecovery || reader.IsDBNull(1) ? 0 : WalInsertPosition.EndOfLastRecord((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(7), reader.GetInt64(8));
+        var server = ReadIdentity(reader);
+        return new PrimarySample(inRecovery, lsn, server.SystemIdentifier, server);
+    }
+
+    /// <summary>
+    /// The monitor's probe of one host of a multi-host primary connection string: whether it accepts writes, and which
+    /// server it is.
+    /// </summary>
+    public static async Task<(bool InRecovery, ServerIdentity Server)> ProbeHostAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(HostProbeSql, connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return (reader.GetBoolean(0), ReadIdentity(reader));
+    }
+
+    private static ServerIdentity ReadIdentity(NpgsqlDataReader reader)
+    {
+        var timeline = reader.IsDBNull(6) ? 0 : int.Parse(reader.GetString(6), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+        return new ServerIdentity(unchecked((ulong)reader.GetInt64(3)), reader.GetInt32(4), reader.GetFieldValue<DateTime>(5).Ticks, timeline);
     }
 
     /// <summary>The monitor's probe of a replica.</summary>
@@ -50,7 +85,7 @@ internal static class ServerQueries
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var replay = reader.IsDBNull(1) ? 0 : (ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1);
-        return new ReplicaSample(reader.GetBoolean(0), replay, reader.GetBoolean(2));
+        return new ReplicaSample(reader.GetBoolean(0), replay, reader.GetBoolean(2), ReadIdentity(reader));
     }
 
     /// <summary>

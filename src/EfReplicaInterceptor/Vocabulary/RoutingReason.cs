@@ -49,6 +49,11 @@ public enum RoutingReason
 
     /// <summary><c>replica-lagging</c>: every usable replica is behind the lag budget for this query.</summary>
     ReplicaLagging,
+
+    /// <summary><c>schema</c>: EF's own migration or schema-management command (<c>Migrate</c>, <c>EnsureCreated</c>,
+    /// <c>EnsureDeleted</c>, <c>CanConnect</c>, the history table and its checks), always on the primary: a replica's
+    /// answer to "does this table exist?" or "which migrations ran?" may be stale.</summary>
+    Schema,
 }
 
 /// <summary>Stable names of <see cref="RoutingReason"/> and <see cref="RoutingTarget"/> values, as used in logs, metrics and traces.</summary>
@@ -92,6 +97,7 @@ internal static class RoutingReasonTable
         new(RoutingReason.NoReplica,          "no-replica",          true,  true,     false, false),
         new(RoutingReason.ReplicaUnavailable, "replica-unavailable", true,  true,     false, false),
         new(RoutingReason.ReplicaLagging,     "replica-lagging",     true,  true,     false, false),
+        new(RoutingReason.Schema,             "schema",              false, false,    false, false),
     ];
 
     /// <summary>Every row, in the order of the enum.</summary>

@@ -1,5 +1,6 @@
 using EfReplicaInterceptor.Consistency;
 using EfReplicaInterceptor.Routing;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Time.Testing;
 
 namespace EfReplicaInterceptor.Tests.Routing;
@@ -41,6 +42,9 @@ public sealed class RoutingRulesTests
             => new TestCaseData(facts, kind, reason).SetName(name);
 
         var all = Everything();
+        yield return Case("0 EF's schema work goes to the primary before anything else", all with { SchemaWork = true }, RouteKind.Primary, RoutingReason.Schema);
+        yield return Case("0 EF's schema work that the classifier calls a plain read still goes to the primary",
+            new RoutingFacts { Statement = RoutingReason.Read, SchemaWork = true, HasReplicas = true }, RouteKind.Primary, RoutingReason.Schema);
         yield return Case("1 a transaction goes to the primary before anything else", all, RouteKind.Primary, RoutingReason.Transaction);
         foreach (var statement in new[] { RoutingReason.WriteStatement, RoutingReason.LockingRead, RoutingReason.WriteFunction, RoutingReason.SessionStatement, RoutingReason.Unrecognized })
         {
@@ -111,4 +115,15 @@ public sealed class RoutingRulesTests
 
         Assert.That(Enumerable.Range(0, 3).Select(_ => rules.Decide(facts)).Distinct().Count(), Is.EqualTo(1));
     }
+
+    // What EF Core 10 and Npgsql's provider send for schema work (read from their sources), and what they do not.
+    [TestCase(CommandSource.Migrations, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = '__EFMigrationsHistory')", true, TestName = "the history table's existence check (Migrate)")]
+    [TestCase(CommandSource.Migrations, "SELECT \"MigrationId\", \"ProductVersion\" FROM \"__EFMigrationsHistory\" ORDER BY \"MigrationId\";", true, TestName = "the applied migrations")]
+    [TestCase(CommandSource.Migrations, "SELECT 1", true, TestName = "the database existence check (EnsureCreated, EnsureDeleted, CanConnect)")]
+    [TestCase(CommandSource.Unknown, "SELECT CASE WHEN COUNT(*) = 0 THEN FALSE ELSE TRUE END\nFROM pg_class AS cls", true, TestName = "HasTables (EnsureCreated), which EF sends without a source")]
+    [TestCase(CommandSource.Unknown, "SELECT 1", false, TestName = "another command without a source")]
+    [TestCase(CommandSource.LinqQuery, "SELECT CASE WHEN COUNT(*) = 0 THEN FALSE ELSE TRUE END\nFROM pg_class AS cls", false, TestName = "an application query with the same text")]
+    [TestCase(CommandSource.FromSqlQuery, "SELECT * FROM \"__EFMigrationsHistory\"", false, TestName = "an application raw query of the history table")]
+    public void Schema_work_is_recognised_by_EFs_command_source(CommandSource source, string sql, bool schema)
+        => Assert.That(SchemaCommands.IsSchemaWork(source, sql), Is.EqualTo(schema));
 }

@@ -38,6 +38,7 @@ public sealed class RoutingReasonTableTests
     [TestCase(RoutingReason.NoReplica, true, true, false, false)]
     [TestCase(RoutingReason.ReplicaUnavailable, true, true, false, false)]
     [TestCase(RoutingReason.ReplicaLagging, true, true, false, false)]
+    [TestCase(RoutingReason.Schema, false, false, false, false)]
     public void Each_row_says_how_the_command_runs_and_what_it_implies(RoutingReason reason, bool runsAsRead, bool countsAsFallback, bool marksWrite, bool pinsSession)
     {
         var row = RoutingReasonTable.Of(reason);

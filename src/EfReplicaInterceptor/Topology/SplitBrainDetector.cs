@@ -1,0 +1,155 @@
+using System.Globalization;
+using Npgsql;
+
+namespace EfReplicaInterceptor.Topology;
+
+/// <summary>A server of the cluster that answered a probe as writable (not in recovery), and how the cluster knows it.</summary>
+/// <param name="Label">Where it was reached: <c>primary</c>, <c>primary host 'h:p'</c>, or <c>replica 'name'</c>.</param>
+/// <param name="Server">The server's own identity.</param>
+internal readonly record struct WritableServer(string Label, ServerIdentity Server);
+
+/// <summary>
+/// Finds two writable primaries in one cluster: a configured replica promoted while the primary still runs, or two hosts
+/// of a multi-host primary connection string that both accept writes (Npgsql then writes to whichever is listed first
+/// and answers). Each host of a multi-host primary is probed on its own (a single-host connection string with the same
+/// credentials); the replicas' and the primary's answers come from the monitor's own probes. Servers are told apart by
+/// what they say of themselves (<see cref="ServerIdentity"/>), so two addresses of one server count once.
+/// </summary>
+internal sealed class SplitBrainDetector : IAsyncDisposable
+{
+    private readonly (string Label, NpgsqlDataSource DataSource)[] _hosts;
+
+    public SplitBrainDetector(string? primaryConnectionString)
+    {
+        _hosts = [.. HostConnectionStrings(primaryConnectionString).Select(host => (host.Label, NpgsqlDataSource.Create(host.ConnectionString)))];
+    }
+
+    /// <summary>
+    /// One single-host connection string per host of a multi-host <paramref name="connectionString"/> (same credentials and
+    /// settings, no target session attributes, a small pool), labelled <c>primary host 'host:port'</c>; empty for a
+    /// single host.
+    /// </summary>
+    public static IReadOnlyList<(string Label, string ConnectionString)> HostConnectionStrings(string? connectionString)
+    {
+        if (string.IsNullOrEmpty(connectionString))
+        {
+            return [];
+        }
+
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var hosts = builder.Host?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+        if (hosts.Length < 2)
+        {
+            return [];
+        }
+
+        var result = new List<(string, string)>(hosts.Length);
+        foreach (var entry in hosts)
+        {
+            var (host, port) = SplitHostPort(entry, builder.Port);
+            var single = new NpgsqlConnectionStringBuilder(connectionString)
+            {
+                Host = host,
+                Port = port,
+                MaxPoolSize = 1,
+                MinPoolSize = 0,
+            };
+            single.Remove("Target Session Attributes");
+            single.Remove("Load Balance Hosts");
+            result.Add(($"primary host '{host}:{port.ToString(CultureInfo.InvariantCulture)}'", single.ConnectionString));
+        }
+
+        return result;
+    }
+
+    private static (string Host, int Port) SplitHostPort(string entry, int defaultPort)
+    {
+        // "host", "host:port", "[::1]:port", "::1" (a bare IPv6 address has several colons and no port).
+        var colon = entry.LastIndexOf(':');
+        if (colon > 0 && (entry.IndexOf(':') == colon || entry[colon - 1] == ']')
+            && int.TryParse(entry.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port))
+        {
+            return (entry[..colon].Trim('[', ']'), port);
+        }
+
+        return (entry.Trim('[', ']'), defaultPort);
+    }
+
+    /// <summary>
+    /// The <see cref="Judge"/> of one probe round: the primary's and the replicas' latest answers (the identity of each that
+    /// answered as writable, else null) and each host of a multi-host primary, probed now.
+    /// </summary>
+    public async Task<(int Writable, string? Problem)> FindAsync(
+        ServerIdentity? primary, ReplicaEndpoint[] replicas, ServerIdentity?[] writableReplicas, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var writable = new List<WritableServer>();
+        if (primary is { } server)
+        {
+            writable.Add(new WritableServer("primary", server));
+        }
+
+        for (var i = 0; i < replicas.Length; i++)
+        {
+            if (writableReplicas[i] is { } replica)
+            {
+                writable.Add(new WritableServer($"replica '{replicas[i].Name}'", replica));
+            }
+        }
+
+        await ProbeHostsAsync(writable, timeout, cancellationToken).ConfigureAwait(false);
+        var problem = Judge(writable, out var count);
+        return (count, problem);
+    }
+
+    /// <summary>Probes each host of a multi-host primary; the writable ones are added to <paramref name="writable"/>. A host that does not answer is skipped.</summary>
+    private async Task ProbeHostsAsync(List<WritableServer> writable, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var probes = _hosts.Select(async host =>
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(timeout);
+            try
+            {
+                await using var connection = await host.DataSource.OpenConnectionAsync(deadline.Token).ConfigureAwait(false);
+                var (inRecovery, server) = await ServerQueries.ProbeHostAsync(connection, deadline.Token).ConfigureAwait(false);
+                return inRecovery ? (WritableServer?)null : new WritableServer(host.Label, server);
+            }
+            catch (Exception) when (!cancellationToken.IsCancellationRequested)
+            {
+                return null; // a host that is down accepts no writes; the primary's own probe reports an unreachable primary
+            }
+        }).ToArray();
+
+        foreach (var found in await Task.WhenAll(probes).ConfigureAwait(false))
+        {
+            if (found is { } server)
+            {
+                writable.Add(server);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Null while at most one server accepts writes; otherwise a sentence naming every writable server, each once (the
+    /// labels of one server joined), with its timeline. <paramref name="servers"/>: how many distinct servers accept writes.
+    /// </summary>
+    public static string? Judge(IReadOnlyList<WritableServer> writable, out int servers)
+    {
+        var found = writable
+            .GroupBy(server => (server.Server.SystemIdentifier, server.Server.Port, server.Server.StartedAtTicks))
+            .Select(group => $"{string.Join(" = ", group.Select(server => server.Label).Distinct())} (port {group.Key.Port.ToString(CultureInfo.InvariantCulture)}, timeline {group.First().Server.Timeline.ToString(CultureInfo.InvariantCulture)})")
+            .ToList();
+        servers = found.Count;
+        return found.Count < 2
+            ? null
+            : $"{found.Count.ToString(CultureInfo.InvariantCulture)} servers accept writes: {string.Join("; ", found)}";
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var (_, dataSource) in _hosts)
+        {
+            await dataSource.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
