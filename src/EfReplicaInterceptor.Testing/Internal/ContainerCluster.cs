@@ -17,9 +17,9 @@ namespace EfReplicaInterceptor.Testing.Internal;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Every container is created on the set's <em>servers</em> network (internal: no route out of the machine), where
-/// the other servers find it by its name (<c>primary</c>, <c>standby1</c>, …), and then joined to the set's
-/// <em>application</em> network. Its port is published on 127.0.0.1 only, with the same number inside the container,
+/// Every container is created on the set's <em>application</em> network (the one its published port goes through)
+/// and joined to the set's <em>servers</em> network as soon as it has started (internal: no route out of the machine), where the other
+/// servers find it by its name (<c>primary</c>, <c>standby1</c>, …). Its port is published on 127.0.0.1 only, with the same number inside the container,
 /// so <c>inet_server_port()</c> on the server equals <see cref="PostgresServer.Port"/>, as with local servers.
 /// </para>
 /// <para>
@@ -319,14 +319,24 @@ internal sealed class ContainerCluster : IAsyncDisposable
             .WithEnvironment("POSTGRES_INITDB_ARGS", InitdbArguments)
             .WithLabel(OwnerLabel, LinuxProcesses.CurrentIdentity)
             .WithLabel("efreplica.server", name)
-            .WithNetwork(_serversNetwork!)
-            .WithNetworkAliases(name)
+            // Created on the application network: Docker publishes no port of a container that starts on an internal
+            // network only. The servers network is joined right after the start (a standby retries its base backup
+            // until the primary's name resolves there).
+            .WithNetwork(_applicationNetwork!)
             .WithResourceMapping(Encoding.UTF8.GetBytes(configuration), configFile)
             .WithResourceMapping(Encoding.UTF8.GetBytes(ServerConfiguration.ContainerHostBasedAuthentication), $"{ConfigurationDirectory}/pg_hba.conf")
 
-            // Readiness is the harness's own (a session over the published port): the builder's default runs
-            // pg_isready on port 5432, and a standby is not ready before its base backup anyway.
-            .WithWaitStrategy(Wait.ForUnixContainer())
+            // Joined to the servers network as soon as Docker has started it, before the readiness check: a standby
+            // makes its base backup over that network before it accepts connections.
+            .WithStartupCallback((container, token) => Docker.Networks.ConnectNetworkAsync(
+                ServersNetworkName,
+                new NetworkConnectParameters { Container = container.Id, EndpointConfig = new EndpointSettings { Aliases = [name] } },
+                token))
+
+            // The builder's own readiness check runs pg_isready on port 5432; the server listens on its published port.
+            .WithWaitStrategy(Wait.ForUnixContainer().UntilCommandIsCompleted(
+                ["pg_isready", "--host", "localhost", "--port", port.ToString(CultureInfo.InvariantCulture), "--dbname", _options.DatabaseName, "--username", ServerConfiguration.UserName],
+                wait => wait.WithTimeout(_options.OperationTimeout)))
             .WithCreateParameterModifier(parameters =>
             {
                 // Replace the builder's command (it adds synchronous_commit=off, which adds replica lag) and its
@@ -350,10 +360,17 @@ internal sealed class ContainerCluster : IAsyncDisposable
             });
 
         var testcontainer = builder.Build();
-        var server = new ContainerServer(name, Docker, testcontainer, ServersNetworkName, ApplicationNetworkName, _options.OperationTimeout);
-        await testcontainer.StartAsync(ct).ConfigureAwait(false);
-        await Docker.Networks.ConnectNetworkAsync(ApplicationNetworkName, new NetworkConnectParameters { Container = testcontainer.Id }, ct).ConfigureAwait(false);
-        return server;
+        try
+        {
+            await testcontainer.StartAsync(ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await testcontainer.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return new ContainerServer(name, Docker, testcontainer, ServersNetworkName, ApplicationNetworkName, _options.OperationTimeout);
     }
 
     /// <summary>

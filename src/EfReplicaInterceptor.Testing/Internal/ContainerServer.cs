@@ -206,7 +206,14 @@ internal sealed class ContainerServer : IAsyncDisposable
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            // Join before leaving, so that the published port always has a network to move to while one is wanted.
+            // The application network first: Docker publishes the port through it (not through an internal network).
+            // Join before leaving, so that the published port always has a network while one is wanted.
+            if (application && !_onApplicationNetwork)
+            {
+                await _docker.Networks.ConnectNetworkAsync(_applicationNetwork, new NetworkConnectParameters { Container = Id }, ct).ConfigureAwait(false);
+                _onApplicationNetwork = true;
+            }
+
             if (servers && !_onServersNetwork)
             {
                 await _docker.Networks.ConnectNetworkAsync(
@@ -214,12 +221,6 @@ internal sealed class ContainerServer : IAsyncDisposable
                     new NetworkConnectParameters { Container = Id, EndpointConfig = new EndpointSettings { Aliases = [Name] } },
                     ct).ConfigureAwait(false);
                 _onServersNetwork = true;
-            }
-
-            if (application && !_onApplicationNetwork)
-            {
-                await _docker.Networks.ConnectNetworkAsync(_applicationNetwork, new NetworkConnectParameters { Container = Id }, ct).ConfigureAwait(false);
-                _onApplicationNetwork = true;
             }
 
             if (!servers && _onServersNetwork)
