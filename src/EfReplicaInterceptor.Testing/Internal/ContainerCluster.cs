@@ -50,6 +50,9 @@ internal sealed class ContainerCluster : IAsyncDisposable
     private readonly PostgresReplicaSetOptions _options;
     private readonly string _id;
     private readonly List<ContainerServer> _servers = [];
+
+    /// <summary>The published ports, kept from this process's other sets until dispose: a stopped container starts again on its port.</summary>
+    private readonly List<int> _ports = [];
     private readonly Lock _gate = new();
     private INetwork? _serversNetwork;
     private INetwork? _applicationNetwork;
@@ -65,6 +68,9 @@ internal sealed class ContainerCluster : IAsyncDisposable
     public DockerClient Docker { get; }
 
     public string Image { get; }
+
+    /// <summary>The limit for a container to start and accept sessions: two operation timeouts (see the readiness check).</summary>
+    private TimeSpan StartTimeout => _options.OperationTimeout * 2;
 
     public string ServersNetworkName => $"efreplica-{_id}-servers";
 
@@ -110,6 +116,8 @@ internal sealed class ContainerCluster : IAsyncDisposable
         {
             servers = [.. _servers];
             _servers.Clear();
+            _ports.ForEach(FreePorts.Release);
+            _ports.Clear();
         }
 
         var failures = new List<string>();
@@ -252,6 +260,7 @@ internal sealed class ContainerCluster : IAsyncDisposable
                 lock (_gate)
                 {
                     _servers.Add(container);
+                    _ports.Add(port);
                 }
 
                 var server = PostgresServer.InContainer(name, port, _options.DatabaseName, primary is null ? PrimaryDataDirectory : StandbyDataDirectory, container, _options.OperationTimeout);
@@ -276,7 +285,13 @@ internal sealed class ContainerCluster : IAsyncDisposable
             }
             finally
             {
-                FreePorts.Release(port);
+                lock (_gate)
+                {
+                    if (!_ports.Contains(port))
+                    {
+                        FreePorts.Release(port);
+                    }
+                }
             }
         }
     }
@@ -291,6 +306,7 @@ internal sealed class ContainerCluster : IAsyncDisposable
         lock (_gate)
         {
             _servers.Remove(container);
+            _ports.Remove(container.Port);
         }
 
         try
@@ -334,9 +350,11 @@ internal sealed class ContainerCluster : IAsyncDisposable
                 token))
 
             // The builder's own readiness check runs pg_isready on port 5432; the server listens on its published port.
+            // A container's start does more than a local server's (initdb or a base backup inside a fresh container),
+            // so it gets two operation timeouts.
             .WithWaitStrategy(Wait.ForUnixContainer().UntilCommandIsCompleted(
                 ["pg_isready", "--host", "localhost", "--port", port.ToString(CultureInfo.InvariantCulture), "--dbname", _options.DatabaseName, "--username", ServerConfiguration.UserName],
-                wait => wait.WithTimeout(_options.OperationTimeout)))
+                wait => wait.WithTimeout(StartTimeout)))
             .WithCreateParameterModifier(parameters =>
             {
                 // Replace the builder's command (it adds synchronous_commit=off, which adds replica lag) and its
@@ -364,13 +382,21 @@ internal sealed class ContainerCluster : IAsyncDisposable
         {
             await testcontainer.StartAsync(ct).ConfigureAwait(false);
         }
+        catch (TimeoutException exception)
+        {
+            var output = await ContainerServer.LogTailAsync(testcontainer).ConfigureAwait(false);
+            await testcontainer.DisposeAsync().ConfigureAwait(false);
+            throw new TimeoutException(
+                string.Create(CultureInfo.InvariantCulture, $"PostgreSQL server '{name}' ({Image}) did not accept sessions on port {port} within {StartTimeout.TotalSeconds:0} s.{output}"),
+                exception);
+        }
         catch
         {
             await testcontainer.DisposeAsync().ConfigureAwait(false);
             throw;
         }
 
-        return new ContainerServer(name, Docker, testcontainer, ServersNetworkName, ApplicationNetworkName, _options.OperationTimeout);
+        return new ContainerServer(name, port, Docker, testcontainer, ServersNetworkName, ApplicationNetworkName, _options.OperationTimeout);
     }
 
     /// <summary>
@@ -379,7 +405,7 @@ internal sealed class ContainerCluster : IAsyncDisposable
     /// </summary>
     private string StandbyScript(int primaryPort, string configFile)
     {
-        var seconds = Math.Max(1, (int)_options.OperationTimeout.TotalSeconds);
+        var seconds = Math.Max(1, (int)StartTimeout.TotalSeconds);
         return string.Create(
             CultureInfo.InvariantCulture,
             $$"""

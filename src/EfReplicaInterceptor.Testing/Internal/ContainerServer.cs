@@ -24,9 +24,10 @@ internal sealed class ContainerServer : IAsyncDisposable
     private bool _paused;
     private volatile bool _running = true;
 
-    public ContainerServer(string name, DockerClient docker, IContainer container, string serversNetwork, string applicationNetwork, TimeSpan timeout)
+    public ContainerServer(string name, int port, DockerClient docker, IContainer container, string serversNetwork, string applicationNetwork, TimeSpan timeout)
     {
         Name = name;
+        Port = port;
         _docker = docker;
         _container = container;
         _serversNetwork = serversNetwork;
@@ -35,6 +36,9 @@ internal sealed class ContainerServer : IAsyncDisposable
     }
 
     public string Name { get; }
+
+    /// <summary>The port published on 127.0.0.1, the same inside the container.</summary>
+    public int Port { get; }
 
     public string Id => _container.Id;
 
@@ -124,14 +128,17 @@ internal sealed class ContainerServer : IAsyncDisposable
     public Task ReconnectAsync(CancellationToken ct) => SetNetworksAsync(servers: true, application: true, ct);
 
     /// <summary>The last lines of the container's output (the server log), introduced as such, for error messages.</summary>
-    public async Task<string> LogTailAsync()
+    public Task<string> LogTailAsync() => LogTailAsync(_container);
+
+    /// <summary>The last lines of <paramref name="container"/>'s output, introduced as such, for error messages.</summary>
+    public static async Task<string> LogTailAsync(IContainer container)
     {
         try
         {
             using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            var (stdout, stderr) = await _container.GetLogsAsync(timestampsEnabled: false, ct: limit.Token).ConfigureAwait(false);
+            var (stdout, stderr) = await container.GetLogsAsync(timestampsEnabled: false, ct: limit.Token).ConfigureAwait(false);
             var lines = (stdout + stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(20);
-            return $"{Environment.NewLine}Last lines of container {_container.Name}'s output:{Environment.NewLine}{string.Join(Environment.NewLine, lines)}";
+            return $"{Environment.NewLine}Last lines of container {container.Name}'s output:{Environment.NewLine}{string.Join(Environment.NewLine, lines)}";
         }
         catch (Exception exception) when (exception is DockerApiException or HttpRequestException or IOException or OperationCanceledException or InvalidOperationException)
         {
