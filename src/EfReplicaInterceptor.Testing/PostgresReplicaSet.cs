@@ -14,10 +14,19 @@ namespace EfReplicaInterceptor.Testing;
 /// </summary>
 /// <remarks>
 /// <para>
-/// The servers run from the binaries <see cref="PostgresBinaries.Locate()"/> finds, in a fresh folder
+/// With the local backend (the default), the servers run from the binaries <see cref="PostgresBinaries.Locate()"/> finds, in a fresh folder
 /// under <c>/tmp/efreplica-pg</c>, on free loopback ports, as an unprivileged user when this process
 /// is root. Standbys are made with <c>pg_basebackup -R -X stream</c> and stream from the primary
 /// over its unix socket; <see cref="StartAsync"/> returns once each one streams.
+/// </para>
+/// <para>
+/// With the container backend (<c>EFREPLICA_TEST_BACKEND=containers</c> or
+/// <see cref="PostgresReplicaSetOptions.Backend"/>), each server runs in a Docker container made with
+/// Testcontainers.PostgreSql, on a Docker network of the set's own, its port published on 127.0.0.1 with the same
+/// number inside, so <c>inet_server_port()</c> equals <see cref="PostgresServer.Port"/> on both backends.
+/// Standbys stream from the primary over that network. Containers add faults local servers cannot have (see
+/// <see cref="PostgresServer"/>). Containers and networks are removed on dispose, and those of crashed runs by the
+/// next <see cref="StartAsync"/> (no resource reaper is used).
 /// </para>
 /// <para>
 /// When the environment variables <c>EFREPLICA_TEST_PRIMARY</c> and <c>EFREPLICA_TEST_STANDBY</c>
@@ -38,11 +47,21 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
     /// <summary>The environment variable with the connection string of an existing standby: <c>EFREPLICA_TEST_STANDBY</c>.</summary>
     public const string StandbyEnvironmentVariable = "EFREPLICA_TEST_STANDBY";
 
+    /// <summary>The environment variable that chooses the backend: <c>EFREPLICA_TEST_BACKEND</c>, <c>local</c> (default) or <c>containers</c>.</summary>
+    public const string BackendEnvironmentVariable = "EFREPLICA_TEST_BACKEND";
+
+    /// <summary>The environment variable with the container backend's image: <c>EFREPLICA_TEST_IMAGE</c>.</summary>
+    public const string ImageEnvironmentVariable = "EFREPLICA_TEST_IMAGE";
+
+    /// <summary>The container backend's default image, <c>efreplica/postgres:15</c>, built by <c>build/postgres-image.sh</c>.</summary>
+    public const string DefaultContainerImage = "efreplica/postgres:15";
+
     private const int MaxStandbys = 16;
 
     private static readonly ConcurrentDictionary<PostgresReplicaSet, byte> LiveSets = new();
 
     private readonly PgTools? _tools;
+    private readonly ContainerCluster? _containers;
     private readonly PostgresReplicaSetOptions _options;
     private readonly string? _directory;
     private readonly Lock _gate = new();
@@ -57,9 +76,10 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
         AppDomain.CurrentDomain.ProcessExit += (_, _) => DisposeLiveSetsAtExit();
     }
 
-    private PostgresReplicaSet(PgTools? tools, PostgresReplicaSetOptions options, string? directory)
+    private PostgresReplicaSet(PgTools? tools, PostgresReplicaSetOptions options, string? directory, ContainerCluster? containers = null)
     {
         _tools = tools;
+        _containers = containers;
         _options = options;
         _directory = directory;
     }
@@ -95,7 +115,10 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
     /// rather than being started by the harness; tests that stop, start or promote servers should
     /// skip themselves then.
     /// </summary>
-    public bool IsExternal => _tools is null;
+    public bool IsExternal => _tools is null && _containers is null;
+
+    /// <summary>Where the servers run (see <see cref="PostgresBackend"/>); <see cref="PostgresBackend.Local"/> for an external set.</summary>
+    public PostgresBackend Backend => _containers is null ? PostgresBackend.Local : PostgresBackend.Containers;
 
     /// <summary>
     /// A multi-host Npgsql connection string listing the primary and every standby, with
@@ -124,7 +147,7 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
     /// <param name="options">Settings; defaults when null.</param>
     /// <param name="cancellationToken">Cancels the start (what was started is cleaned up).</param>
     /// <returns>The running set; dispose it.</returns>
-    /// <exception cref="PostgresBinariesNotFoundException">PostgreSQL is not installed.</exception>
+    /// <exception cref="PostgresBinariesNotFoundException">PostgreSQL is not installed (local backend).</exception>
     /// <exception cref="InvalidOperationException">A server could not be created or started; the message has the server log's last lines.</exception>
     /// <exception cref="TimeoutException">A server did not start or a standby did not stream within <see cref="PostgresReplicaSetOptions.OperationTimeout"/>.</exception>
     public static async Task<PostgresReplicaSet> StartAsync(int standbys = 1, PostgresReplicaSetOptions? options = null, CancellationToken cancellationToken = default)
@@ -138,6 +161,11 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
         if (!string.IsNullOrWhiteSpace(externalPrimary) || externalStandbys.Count > 0)
         {
             return await ConnectExternalAsync(externalPrimary, externalStandbys, standbys, validated, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (validated.Backend == PostgresBackend.Containers)
+        {
+            return await StartContainersAsync(standbys, validated, cancellationToken).ConfigureAwait(false);
         }
 
         var tools = await PgTools.GetAsync(cancellationToken).ConfigureAwait(false);
@@ -175,6 +203,19 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
     public async Task<PostgresServer> AddStandbyAsync(CancellationToken ct = default)
     {
         ObjectDisposedException.ThrowIf(_disposal is not null, this);
+        if (_containers is not null)
+        {
+            var standbyName = string.Create(CultureInfo.InvariantCulture, $"standby{Interlocked.Increment(ref _lastStandbyNumber)}");
+            var containerStandby = await _containers.StartStandbyAsync(standbyName, Primary, ct).ConfigureAwait(false);
+            await WaitForStreamingAsync(Primary, containerStandby, ct).ConfigureAwait(false);
+            lock (_gate)
+            {
+                _standbys = Array.AsReadOnly([.. _standbys, containerStandby]);
+            }
+
+            return containerStandby;
+        }
+
         var tools = _tools ?? throw new NotSupportedException(
             $"Cannot add a standby to an external replica set ({PrimaryEnvironmentVariable} / {StandbyEnvironmentVariable} are set): the harness does not control those servers.");
 
@@ -264,7 +305,7 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
 
     /// <inheritdoc/>
     public override string ToString() =>
-        IsExternal ? "external replica set" : $"replica set in {_directory}";
+        IsExternal ? "external replica set" : _containers is not null ? _containers.ToString() : $"replica set in {_directory}";
 
     /// <summary>Uses existing servers instead of starting any (what <see cref="StartAsync"/> does when the environment names them).</summary>
     internal static async Task<PostgresReplicaSet> ConnectExternalAsync(
@@ -309,6 +350,28 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
         }
 
         return set;
+    }
+
+    private static async Task<PostgresReplicaSet> StartContainersAsync(int standbys, PostgresReplicaSetOptions options, CancellationToken cancellationToken)
+    {
+        var containers = await ContainerCluster.CreateAsync(options, cancellationToken).ConfigureAwait(false);
+        var set = new PostgresReplicaSet(null, options, null, containers);
+        LiveSets.TryAdd(set, 0);
+        try
+        {
+            set._primary = await containers.StartPrimaryAsync(cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < standbys; i++)
+            {
+                await set.AddStandbyAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            return set;
+        }
+        catch
+        {
+            await set.DisposeAfterFailureAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     private static List<string> ExternalStandbyConnectionStrings()
@@ -447,6 +510,12 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
         foreach (var server in new[] { _primary }.Concat(_standbys).OfType<PostgresServer>())
         {
             ClearPool(server.ConnectionString);
+        }
+
+        if (_containers is not null)
+        {
+            await _containers.DisposeAsync().ConfigureAwait(false);
+            return;
         }
 
         if (_tools is null || _directory is null)

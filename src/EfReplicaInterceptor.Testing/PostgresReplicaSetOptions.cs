@@ -42,6 +42,19 @@ public sealed class PostgresReplicaSetOptions
     public TimeSpan OperationTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
+    /// Where the servers run: local PostgreSQL programs or Docker containers. Default null: the environment variable
+    /// <c>EFREPLICA_TEST_BACKEND</c> decides (<c>containers</c> or <c>local</c>), and without it the local backend.
+    /// </summary>
+    public PostgresBackend? Backend { get; init; }
+
+    /// <summary>
+    /// The image of the container backend. Default null: the environment variable <c>EFREPLICA_TEST_IMAGE</c>, and
+    /// without it <c>efreplica/postgres:15</c> (built by <c>build/postgres-image.sh</c>). The official images
+    /// <c>postgres:13</c> to <c>postgres:17</c> work too where a registry is reachable.
+    /// </summary>
+    public string? ContainerImage { get; init; }
+
+    /// <summary>
     /// The default limit of <see cref="PostgresReplicaSet.WaitForReplayAsync"/> when no timeout is
     /// passed to it. Default 30 seconds.
     /// </summary>
@@ -81,8 +94,12 @@ public sealed class PostgresReplicaSetOptions
             }
         }
 
+        var backend = Backend ?? BackendFromEnvironment();
+        var image = ContainerImage ?? Environment.GetEnvironmentVariable(PostgresReplicaSet.ImageEnvironmentVariable);
         var copy = new PostgresReplicaSetOptions
         {
+            Backend = backend,
+            ContainerImage = string.IsNullOrWhiteSpace(image) ? PostgresReplicaSet.DefaultContainerImage : image.Trim(),
             DatabaseName = DatabaseName,
             MaxConnections = MaxConnections,
             OperationTimeout = OperationTimeout,
@@ -94,5 +111,18 @@ public sealed class PostgresReplicaSetOptions
         }
 
         return copy;
+    }
+
+    private static PostgresBackend BackendFromEnvironment()
+    {
+        var value = Environment.GetEnvironmentVariable(PostgresReplicaSet.BackendEnvironmentVariable)?.Trim();
+        return value?.ToUpperInvariant() switch
+        {
+            null or "" or "LOCAL" => PostgresBackend.Local,
+            "CONTAINERS" or "CONTAINER" or "DOCKER" => PostgresBackend.Containers,
+            _ => throw new ArgumentException(
+                $"{PostgresReplicaSet.BackendEnvironmentVariable}='{value}' is not a backend; use 'local' (PostgreSQL programs of this machine) "
+                + "or 'containers' (Docker)."),
+        };
     }
 }

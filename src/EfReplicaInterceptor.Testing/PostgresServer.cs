@@ -9,17 +9,26 @@ namespace EfReplicaInterceptor.Testing;
 /// standby, with the operations tests use to inject lag and failures for real.
 /// </summary>
 /// <remarks>
+/// <para>
+/// With the container backend (<see cref="PostgresReplicaSet.Backend"/>), the server runs in a container and has
+/// faults local servers cannot have: <see cref="PauseContainerAsync"/> (a hung host), <see cref="KillAsync"/>,
+/// <see cref="DisconnectFromServersAsync"/> and <see cref="DisconnectFromApplicationAsync"/> (network partitions).
+/// On local servers those throw <see cref="NotSupportedException"/>.
+/// </para>
+/// <para>
 /// For servers given through <c>EFREPLICA_TEST_PRIMARY</c>/<c>EFREPLICA_TEST_STANDBY</c>
 /// (<see cref="PostgresReplicaSet.IsExternal"/>), the operations that need control of the server
 /// process (<see cref="StopAsync"/>, <see cref="StartAsync"/>, <see cref="RestartAsync"/>,
 /// <see cref="PromoteAsync"/>) throw <see cref="NotSupportedException"/>; the SQL-based ones work
 /// when the connection string's user is a superuser.
+/// </para>
 /// </remarks>
 public sealed class PostgresServer
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(10);
 
     private readonly PgTools? _tools;
+    private readonly ContainerServer? _container;
     private readonly string _socketDirectory;
     private readonly string? _logFile;
     private readonly TimeSpan _timeout;
@@ -37,8 +46,10 @@ public sealed class PostgresServer
         string? logFile,
         PgTools? tools,
         TimeSpan timeout,
-        string controlConnectionString)
+        string controlConnectionString,
+        ContainerServer? container = null)
     {
+        _container = container;
         Name = name;
         Host = host;
         Port = port;
@@ -68,18 +79,22 @@ public sealed class PostgresServer
     /// </summary>
     public string ConnectionString { get; }
 
-    /// <summary>The server's data directory; its log is <c>server.log</c> in it. Empty for an external server.</summary>
+    /// <summary>
+    /// The server's data directory; its log is <c>server.log</c> in it. Empty for an external server; for a container
+    /// server, the folder inside the container (its log is the container's output).
+    /// </summary>
     public string DataDirectory { get; }
 
     /// <summary>
     /// Whether the server's postmaster process is alive (read from <c>postmaster.pid</c> and
-    /// <c>/proc</c>, not from the harness's own bookkeeping). Always true for an external server.
+    /// <c>/proc</c>, not from the harness's own bookkeeping). Always true for an external server; for a
+    /// container server, whether its container was running when the harness last asked Docker.
     /// </summary>
     public bool IsRunning =>
         IsExternal
-        || (HarnessDirectories.PostmasterProcessId(DataDirectory) is { } id && LinuxProcesses.IsAlive(id) && LinuxProcesses.IsPostgres(id));
+        || (_container is not null ? _container.IsRunning : HarnessDirectories.PostmasterProcessId(DataDirectory) is { } id && LinuxProcesses.IsAlive(id) && LinuxProcesses.IsPostgres(id));
 
-    internal bool IsExternal => _tools is null;
+    internal bool IsExternal => _tools is null && _container is null;
 
     internal string? LogFile => _logFile;
 
@@ -146,6 +161,12 @@ public sealed class PostgresServer
     /// <exception cref="NotSupportedException">The server is external.</exception>
     public async Task StopAsync(StopMode mode = StopMode.Fast, CancellationToken ct = default)
     {
+        if (_container is not null)
+        {
+            await _container.StopAsync(mode, ct).ConfigureAwait(false);
+            return;
+        }
+
         var tools = RequireControl("stop");
         await _lifecycle.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -182,6 +203,13 @@ public sealed class PostgresServer
     /// <exception cref="InvalidOperationException">The server did not start; the message has its log's last lines.</exception>
     public async Task StartAsync(CancellationToken ct = default)
     {
+        if (_container is not null)
+        {
+            await _container.StartAsync(ct).ConfigureAwait(false);
+            await WaitUntilAcceptingAsync(ct).ConfigureAwait(false);
+            return;
+        }
+
         RequireControl("start");
         await _lifecycle.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -225,6 +253,77 @@ public sealed class PostgresServer
     /// <exception cref="TimeoutException">The server was still in recovery after the operation timeout.</exception>
     public async Task PromoteAsync(CancellationToken ct = default)
     {
+        if (_container is not null)
+        {
+            // pg_promote() works alike in every image (PostgreSQL 12 and later); pg_ctl would have to run as the server's user.
+            await ExecuteAsync(
+                string.Create(CultureInfo.InvariantCulture, $"SELECT pg_promote(wait => true, wait_seconds => {Math.Max(1, (int)_timeout.TotalSeconds)})"),
+                ct).ConfigureAwait(false);
+        }
+        else
+        {
+            await PromoteLocalAsync(ct).ConfigureAwait(false);
+        }
+
+        await PollAsync(
+            "the promoted server to leave recovery (pg_is_in_recovery() = false)",
+            async (connection, token) => !await ScalarOnAsync<bool>(connection, "SELECT pg_is_in_recovery()", token).ConfigureAwait(false),
+            _timeout,
+            ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Freezes the server's container (<c>docker pause</c>): every process stops where it is, as on a hung host. The
+    /// kernel still accepts TCP connections to its published port, but nothing answers, so clients wait on their own
+    /// timeouts. <see cref="UnpauseContainerAsync"/> lets it go on as if nothing happened.
+    /// </summary>
+    /// <param name="ct">Cancels the operation.</param>
+    /// <exception cref="NotSupportedException">The server is not in a container.</exception>
+    public Task PauseContainerAsync(CancellationToken ct = default) => RequireContainer("pause the container of").PauseAsync(ct);
+
+    /// <summary>Unfreezes a container paused with <see cref="PauseContainerAsync"/>; does nothing when it is not paused.</summary>
+    /// <param name="ct">Cancels the operation.</param>
+    /// <exception cref="NotSupportedException">The server is not in a container.</exception>
+    public Task UnpauseContainerAsync(CancellationToken ct = default) => RequireContainer("unpause the container of").UnpauseAsync(ct);
+
+    /// <summary>
+    /// Kills the server's container (SIGKILL to every process, no shutdown at all, as when a host loses power) and
+    /// waits until it has exited. <see cref="StartAsync"/> brings it back with crash recovery.
+    /// </summary>
+    /// <param name="ct">Cancels the wait.</param>
+    /// <exception cref="NotSupportedException">The server is not in a container.</exception>
+    public Task KillAsync(CancellationToken ct = default) => RequireContainer("kill").KillAsync(ct);
+
+    /// <summary>
+    /// Partitions this server from the other servers of its set: its container leaves the set's servers network, so
+    /// replication to or from it stops (a standby's WAL receiver loses the primary and its lag grows), while the
+    /// application still reaches it through its published port and it still answers queries.
+    /// <see cref="ReconnectAsync"/> heals the partition.
+    /// </summary>
+    /// <param name="ct">Cancels the operation.</param>
+    /// <exception cref="NotSupportedException">The server is not in a container.</exception>
+    public Task DisconnectFromServersAsync(CancellationToken ct = default) => RequireContainer("partition").DisconnectFromServersAsync(ct);
+
+    /// <summary>
+    /// Partitions this server from the application while it keeps running: its published port on 127.0.0.1 stops
+    /// accepting connections and open sessions are cut. Docker moves a published port to any network a container is
+    /// still on, so the container leaves every network: it is cut off from the other servers too (no replication).
+    /// <see cref="ReconnectAsync"/> heals the partition.
+    /// </summary>
+    /// <param name="ct">Cancels the operation.</param>
+    /// <exception cref="NotSupportedException">The server is not in a container.</exception>
+    public Task DisconnectFromApplicationAsync(CancellationToken ct = default) => RequireContainer("partition").DisconnectFromApplicationAsync(ct);
+
+    /// <summary>
+    /// Heals what <see cref="DisconnectFromServersAsync"/> or <see cref="DisconnectFromApplicationAsync"/> did: the
+    /// container joins its networks again. A standby's WAL receiver reconnects by itself within a second or so.
+    /// </summary>
+    /// <param name="ct">Cancels the operation.</param>
+    /// <exception cref="NotSupportedException">The server is not in a container.</exception>
+    public Task ReconnectAsync(CancellationToken ct = default) => RequireContainer("reconnect").ReconnectAsync(ct);
+
+    private async Task PromoteLocalAsync(CancellationToken ct)
+    {
         var tools = RequireControl("promote");
         await _lifecycle.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -244,12 +343,6 @@ public sealed class PostgresServer
         {
             _lifecycle.Release();
         }
-
-        await PollAsync(
-            "the promoted server to leave recovery (pg_is_in_recovery() = false)",
-            async (connection, token) => !await ScalarOnAsync<bool>(connection, "SELECT pg_is_in_recovery()", token).ConfigureAwait(false),
-            _timeout,
-            ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -327,6 +420,24 @@ public sealed class PostgresServer
             timeout,
             control);
     }
+
+    internal static PostgresServer InContainer(string name, int port, string database, string dataDirectory, ContainerServer container, TimeSpan timeout)
+    {
+        var connectionString = new NpgsqlConnectionStringBuilder
+        {
+            Host = "127.0.0.1",
+            Port = port,
+            Database = database,
+            Username = ServerConfiguration.UserName,
+            Password = ServerConfiguration.Password,
+        }.ConnectionString;
+
+        // No unix socket reaches into a container: the harness's own sessions use the published port too.
+        var control = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, Timeout = 5 }.ConnectionString;
+        return new PostgresServer(name, "127.0.0.1", port, connectionString, dataDirectory, string.Empty, null, null, timeout, control, container);
+    }
+
+    internal ContainerServer? Container => _container;
 
     internal static PostgresServer External(string name, string connectionString, TimeSpan timeout)
     {
@@ -465,6 +576,12 @@ public sealed class PostgresServer
             }
         }
     }
+
+    private ContainerServer RequireContainer(string operation) =>
+        _container ?? throw new NotSupportedException(
+            $"Cannot {operation} PostgreSQL server '{Name}': it does not run in a container. Start the set with the container backend "
+            + $"({PostgresReplicaSet.BackendEnvironmentVariable}=containers, or PostgresReplicaSetOptions.Backend), "
+            + "or skip this test when PostgresReplicaSet.Backend is not Containers.");
 
     private PgTools RequireControl(string operation) =>
         _tools ?? throw new NotSupportedException(

@@ -33,6 +33,21 @@ internal static class ServerConfiguration
 
         """;
 
+    /// <summary>
+    /// pg_hba.conf of container servers: the application comes through the published port (from the Docker host's
+    /// side of the network) and standbys from the set's own network, so TCP from any address, always with the password.
+    /// </summary>
+    public const string ContainerHostBasedAuthentication =
+        """
+        # Written by EfReplicaInterceptor.Testing (container backend).
+        # TYPE  DATABASE     USER  ADDRESS  METHOD
+        local   all          all            trust
+        local   replication  all            trust
+        host    all          all   all      scram-sha-256
+        host    replication  all   all      scram-sha-256
+
+        """;
+
     /// <summary>Writes (replacing) <c>efreplica.conf</c> in <paramref name="dataDirectory"/>.</summary>
     /// <remarks>Overwriting an existing file keeps its owner, so files stay owned by the server user.</remarks>
     public static void Write(
@@ -43,10 +58,22 @@ internal static class ServerConfiguration
         bool listenOnLoopback,
         PostgresReplicaSetOptions options)
     {
+        var text = Text(name, port, socketDirectory, listenOnLoopback ? "127.0.0.1" : string.Empty, options);
+        File.WriteAllText(Path.Combine(dataDirectory, FileName), text);
+    }
+
+    /// <summary>The harness's settings for one server, as configuration file text.</summary>
+    /// <param name="name">The server's name (its <c>cluster_name</c>).</param>
+    /// <param name="port">The TCP port it listens on.</param>
+    /// <param name="socketDirectory">Its unix socket folder.</param>
+    /// <param name="listenAddresses"><c>listen_addresses</c>: empty for unix sockets only.</param>
+    /// <param name="options">The set's options (max_connections, extra lines).</param>
+    public static string Text(string name, int port, string socketDirectory, string listenAddresses, PostgresReplicaSetOptions options)
+    {
         var text = new StringBuilder();
         text.AppendLine("# Written by EfReplicaInterceptor.Testing; rewritten whenever the harness creates this server.");
         text.AppendLine(CultureInfo.InvariantCulture, $"port = {port}");
-        text.AppendLine(listenOnLoopback ? "listen_addresses = '127.0.0.1'" : "listen_addresses = ''");
+        text.AppendLine(CultureInfo.InvariantCulture, $"listen_addresses = '{listenAddresses}'");
         text.AppendLine(CultureInfo.InvariantCulture, $"unix_socket_directories = '{socketDirectory}'");
 
         // A standby's WAL receiver reports cluster_name as its application_name in pg_stat_replication.
@@ -67,7 +94,7 @@ internal static class ServerConfiguration
         text.AppendLine("wal_retrieve_retry_interval = '1s'");
         text.AppendLine(CultureInfo.InvariantCulture, $"max_connections = {options.MaxConnections}");
 
-        // Logs go to server.log in the data directory (pg_ctl -l); error messages quote its tail.
+        // Local servers log to server.log in the data directory (pg_ctl -l), containers to their output; error messages quote the tail.
         text.AppendLine("logging_collector = off");
         text.AppendLine("log_min_messages = warning");
         text.AppendLine("log_line_prefix = '%m [%p] %q%a '");
@@ -81,6 +108,6 @@ internal static class ServerConfiguration
             }
         }
 
-        File.WriteAllText(Path.Combine(dataDirectory, FileName), text.ToString());
+        return text.ToString();
     }
 }
