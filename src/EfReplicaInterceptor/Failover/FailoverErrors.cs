@@ -53,7 +53,7 @@ internal static class FailoverErrors
     /// <param name="phase">Opening the connection, or running a command on it.</param>
     /// <param name="onStandby">The command ran on a hot standby (a 40001 or 40P01 there is a recovery conflict).</param>
     /// <param name="connection">The connection the command ran on, looked at after the failure (null: unknown). A connection
-    /// Npgsql left broken or closed while executing means the session is gone, whatever the error said.</param>
+    /// Npgsql left broken while executing means the session is gone, whatever the error said.</param>
     public static ServerErrorKind Classify(Exception exception, FailurePhase phase, bool onStandby, DbConnection? connection = null)
     {
         var sawNpgsql = false;
@@ -98,7 +98,7 @@ internal static class FailoverErrors
         switch (error.SqlState)
         {
             case "57P05":
-                return phase == FailurePhase.Opening ? ServerErrorKind.Unreachable : ServerErrorKind.SessionExpired;
+                return ServerErrorKind.SessionExpired; // only ever met on a pooled session, whatever phase the caller names
             case "57P01" or "57P02":
             case "08000" or "08001" or "08003" or "08004" or "08006":
                 return lost;
@@ -120,12 +120,15 @@ internal static class FailoverErrors
         return error.InvariantSeverity is "FATAL" or "PANIC" || IsGone(connection) ? ServerErrorKind.ConnectionLost : ServerErrorKind.None;
     }
 
-    /// <summary>The connection is broken, or was closed under the command.</summary>
+    /// <summary>
+    /// Npgsql broke the connection: its session is gone. A closed connection says nothing: a reader opened with
+    /// <c>CommandBehavior.CloseConnection</c> closes its connection after any error, a statement's own included.
+    /// </summary>
     private static bool IsGone(DbConnection? connection) => connection switch
     {
         null => false,
-        NpgsqlConnection npgsql => (npgsql.FullState & ConnectionState.Broken) != 0 || npgsql.FullState == ConnectionState.Closed,
-        _ => connection.State is ConnectionState.Broken or ConnectionState.Closed,
+        NpgsqlConnection npgsql => (npgsql.FullState & ConnectionState.Broken) != 0,
+        _ => (connection.State & ConnectionState.Broken) != 0,
     };
 
     /// <summary>A stable name for logs and metrics.</summary>

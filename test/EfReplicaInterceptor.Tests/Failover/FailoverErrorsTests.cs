@@ -1,3 +1,6 @@
+using System.Data;
+using System.Data.Common;
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using EfReplicaInterceptor.Failover;
 using Microsoft.EntityFrameworkCore;
@@ -45,6 +48,7 @@ public sealed class FailoverErrorsTests
         yield return Case(Fatal("40001"), FailurePhase.Executing, true, ServerErrorKind.RecoveryConflict, "40001 FATAL on a standby (conflict with an idle transaction) is a recovery conflict");
         yield return Case(Fatal("57P05"), FailurePhase.Executing, true, ServerErrorKind.SessionExpired, "57P05 idle-session timeout on a standby: nothing ran");
         yield return Case(Fatal("57P05"), FailurePhase.Executing, false, ServerErrorKind.SessionExpired, "57P05 idle-session timeout on the primary: nothing ran");
+        yield return Case(Fatal("57P05"), FailurePhase.Opening, true, ServerErrorKind.SessionExpired, "57P05 in a check that opens and runs at once is still an expired session, not a down server");
 
         // The session's fate decides, not the SQLSTATE's class.
         yield return Case(Postgres("08P01"), FailurePhase.Executing, false, ServerErrorKind.None, "08P01 at Bind is the statement's error: the session survives");
@@ -79,21 +83,56 @@ public sealed class FailoverErrorsTests
         => Assert.That(FailoverErrors.Classify(exception, (FailurePhase)phase, onStandby), Is.EqualTo((ServerErrorKind)expected));
 
     [Test]
-    public void A_connection_closed_under_the_command_means_the_session_is_gone_whatever_the_error_said()
+    public void A_connection_Npgsql_broke_means_the_session_is_gone_whatever_the_error_said()
     {
-        using var closed = new NpgsqlConnection("Host=localhost"); // never opened: FullState is Closed
+        using var broken = new StateConnection(ConnectionState.Broken);
 
         Assert.Multiple(() =>
         {
-            Assert.That(FailoverErrors.Classify(Postgres("08P01"), FailurePhase.Executing, onStandby: true, closed), Is.EqualTo(ServerErrorKind.ConnectionLost));
-            Assert.That(FailoverErrors.Classify(new NpgsqlException("protocol out of sync"), FailurePhase.Executing, onStandby: true, closed), Is.EqualTo(ServerErrorKind.ConnectionLost));
-            Assert.That(FailoverErrors.Classify(new InvalidCastException("a parameter of the wrong type"), FailurePhase.Executing, onStandby: true, closed), Is.EqualTo(ServerErrorKind.None),
-                "an error raised by the client, not the server or the connection, is never failover");
-            Assert.That(FailoverErrors.Classify(new NpgsqlException("The operation has timed out", new TimeoutException()), FailurePhase.Executing, onStandby: true, closed), Is.EqualTo(ServerErrorKind.None),
+            Assert.That(FailoverErrors.Classify(Postgres("08P01"), FailurePhase.Executing, onStandby: true, broken), Is.EqualTo(ServerErrorKind.ConnectionLost));
+            Assert.That(FailoverErrors.Classify(new NpgsqlException("protocol out of sync"), FailurePhase.Executing, onStandby: true, broken), Is.EqualTo(ServerErrorKind.ConnectionLost));
+            Assert.That(FailoverErrors.Classify(new InvalidCastException("a parameter of the wrong type"), FailurePhase.Executing, onStandby: true, broken), Is.EqualTo(ServerErrorKind.None),
+                "an error raised by the client, not by the server or the connection, is never failover");
+            Assert.That(FailoverErrors.Classify(new NpgsqlException("The operation has timed out", new TimeoutException()), FailurePhase.Executing, onStandby: true, broken), Is.EqualTo(ServerErrorKind.None),
                 "the application's command timeout stays the application's even when Npgsql broke the connection to cancel it");
-            Assert.That(FailoverErrors.Classify(Postgres("28P01"), FailurePhase.Opening, onStandby: true, closed), Is.EqualTo(ServerErrorKind.None),
-                "while opening, the connection is closed anyway: only the listed errors count");
+            Assert.That(FailoverErrors.Classify(Postgres("28P01"), FailurePhase.Opening, onStandby: true, broken), Is.EqualTo(ServerErrorKind.None),
+                "while opening, only the listed errors count");
         });
+    }
+
+    [Test]
+    public void A_connection_closed_after_a_statement_error_is_not_a_lost_session()
+    {
+        // A reader run with CommandBehavior.CloseConnection closes its connection after any error, the statement's own too.
+        using var closed = new NpgsqlConnection("Host=localhost");
+
+        Assert.That(FailoverErrors.Classify(Postgres("08P01"), FailurePhase.Executing, onStandby: true, closed), Is.EqualTo(ServerErrorKind.None));
+    }
+
+    private sealed class StateConnection(ConnectionState state) : DbConnection
+    {
+        [AllowNull]
+        public override string ConnectionString { get; set; } = "";
+
+        public override string Database => "";
+
+        public override string DataSource => "";
+
+        public override string ServerVersion => "";
+
+        public override ConnectionState State => state;
+
+        public override void ChangeDatabase(string databaseName) => throw new NotSupportedException();
+
+        public override void Close()
+        {
+        }
+
+        public override void Open() => throw new NotSupportedException();
+
+        protected override DbTransaction BeginDbTransaction(IsolationLevel isolationLevel) => throw new NotSupportedException();
+
+        protected override DbCommand CreateDbCommand() => throw new NotSupportedException();
     }
 
     [Test]
