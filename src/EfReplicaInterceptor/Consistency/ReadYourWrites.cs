@@ -238,9 +238,10 @@ internal sealed class ReadYourWrites
                     replica.ObserveReplay(replayed);
                 }
             }
-            catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: true) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+            catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: true) is not ServerErrorKind.None and var kind && !cancellationToken.IsCancellationRequested)
             {
-                if (replica.ReportFailure())
+                // Only a failure that says something about the replica takes it out (not an expired idle session, say).
+                if (FailurePolicy.For(kind).ReplicaLeavesRotation && replica.ReportFailure())
                 {
                     Log.ReplicaLeftRotation(_topologyLogger, replica.Name, _cluster, "a replay position check failed on it");
                 }

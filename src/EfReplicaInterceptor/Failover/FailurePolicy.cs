@@ -47,6 +47,10 @@ internal static class FailurePolicy
             ReadFailureNext.PrimaryAsWrite, FailoverOutcome.NotApplied, "the server rejected it as read-only: the primary was demoted or the topology changed"),
         new(ServerErrorKind.RecoveryConflict, ReplicaLeavesRotation: false, ClearsReplicaPool: false, ClearsPrimaryPool: false,
             ReadFailureNext.AnotherServer, FailoverOutcome.NotApplied, "a recovery conflict cancelled it"),
+        // The server ended an idle session (idle_session_timeout): says nothing about the server's health, but its other idle
+        // pooled connections are likely expired too.
+        new(ServerErrorKind.SessionExpired, ReplicaLeavesRotation: false, ClearsReplicaPool: true, ClearsPrimaryPool: true,
+            ReadFailureNext.AnotherServer, FailoverOutcome.NotApplied, "the server had closed the idle session before the command reached it, so nothing ran"),
     ];
 
     /// <summary>Every row (the kinds that are failover errors).</summary>

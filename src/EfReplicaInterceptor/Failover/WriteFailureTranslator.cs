@@ -18,7 +18,7 @@ internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILogge
     /// <param name="phase">Opening the connection, or running a command.</param>
     /// <param name="inOpenTransaction">The command ran inside a transaction that had not been committed (the server rolls it back when the session dies).</param>
     /// <param name="isCommit">The failure is the COMMIT's.</param>
-    /// <param name="connection">EF's connection, whose pool is cleared.</param>
+    /// <param name="connection">EF's connection: broken after an error that carries no word from the server, its session died; its pool is cleared when the policy says so.</param>
     public EfReplicaFailoverException? Translate(Exception exception, FailurePhase phase, bool inOpenTransaction, bool isCommit, DbConnection? connection)
     {
         if (shadow || exception is EfReplicaFailoverException)
@@ -26,7 +26,7 @@ internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILogge
             return null;
         }
 
-        var kind = FailoverErrors.Classify(exception, phase, onStandby: false);
+        var kind = FailoverErrors.Classify(exception, phase, onStandby: false, connection);
         if (kind == ServerErrorKind.None)
         {
             return null;

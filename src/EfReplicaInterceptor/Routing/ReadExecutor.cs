@@ -12,9 +12,11 @@ namespace EfReplicaInterceptor.Routing;
 /// <summary>
 /// Runs a read (outside any transaction, on no pinned session) on a connection the library opens: from the decided
 /// replica's data source, or from the primary's. If it fails with a failover error it is retried, boundedly: the first
-/// retry at once on another replica (or on the primary, with its pool cleared), later ones through a Polly retry pipeline
-/// with exponential backoff and jitter. A replica that failed is taken out of rotation (its breaker opens; the monitor
-/// or a single half-open probe lets it back). The first attempt does not touch Polly, so the steady state costs nothing.
+/// retry at once on another replica (or on the primary), later ones through a Polly retry pipeline with exponential
+/// backoff and jitter. What a failure does to the server is the failure policy's row for its kind: a replica leaves the
+/// rotation (its breaker opens; the monitor or a single half-open probe lets it back) only for failures that say something
+/// about the replica. A statement's own error is not a failover error: it is thrown as the server's exception, once, and
+/// changes nothing. The first attempt does not touch Polly, so the steady state costs nothing.
 /// </summary>
 internal sealed class ReadExecutor
 {
@@ -96,9 +98,17 @@ internal sealed class ReadExecutor
     {
         var target = attempt.Target;
         var dataSource = target?.DataSource ?? _primary;
-        attempt.Phase = FailurePhase.Opening;
-        var connection = async ? await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : dataSource.OpenConnection();
-        attempt.Phase = FailurePhase.Executing;
+        NpgsqlConnection connection;
+        try
+        {
+            connection = async ? await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : dataSource.OpenConnection();
+        }
+        catch (Exception exception)
+        {
+            attempt.Observe(exception, FailurePhase.Opening, connection: null);
+            throw;
+        }
+
         var handedOver = false;
         try
         {
@@ -108,6 +118,12 @@ internal sealed class ReadExecutor
                 : attempt.Operation.Run(command);
             handedOver = attempt.Operation.ResultOwnsConnection;
             return result;
+        }
+        catch (Exception exception)
+        {
+            // Classified here, before the connection is disposed: its state after the failure says whether the session died.
+            attempt.Observe(exception, FailurePhase.Executing, connection);
+            throw;
         }
         finally
         {
@@ -212,6 +228,9 @@ internal sealed class ReadExecutor
     {
         private ulong _tried;
 
+        /// <summary>What the failure of the current run was, classified where it happened (see <see cref="Observe"/>).</summary>
+        private ServerErrorKind _observed;
+
         public NpgsqlCommand Source { get; } = source;
 
         public ReadOperation<T> Operation { get; } = operation;
@@ -220,21 +239,23 @@ internal sealed class ReadExecutor
 
         public RoutingReason Reason { get; private set; } = decision.Reason;
 
-        public FailurePhase Phase { get; set; }
-
         public ServerErrorKind LastFailure { get; private set; }
+
+        /// <summary>Classifies a failure of this run while its connection (if one was opened) can still be looked at.</summary>
+        public void Observe(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
+            => _observed = FailoverErrors.Classify(exception, phase, onStandby: Target is not null, connection);
 
         public async ValueTask<T> RunAsync(bool async, CancellationToken cancellationToken)
         {
             LastFailure = ServerErrorKind.None;
+            _observed = ServerErrorKind.None;
             try
             {
                 var value = await executor.RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
                 executor.Succeeded(eventData, Target, Reason);
                 return value;
             }
-            catch (Exception exception) when (!cancellationToken.IsCancellationRequested
-                                              && FailoverErrors.Classify(exception, Phase, onStandby: Target is not null) is not ServerErrorKind.None and var kind)
+            catch (Exception exception) when (!cancellationToken.IsCancellationRequested && _observed is not ServerErrorKind.None and var kind)
             {
                 LastFailure = kind;
                 OnFailure(kind, exception);

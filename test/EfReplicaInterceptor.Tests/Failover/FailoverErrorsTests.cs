@@ -1,3 +1,6 @@
+using System.Data;
+using System.Data.Common;
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using EfReplicaInterceptor.Failover;
 using Microsoft.EntityFrameworkCore;
@@ -10,6 +13,8 @@ public sealed class FailoverErrorsTests
 {
     private static PostgresException Postgres(string sqlState) => new("message", "ERROR", "ERROR", sqlState);
 
+    private static PostgresException Fatal(string sqlState) => new("message", "FATAL", "FATAL", sqlState);
+
     public static IEnumerable<TestCaseData> Cases()
     {
         TestCaseData Case(Exception exception, FailurePhase phase, bool onStandby, ServerErrorKind expected, string name)
@@ -21,6 +26,10 @@ public sealed class FailoverErrorsTests
         yield return Case(Postgres("57P03"), FailurePhase.Opening, false, ServerErrorKind.Unreachable, "57P03 cannot connect now");
         yield return Case(Postgres("53300"), FailurePhase.Opening, false, ServerErrorKind.Unreachable, "53300 too many connections");
         yield return Case(Postgres("08006"), FailurePhase.Opening, false, ServerErrorKind.Unreachable, "08006 while opening");
+        yield return Case(Fatal("08001"), FailurePhase.Opening, false, ServerErrorKind.Unreachable, "08001 unable to establish a connection");
+        yield return Case(Fatal("57P01"), FailurePhase.Opening, false, ServerErrorKind.Unreachable, "57P01 while opening: the server is shutting down");
+        yield return Case(Fatal("28000"), FailurePhase.Opening, false, ServerErrorKind.None, "28000 no pg_hba.conf entry: a FATAL while opening that is not listed is configuration");
+        yield return Case(Fatal("08P01"), FailurePhase.Opening, false, ServerErrorKind.None, "08P01 while opening is configuration (a protocol mismatch), not a down server");
         yield return Case(Postgres("28P01"), FailurePhase.Opening, false, ServerErrorKind.None, "28P01 bad password is configuration, not failover");
         yield return Case(Postgres("3D000"), FailurePhase.Opening, false, ServerErrorKind.None, "3D000 missing database is configuration, not failover");
 
@@ -34,6 +43,27 @@ public sealed class FailoverErrorsTests
         yield return Case(Postgres("25006"), FailurePhase.Executing, true, ServerErrorKind.ReadOnly, "25006 on a standby");
         yield return Case(Postgres("40001"), FailurePhase.Executing, true, ServerErrorKind.RecoveryConflict, "40001 on a standby is a recovery conflict");
         yield return Case(Postgres("40001"), FailurePhase.Executing, false, ServerErrorKind.None, "40001 on the primary is a serialization failure");
+        yield return Case(Postgres("40P01"), FailurePhase.Executing, true, ServerErrorKind.RecoveryConflict, "40P01 on a standby is a buffer-pin recovery conflict");
+        yield return Case(Postgres("40P01"), FailurePhase.Executing, false, ServerErrorKind.None, "40P01 on the primary is the caller's deadlock");
+        yield return Case(Fatal("40001"), FailurePhase.Executing, true, ServerErrorKind.RecoveryConflict, "40001 FATAL on a standby (conflict with an idle transaction) is a recovery conflict");
+        yield return Case(Fatal("57P05"), FailurePhase.Executing, true, ServerErrorKind.SessionExpired, "57P05 idle-session timeout on a standby: nothing ran");
+        yield return Case(Fatal("57P05"), FailurePhase.Executing, false, ServerErrorKind.SessionExpired, "57P05 idle-session timeout on the primary: nothing ran");
+        yield return Case(Fatal("57P05"), FailurePhase.Opening, true, ServerErrorKind.SessionExpired, "57P05 in a check that opens and runs at once is still an expired session, not a down server");
+
+        // The session's fate decides, not the SQLSTATE's class.
+        yield return Case(Postgres("08P01"), FailurePhase.Executing, false, ServerErrorKind.None, "08P01 at Bind is the statement's error: the session survives");
+        yield return Case(Postgres("08P01"), FailurePhase.Executing, true, ServerErrorKind.None, "08P01 at Bind on a standby is the statement's error");
+        yield return Case(Fatal("08P01"), FailurePhase.Executing, false, ServerErrorKind.ConnectionLost, "08P01 FATAL ends the session");
+        yield return Case(Fatal("XX000"), FailurePhase.Executing, false, ServerErrorKind.ConnectionLost, "any FATAL while executing ends the session");
+        yield return Case(new PostgresException("message", "PANIC", "PANIC", "XX000"), FailurePhase.Executing, false, ServerErrorKind.ConnectionLost, "PANIC: the server crashed");
+        yield return Case(Postgres("08003"), FailurePhase.Executing, false, ServerErrorKind.ConnectionLost, "08003 connection does not exist");
+        yield return Case(Postgres("53100"), FailurePhase.Executing, false, ServerErrorKind.None, "53100 disk full is the statement's error (Npgsql calls it transient)");
+        yield return Case(Postgres("53200"), FailurePhase.Executing, true, ServerErrorKind.None, "53200 out of memory is the statement's error (Npgsql calls it transient)");
+        yield return Case(Postgres("53400"), FailurePhase.Executing, false, ServerErrorKind.None, "53400 configuration limit exceeded is the statement's error");
+        yield return Case(Postgres("55P03"), FailurePhase.Executing, true, ServerErrorKind.None, "55P03 lock not available is the statement's error (Npgsql calls it transient)");
+        yield return Case(Postgres("58000"), FailurePhase.Executing, false, ServerErrorKind.None, "58000 system error with the session alive is the statement's error");
+        yield return Case(Postgres("58030"), FailurePhase.Executing, true, ServerErrorKind.None, "58030 I/O error with the session alive is the statement's error");
+        yield return Case(Fatal("58030"), FailurePhase.Executing, true, ServerErrorKind.ConnectionLost, "58030 FATAL ends the session");
 
         // Never failover.
         yield return Case(Postgres("23505"), FailurePhase.Executing, false, ServerErrorKind.None, "unique violation");
@@ -51,4 +81,63 @@ public sealed class FailoverErrorsTests
     [TestCaseSource(nameof(Cases))]
     public void Classifies(Exception exception, object phase, bool onStandby, object expected) // the enums are internal
         => Assert.That(FailoverErrors.Classify(exception, (FailurePhase)phase, onStandby), Is.EqualTo((ServerErrorKind)expected));
+
+    [Test]
+    public void A_connection_Npgsql_broke_means_the_session_is_gone_unless_the_server_said_otherwise()
+    {
+        using var broken = new StateConnection(ConnectionState.Broken);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(FailoverErrors.Classify(new NpgsqlException("protocol out of sync"), FailurePhase.Executing, onStandby: true, broken), Is.EqualTo(ServerErrorKind.ConnectionLost));
+            Assert.That(FailoverErrors.Classify(Postgres("08P01"), FailurePhase.Executing, onStandby: true, broken), Is.EqualTo(ServerErrorKind.None),
+                "the server's ERROR wins: Npgsql 10 breaks its connection after 08P01 although the server kept the session");
+            Assert.That(FailoverErrors.Classify(new InvalidCastException("a parameter of the wrong type"), FailurePhase.Executing, onStandby: true, broken), Is.EqualTo(ServerErrorKind.None),
+                "an error raised by the client, not by the server or the connection, is never failover");
+            Assert.That(FailoverErrors.Classify(new NpgsqlException("The operation has timed out", new TimeoutException()), FailurePhase.Executing, onStandby: true, broken), Is.EqualTo(ServerErrorKind.None),
+                "the application's command timeout stays the application's even when Npgsql broke the connection to cancel it");
+            Assert.That(FailoverErrors.Classify(Postgres("28P01"), FailurePhase.Opening, onStandby: true, broken), Is.EqualTo(ServerErrorKind.None),
+                "while opening, only the listed errors count");
+        });
+    }
+
+    [Test]
+    public void A_connection_closed_after_a_statement_error_is_not_a_lost_session()
+    {
+        // A reader run with CommandBehavior.CloseConnection closes its connection after any error, the statement's own too.
+        using var closed = new NpgsqlConnection("Host=localhost");
+
+        Assert.That(FailoverErrors.Classify(Postgres("08P01"), FailurePhase.Executing, onStandby: true, closed), Is.EqualTo(ServerErrorKind.None));
+    }
+
+    private sealed class StateConnection(ConnectionState state) : DbConnection
+    {
+        [AllowNull]
+        public override string ConnectionString { get; set; } = "";
+
+        public override string Database => "";
+
+        public override string DataSource => "";
+
+        public override string ServerVersion => "";
+
+        public override ConnectionState State => state;
+
+        public override void ChangeDatabase(string databaseName) => throw new NotSupportedException();
+
+        public override void Close()
+        {
+        }
+
+        public override void Open() => throw new NotSupportedException();
+
+        protected override DbTransaction BeginDbTransaction(IsolationLevel isolationLevel) => throw new NotSupportedException();
+
+        protected override DbCommand CreateDbCommand() => throw new NotSupportedException();
+    }
+
+    [Test]
+    public void Every_kind_has_a_stable_name()
+        => Assert.That(Enum.GetValues<ServerErrorKind>().Select(FailoverErrors.GetName),
+            Is.EqualTo(new[] { "none", "unreachable", "connection-lost", "read-only", "recovery-conflict", "session-expired" }));
 }

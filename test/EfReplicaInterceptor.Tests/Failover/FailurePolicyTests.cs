@@ -19,6 +19,7 @@ public sealed class FailurePolicyTests
     [TestCase(ServerErrorKind.ConnectionLost, true, true, true, ReadFailureNext.AnotherServer)]
     [TestCase(ServerErrorKind.ReadOnly, false, false, true, ReadFailureNext.PrimaryAsWrite)]
     [TestCase(ServerErrorKind.RecoveryConflict, false, false, false, ReadFailureNext.AnotherServer)]
+    [TestCase(ServerErrorKind.SessionExpired, false, true, true, ReadFailureNext.AnotherServer)]
     public void Each_row_says_what_happens_to_the_server_and_the_read(object kind, bool leaves, bool clearsReplica, bool clearsPrimary, object next)
     {
         var rule = FailurePolicy.For((ServerErrorKind)kind);
@@ -29,7 +30,8 @@ public sealed class FailurePolicyTests
     [Test]
     public void Only_failures_that_say_something_about_the_replica_take_it_out_of_rotation()
     {
-        // A read-only refusal means the statement was a write; a recovery conflict cancels one query. Neither is the replica's fault.
+        // A read-only refusal means the statement was a write; a recovery conflict cancels one query; an expired idle session
+        // is a setting doing its job. None is the replica's fault. A statement's own error (08P01, ...) has no row at all.
         Assert.That(FailurePolicy.All.Where(rule => rule.ReplicaLeavesRotation).Select(rule => rule.Kind),
             Is.EquivalentTo(new[] { ServerErrorKind.Unreachable, ServerErrorKind.ConnectionLost }));
     }
@@ -41,6 +43,9 @@ public sealed class FailurePolicyTests
     [TestCase(ServerErrorKind.ReadOnly, FailurePhase.Executing, false, false, FailoverOutcome.NotApplied, "read-only")]
     [TestCase(ServerErrorKind.ReadOnly, FailurePhase.Executing, false, true, FailoverOutcome.NotApplied, "read-only")]
     [TestCase(ServerErrorKind.ConnectionLost, FailurePhase.Executing, false, false, FailoverOutcome.Unknown, "after the command was sent")]
+    [TestCase(ServerErrorKind.SessionExpired, FailurePhase.Executing, false, false, FailoverOutcome.NotApplied, "nothing ran")]
+    [TestCase(ServerErrorKind.SessionExpired, FailurePhase.Executing, false, true, FailoverOutcome.NotApplied, "nothing ran")]
+    [TestCase(ServerErrorKind.RecoveryConflict, FailurePhase.Executing, false, false, FailoverOutcome.NotApplied, "recovery conflict")]
     [TestCase(ServerErrorKind.ConnectionLost, FailurePhase.Executing, true, false, FailoverOutcome.NotApplied, "rolls back")]
     [TestCase(ServerErrorKind.ConnectionLost, FailurePhase.Executing, false, true, FailoverOutcome.Unknown, "after COMMIT")]
     public void A_write_is_not_applied_unless_its_statement_or_commit_may_have_reached_the_server(
