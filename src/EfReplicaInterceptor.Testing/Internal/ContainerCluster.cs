@@ -412,7 +412,12 @@ internal sealed class ContainerCluster : IAsyncDisposable
             set -eu
             if [ ! -s "$PGDATA/PG_VERSION" ]; then
               deadline=$((SECONDS + {{seconds}}))
-              until pg_basebackup -D "$PGDATA" -h primary -p {{primaryPort}} -U {{ServerConfiguration.UserName}} -R -X stream -c fast --no-sync --no-manifest -w; do
+              # Wait until the servers network is attached (a second interface besides lo and the application network's),
+              # so that no connection to the primary starts on a route that cannot reach it.
+              until [ "$(ls /sys/class/net | grep -vc '^lo$')" -ge 2 ] || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.1; done
+              # connect_timeout: a connection attempt that meets no answer fails in seconds and is retried, instead of
+              # waiting out the kernel's SYN retries (about two minutes); -R keeps it in primary_conninfo for streaming.
+              until pg_basebackup -D "$PGDATA" -d "host=primary port={{primaryPort}} user={{ServerConfiguration.UserName}} connect_timeout=5" -R -X stream -c fast --no-sync --no-manifest -w; do
                 rm -rf "$PGDATA"
                 if [ "$SECONDS" -ge "$deadline" ]; then echo "standby: no base backup from the primary within {{seconds}} s" >&2; exit 1; fi
                 sleep 0.2
