@@ -31,16 +31,28 @@ public static class ContainerSets
         return await PostgresReplicaSet.StartAsync(standbys, new PostgresReplicaSetOptions { Backend = PostgresBackend.Containers });
     }
 
-    /// <summary>As <see cref="StartAsync"/>, with the shop schema created and replayed by every standby.</summary>
+    /// <summary>As <see cref="StartAsync"/>, with the shop schema created and replayed by every standby (the shared wiring).</summary>
     public static async Task<PostgresReplicaSet> StartShopAsync(int standbys = 1)
     {
-        var servers = await StartAsync(standbys);
-        await servers.Primary.ExecuteAsync(ShopContext.Schema);
-        foreach (var standby in servers.Standbys)
-        {
-            await servers.WaitForReplayAsync(standby);
-        }
+        RequireContainerBackend();
+        return await ShopServers.StartAsync(standbys, new PostgresReplicaSetOptions { Backend = PostgresBackend.Containers });
+    }
+}
 
-        return servers;
+/// <summary>A fixture whose tests share one container primary + standby with the shop schema, started once for them.</summary>
+public abstract class ContainerShopFixture
+{
+    protected PostgresReplicaSet Servers { get; private set; } = null!;
+
+    [OneTimeSetUp]
+    public async Task StartServers() => Servers = await ContainerSets.StartShopAsync();
+
+    [OneTimeTearDown]
+    public async Task StopServers()
+    {
+        if (Servers is not null)
+        {
+            await Servers.DisposeAsync();
+        }
     }
 }

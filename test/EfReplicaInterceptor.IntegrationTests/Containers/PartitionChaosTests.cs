@@ -13,7 +13,7 @@ namespace EfReplicaInterceptor.IntegrationTests.Containers;
 /// comes back into rotation.
 /// </summary>
 [NonParallelizable]
-public sealed class PartitionChaosTests
+public sealed class PartitionChaosTests : ContainerShopFixture
 {
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(200);
@@ -28,32 +28,15 @@ public sealed class PartitionChaosTests
     /// </summary>
     private static readonly TimeSpan ReadDeadline = TimeSpan.FromSeconds(2);
 
-    private PostgresReplicaSet _servers = null!;
-
-    [OneTimeSetUp]
-    public async Task StartServers()
-    {
-        _servers = await ContainerSets.StartShopAsync();
-    }
-
-    [OneTimeTearDown]
-    public async Task StopServers()
-    {
-        if (_servers is not null)
-        {
-            await _servers.DisposeAsync();
-        }
-    }
-
     [Test]
     public async Task A_standby_partitioned_from_the_primary_still_answers_but_leaves_the_rotation_within_its_lag_budget()
     {
-        await using var cluster = await TestCluster.CreateAsync(_servers, options =>
+        await using var cluster = await TestCluster.CreateAsync(Servers, options =>
         {
             options.MaxReplicaLag = Budget;
             options.HealthCheckInterval = Interval;
         });
-        await using var writer = new TickWriter(_servers.Primary, TimeSpan.FromMilliseconds(100));
+        await using var writer = new TickWriter(Servers.Primary, TimeSpan.FromMilliseconds(100));
         var clock = Stopwatch.StartNew();
         var partitionedAt = TimeSpan.Zero;
         var healedAt = TimeSpan.Zero;
@@ -67,7 +50,7 @@ public sealed class PartitionChaosTests
             await using var context = cluster.NewContext();
             var row = await context.Ticks.OrderByDescending(t => t.Id)
                 .Select(t => new { t.CreatedAt, Port = ShopContext.ServerPort() }).FirstAsync();
-            var onStandby = row.Port == _servers.Standby.Port;
+            var onStandby = row.Port == Servers.Standby.Port;
             var staleness = newestCommitted - row.CreatedAt.ToUniversalTime();
             if (partitionedAt == TimeSpan.Zero)
             {
@@ -111,10 +94,10 @@ public sealed class PartitionChaosTests
             await Task.Delay(20);
         }
 
-        await _servers.Standby.DisconnectFromServersAsync();
+        await Servers.Standby.DisconnectFromServersAsync();
         partitionedAt = clock.Elapsed;
-        var receivedAtPartition = await _servers.Standby.ScalarAsync<string>("SELECT pg_last_wal_receive_lsn()::text");
-        var primaryAtPartition = await _servers.Primary.ScalarAsync<string>("SELECT pg_current_wal_lsn()::text");
+        var receivedAtPartition = await Servers.Standby.ScalarAsync<string>("SELECT pg_last_wal_receive_lsn()::text");
+        var primaryAtPartition = await Servers.Primary.ScalarAsync<string>("SELECT pg_current_wal_lsn()::text");
         string? receiverStatus;
         bool stillAnswers, receiveStood, primaryMoved;
         try
@@ -124,14 +107,14 @@ public sealed class PartitionChaosTests
             // From the servers' side: the standby still answers, as a standby, and has received nothing more while the
             // primary went on writing. (Its WAL receiver may still say 'streaming': a partition sends no reset, so it
             // only gives up after wal_receiver_timeout; the LSNs are the honest signal.)
-            stillAnswers = await _servers.Standby.ScalarAsync<bool>("SELECT pg_is_in_recovery()");
-            receiverStatus = await _servers.Standby.ScalarAsync<string?>("SELECT status FROM pg_stat_wal_receiver");
-            receiveStood = await _servers.Standby.ScalarAsync<bool>($"SELECT pg_last_wal_receive_lsn() = '{receivedAtPartition}'::pg_lsn");
-            primaryMoved = await _servers.Primary.ScalarAsync<bool>($"SELECT pg_current_wal_lsn() > '{primaryAtPartition}'::pg_lsn");
+            stillAnswers = await Servers.Standby.ScalarAsync<bool>("SELECT pg_is_in_recovery()");
+            receiverStatus = await Servers.Standby.ScalarAsync<string?>("SELECT status FROM pg_stat_wal_receiver");
+            receiveStood = await Servers.Standby.ScalarAsync<bool>($"SELECT pg_last_wal_receive_lsn() = '{receivedAtPartition}'::pg_lsn");
+            primaryMoved = await Servers.Primary.ScalarAsync<bool>($"SELECT pg_current_wal_lsn() > '{primaryAtPartition}'::pg_lsn");
         }
         finally
         {
-            await _servers.Standby.ReconnectAsync();
+            await Servers.Standby.ReconnectAsync();
         }
 
         healedAt = clock.Elapsed;
@@ -163,12 +146,12 @@ public sealed class PartitionChaosTests
     [Test]
     public async Task Reads_move_to_the_primary_within_the_read_deadline_when_the_application_loses_a_standby()
     {
-        await using var cluster = await TestCluster.CreateAsync(_servers, options =>
+        await using var cluster = await TestCluster.CreateAsync(Servers, options =>
         {
             options.MaxReplicaLag = TimeSpan.FromSeconds(30); // lag must not be what moves the reads here
             options.HealthCheckInterval = Interval;
         });
-        var startedBefore = await _servers.Standby.ScalarAsync<DateTime>("SELECT pg_postmaster_start_time()");
+        var startedBefore = await Servers.Standby.ScalarAsync<DateTime>("SELECT pg_postmaster_start_time()");
         var clock = Stopwatch.StartNew();
         var slowest = TimeSpan.Zero;
         int onStandbyBefore = 0, onStandbyDuring = 0, onPrimaryDuring = 0;
@@ -184,15 +167,15 @@ public sealed class PartitionChaosTests
                 var side = await context.WhereAmI().SingleAsync();
                 if (!partitioned)
                 {
-                    onStandbyBefore += side.Port == _servers.Standby.Port ? 1 : 0;
+                    onStandbyBefore += side.Port == Servers.Standby.Port ? 1 : 0;
                     return;
                 }
 
-                if (side.Port == _servers.Standby.Port)
+                if (side.Port == Servers.Standby.Port)
                 {
                     onStandbyDuring++;
                 }
-                else if (side.Port == _servers.Primary.Port && !side.InRecovery)
+                else if (side.Port == Servers.Primary.Port && !side.InRecovery)
                 {
                     onPrimaryDuring++;
                 }
@@ -216,7 +199,7 @@ public sealed class PartitionChaosTests
             await ReadOnce();
         }
 
-        await _servers.Standby.DisconnectFromApplicationAsync();
+        await Servers.Standby.DisconnectFromApplicationAsync();
         partitioned = true;
         var partitionedAt = clock.Elapsed;
         bool standbyRunning;
@@ -228,11 +211,11 @@ public sealed class PartitionChaosTests
                 await Task.Delay(10);
             }
 
-            standbyRunning = _servers.Standby.IsRunning;
+            standbyRunning = Servers.Standby.IsRunning;
         }
         finally
         {
-            await _servers.Standby.ReconnectAsync();
+            await Servers.Standby.ReconnectAsync();
         }
 
         partitioned = false;
@@ -264,6 +247,6 @@ public sealed class PartitionChaosTests
             Assert.That(standbyRunning, Is.True, "the standby kept running through the partition");
             Assert.That(backAfter, Is.Not.Null, "reads did not return to the standby after the partition healed");
         });
-        Assert.That(await _servers.Standby.ScalarAsync<DateTime>("SELECT pg_postmaster_start_time()"), Is.EqualTo(startedBefore), "the same server ran on through the partition");
+        Assert.That(await Servers.Standby.ScalarAsync<DateTime>("SELECT pg_postmaster_start_time()"), Is.EqualTo(startedBefore), "the same server ran on through the partition");
     }
 }
