@@ -386,16 +386,19 @@ public sealed class PostgresServer
     /// <inheritdoc/>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Name} ({Host}:{Port})");
 
+    /// <summary>What the tests connect with: the harness's user over TCP on loopback.</summary>
+    private static string LoopbackConnectionString(int port, string database) => new NpgsqlConnectionStringBuilder
+    {
+        Host = "127.0.0.1",
+        Port = port,
+        Database = database,
+        Username = ServerConfiguration.UserName,
+        Password = ServerConfiguration.Password,
+    }.ConnectionString;
+
     internal static PostgresServer Local(string name, int port, string database, string dataDirectory, string socketDirectory, PgTools tools, TimeSpan timeout)
     {
-        var connectionString = new NpgsqlConnectionStringBuilder
-        {
-            Host = "127.0.0.1",
-            Port = port,
-            Database = database,
-            Username = ServerConfiguration.UserName,
-            Password = ServerConfiguration.Password,
-        }.ConnectionString;
+        var connectionString = LoopbackConnectionString(port, database);
 
         // The harness's own polling goes over the unix socket (trusted: no SCRAM round trips).
         var control = new NpgsqlConnectionStringBuilder
@@ -423,14 +426,7 @@ public sealed class PostgresServer
 
     internal static PostgresServer InContainer(string name, int port, string database, string dataDirectory, ContainerServer container, TimeSpan timeout)
     {
-        var connectionString = new NpgsqlConnectionStringBuilder
-        {
-            Host = "127.0.0.1",
-            Port = port,
-            Database = database,
-            Username = ServerConfiguration.UserName,
-            Password = ServerConfiguration.Password,
-        }.ConnectionString;
+        var connectionString = LoopbackConnectionString(port, database);
 
         // No unix socket reaches into a container: the harness's own sessions use the published port too.
         var control = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, Timeout = 5 }.ConnectionString;
