@@ -12,8 +12,11 @@ public enum ConnectionMode
     /// <summary><c>UseNpgsql(connectionString)</c>.</summary>
     ConnectionString,
 
-    /// <summary><c>UseNpgsql(cluster.PrimaryDataSource)</c>.</summary>
+    /// <summary><c>UseNpgsql(cluster.PrimaryDataSource).UseEfReplicaRouting(cluster)</c>: the recommended wiring.</summary>
     DataSource,
+
+    /// <summary><c>UseNpgsql(cluster.PrimaryDataSource).AddInterceptors(cluster.Interceptors)</c>: the interceptors alone.</summary>
+    InterceptorsOnly,
 }
 
 /// <summary>
@@ -108,7 +111,7 @@ public sealed class TestCluster : IAsyncDisposable
 
     public void Configure(DbContextOptionsBuilder builder, ConnectionMode mode = ConnectionMode.DataSource)
     {
-        if (mode == ConnectionMode.DataSource)
+        if (mode != ConnectionMode.ConnectionString)
         {
             builder.UseNpgsql(Cluster.PrimaryDataSource, npgsql => npgsql.MapEnum<Mood>("mood"));
         }
@@ -117,8 +120,16 @@ public sealed class TestCluster : IAsyncDisposable
             builder.UseNpgsql(PrimaryConnectionString, npgsql => npgsql.MapEnum<Mood>("mood"));
         }
 
-        builder.AddInterceptors(Cluster.Interceptors)
-            .ConfigureWarnings(warnings => warnings.Ignore(CoreEventId.ManyServiceProvidersCreatedWarning));
+        if (mode == ConnectionMode.InterceptorsOnly)
+        {
+            builder.AddInterceptors(Cluster.Interceptors);
+        }
+        else
+        {
+            builder.UseEfReplicaRouting(Cluster);
+        }
+
+        builder.ConfigureWarnings(warnings => warnings.Ignore(CoreEventId.ManyServiceProvidersCreatedWarning));
     }
 
     public ShopContext NewContext(ConnectionMode mode = ConnectionMode.DataSource) => new(ContextOptions(mode));

@@ -11,8 +11,9 @@ public static class EfReplicaDbContextOptionsBuilderExtensions
 {
     /// <summary>
     /// Uses <paramref name="cluster"/>: EF's connection comes from its primary data source and its interceptors route each
-    /// command. The same as <c>UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).AddInterceptors(cluster.Interceptors)</c>,
-    /// and a pooled context's routing state is also reset when EF returns it to the pool.
+    /// command: <c>UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).UseEfReplicaRouting(cluster)</c>. EF's primary
+    /// connection opens only when a command needs the primary, and a pooled context's routing state is also reset when EF
+    /// returns it to the pool.
     /// </summary>
     /// <param name="optionsBuilder">The DbContext options.</param>
     /// <param name="cluster">The cluster.</param>
@@ -24,10 +25,32 @@ public static class EfReplicaDbContextOptionsBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(optionsBuilder);
         ArgumentNullException.ThrowIfNull(cluster);
-        optionsBuilder.UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).AddInterceptors(cluster.Interceptors);
+        return optionsBuilder.UseNpgsql(cluster.PrimaryDataSource, npgsqlOptionsAction).UseEfReplicaRouting(cluster);
+    }
+
+    /// <summary>
+    /// Routes the commands of a context whose Npgsql provider is already configured (<c>UseNpgsql(connectionString)</c>, or
+    /// a data source of the application's own) through <paramref name="cluster"/>: adds its interceptors and the library's
+    /// EF services. With those services EF's connection to the primary opens only when a command needs the primary, so a
+    /// read served by a replica holds no primary connection and works while the primary is down; with the interceptors
+    /// alone (<c>AddInterceptors(cluster.Interceptors)</c>) routing is the same, but EF opens its primary connection for
+    /// every query.
+    /// </summary>
+    /// <param name="optionsBuilder">The DbContext options.</param>
+    /// <param name="cluster">The cluster.</param>
+    public static DbContextOptionsBuilder UseEfReplicaRouting(this DbContextOptionsBuilder optionsBuilder, EfReplicaCluster cluster)
+    {
+        ArgumentNullException.ThrowIfNull(optionsBuilder);
+        ArgumentNullException.ThrowIfNull(cluster);
+        optionsBuilder.AddInterceptors(cluster.Interceptors);
         ((IDbContextOptionsBuilderInfrastructure)optionsBuilder).AddOrUpdateExtension(new EfReplicaOptionsExtension());
         return optionsBuilder;
     }
+
+    /// <inheritdoc cref="UseEfReplicaRouting(DbContextOptionsBuilder, EfReplicaCluster)"/>
+    public static DbContextOptionsBuilder<TContext> UseEfReplicaRouting<TContext>(this DbContextOptionsBuilder<TContext> optionsBuilder, EfReplicaCluster cluster)
+        where TContext : DbContext
+        => (DbContextOptionsBuilder<TContext>)((DbContextOptionsBuilder)optionsBuilder).UseEfReplicaRouting(cluster);
 
     /// <summary>
     /// Uses the cluster named <paramref name="clusterName"/> under <c>EfReplica:Clusters</c> (registered by

@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -6,7 +7,9 @@ namespace EfReplicaInterceptor.Interception;
 
 /// <summary>
 /// Registers the library's EF-internal services (as EF plugins do, through an options extension): the scoped
-/// <see cref="LeaseResetHook"/> that resets a context's lease state when EF resets the context for its pool.
+/// <see cref="LeaseResetHook"/> that resets a context's lease state when EF resets the context for its pool, and EF's
+/// relational command with the <see cref="ReaderOpening"/> mark, so that EF's primary connection opens only when a command
+/// needs the primary.
 /// </summary>
 internal sealed class EfReplicaOptionsExtension : IDbContextOptionsExtension
 {
@@ -18,6 +21,7 @@ internal sealed class EfReplicaOptionsExtension : IDbContextOptionsExtension
     {
         services.TryAddScoped<LeaseResetHook>();
         services.TryAddEnumerable(ServiceDescriptor.Scoped<IResettableService, LeaseResetHook>(static provider => provider.GetRequiredService<LeaseResetHook>()));
+        services.Replace(ServiceDescriptor.Singleton<IRelationalCommandBuilderFactory, RoutedRelationalCommandBuilderFactory>());
     }
 
     public void Validate(IDbContextOptions options)

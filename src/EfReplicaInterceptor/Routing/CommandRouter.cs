@@ -75,9 +75,18 @@ internal sealed class CommandRouter
             decision = await ResolveAsync(decision, async, cancellationToken).ConfigureAwait(false);
         }
 
-        if (_telemetry.IsShadowMode || !RoutingReasonTable.Of(decision.Reason).RunsAsRead)
+        // A read for the primary runs on EF's connection when the application holds it open (Database.OpenConnection()):
+        // that session is the application's, and a second primary connection for the same unit of work is not needed.
+        if (_telemetry.IsShadowMode
+            || !RoutingReasonTable.Of(decision.Reason).RunsAsRead
+            || (decision.Replica is null && command.Connection is { State: ConnectionState.Open }))
         {
             _telemetry.Report(eventData, decision.Target, decision.Reason, decision.Replica);
+            if (command.Connection is { State: ConnectionState.Closed } deferred)
+            {
+                await OpenDeferredAsync(deferred, lease, async, cancellationToken).ConfigureAwait(false);
+            }
+
             return result; // EF runs it on its own connection
         }
 
@@ -150,6 +159,39 @@ internal sealed class CommandRouter
                     : RoutingDecision.Primary(anyLagging ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable);
             default:
                 return RoutingDecision.Primary(rule.Reason);
+        }
+    }
+
+    /// <summary>
+    /// Opens EF's connection, left closed when EF opened it for a reader (see <c>ReplicaConnectionInterceptor</c>), now that
+    /// the command needs the primary. A failure is a typed outcome: nothing was sent.
+    /// </summary>
+    private async ValueTask OpenDeferredAsync(DbConnection connection, LeaseState? lease, bool async, CancellationToken cancellationToken)
+    {
+        if (lease is not null)
+        {
+            lease.PrimaryDeferred = false;
+        }
+
+        try
+        {
+            if (async)
+            {
+                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                connection.Open();
+            }
+        }
+        catch (Exception exception)
+        {
+            if (Failures.Translate(exception, FailurePhase.Opening, inOpenTransaction: false, isCommit: false, connection) is { } failover)
+            {
+                throw failover;
+            }
+
+            throw;
         }
     }
 

@@ -39,6 +39,12 @@ internal sealed class LeaseState
     /// <summary>A command that needs its session (a write, a lock, SET, a transaction) ran on the current open connection.</summary>
     public bool SessionPinned { get; set; }
 
+    /// <summary>
+    /// EF counts its connection as open for a reader but it was left closed (see the connection interceptor): it is opened
+    /// only when a command needs the primary.
+    /// </summary>
+    public bool PrimaryDeferred { get; set; }
+
     /// <summary>The lease's binding (a tenant's cluster), if any.</summary>
     public ILeaseBinding? Binding => Volatile.Read(ref _binding);
 
@@ -81,6 +87,7 @@ internal sealed class LeaseState
         WriteInTransaction = false;
         InFlightAmbient = null;
         SessionPinned = false;
+        PrimaryDeferred = false;
         EndBinding();
     }
 }
