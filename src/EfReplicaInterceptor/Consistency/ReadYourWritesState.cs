@@ -72,15 +72,37 @@ internal sealed class ReadYourWritesState
     }
 
     /// <summary>Records a write (at its start, and again when it completes or its transaction commits).</summary>
-    public void MarkWrite(ReadYourWrites? writer, long timestamp)
+    public WriteMark MarkWrite(ReadYourWrites? writer, long timestamp)
     {
         lock (_gate)
         {
+            var mark = new WriteMark(_generation + 1, _pending, _lastWriteTimestamp);
             _pending = true;
             _generation++;
             _writer = writer ?? _writer;
             _lastWriteTimestamp = timestamp;
             _active = true;
+            return mark;
+        }
+    }
+
+    /// <summary>
+    /// Takes back the writes recorded since <paramref name="mark"/> (see <see cref="WriteMark"/>): they were certainly not
+    /// applied (the command or its transaction never reached the primary), so there is nothing for reads to wait for. Nothing
+    /// changes when a write was recorded after the mark's last one.
+    /// </summary>
+    public void Withdraw(WriteMark mark)
+    {
+        lock (_gate)
+        {
+            if (_generation != mark.Generation)
+            {
+                return;
+            }
+
+            _pending = mark.WasPending;
+            _lastWriteTimestamp = mark.PreviousWriteTimestamp;
+            _active = _pending || _requiredLsn != 0 || _lastWriteTimestamp != 0 || _restoredToken is not null;
         }
     }
 
@@ -239,3 +261,9 @@ internal sealed class ReadYourWritesState
         }
     }
 }
+
+/// <summary>
+/// The state of a <see cref="ReadYourWritesState"/> before a sequence of write marks (a write, or the writes of one
+/// transaction), and the generation of the sequence's last mark: what <see cref="ReadYourWritesState.Withdraw"/> restores.
+/// </summary>
+internal readonly record struct WriteMark(long Generation, bool WasPending, long PreviousWriteTimestamp);

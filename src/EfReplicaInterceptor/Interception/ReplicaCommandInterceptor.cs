@@ -88,7 +88,7 @@ internal sealed class ReplicaCommandInterceptor(RouterResolver routers) : DbComm
         var inTransaction = command.Transaction is not null || System.Transactions.Transaction.Current is not null;
         if (routers.Find(eventData.Context)?.Failures.Translate(eventData.Exception, FailurePhase.Executing, inTransaction, isCommit: false, command.Connection) is { } failover)
         {
-            throw failover;
+            throw routers.Failed(eventData.Context, failover);
         }
     }
 

@@ -57,7 +57,7 @@ internal sealed class ReplicaConnectionInterceptor(RouterResolver routers) : DbC
     {
         if (routers.Find(eventData.Context)?.Failures.Translate(eventData.Exception, FailurePhase.Opening, inOpenTransaction: false, isCommit: false, connection) is { } failover)
         {
-            throw failover;
+            throw routers.Failed(eventData.Context, failover);
         }
     }
 

@@ -31,7 +31,7 @@ internal sealed class ReplicaTransactionInterceptor(RouterResolver routers) : Db
         var phase = isCommit ? FailurePhase.Executing : FailurePhase.Opening;
         if (routers.Find(eventData.Context)?.Failures.Translate(eventData.Exception, phase, inOpenTransaction: !isCommit, isCommit, transaction.Connection) is { } failover)
         {
-            throw failover;
+            throw routers.Failed(eventData.Context, failover);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Routing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
@@ -29,6 +30,21 @@ internal abstract class RouterResolver
 
     /// <summary>EF is about to create its own connection; a resolver may refuse it.</summary>
     public virtual InterceptionResult<DbConnection> ConnectionCreating(ConnectionCreatingEventData eventData, InterceptionResult<DbConnection> result) => result;
+
+    /// <summary>
+    /// A command or transaction of <paramref name="context"/> failed over with <paramref name="failover"/>: when it certainly
+    /// was not applied, the lease's in-flight write is taken back (<see cref="LeaseState.WithdrawWrite"/>). Returns the
+    /// exception, to be thrown.
+    /// </summary>
+    public EfReplicaFailoverException Failed(DbContext? context, EfReplicaFailoverException failover)
+    {
+        if (failover.Outcome == FailoverOutcome.NotApplied && context is not null)
+        {
+            States.Find(context)?.WithdrawWrite();
+        }
+
+        return failover;
+    }
 
     /// <summary>The lease state of <paramref name="context"/>, or null for a command outside any context.</summary>
     public LeaseState? Lease(DbContext? context) => context is null ? null : States.Get(context);

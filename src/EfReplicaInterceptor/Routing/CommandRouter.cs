@@ -111,8 +111,14 @@ internal sealed class CommandRouter
         if (statementInfo.MarksWrite)
         {
             var now = _timeProvider.GetTimestamp();
-            lease?.MarkWrite(_readYourWrites, ambient, now, inTransaction: command.Transaction is not null);
-            ambient?.MarkWrite(_readYourWrites, now);
+            if (lease is not null)
+            {
+                lease.MarkWrite(_readYourWrites, ambient, now, inTransaction: command.Transaction is not null);
+            }
+            else
+            {
+                ambient?.MarkWrite(_readYourWrites, now);
+            }
         }
 
         if (lease is not null && (inTransaction || statementInfo.PinsSession))
@@ -188,6 +194,7 @@ internal sealed class CommandRouter
         {
             if (Failures.Translate(exception, FailurePhase.Opening, inOpenTransaction: false, isCommit: false, connection) is { } failover)
             {
+                lease?.WithdrawWrite(); // nothing was sent
                 throw failover;
             }
 

@@ -23,6 +23,8 @@ internal sealed class LeaseState
 {
     private int _lease;
     private ILeaseBinding? _binding;
+    private WriteMark _withdrawLease;
+    private WriteMark _withdrawAmbient;
 
     /// <summary>What this lease has written, for read-your-writes.</summary>
     public ReadYourWritesState Writes { get; } = new();
@@ -63,10 +65,31 @@ internal sealed class LeaseState
     /// </summary>
     public void MarkWrite(Consistency.ReadYourWrites writer, ReadYourWritesState? ambient, long timestamp, bool inTransaction)
     {
-        Writes.MarkWrite(writer, timestamp);
+        var mark = Writes.MarkWrite(writer, timestamp);
+        var ambientMark = ambient?.MarkWrite(writer, timestamp) ?? default;
+        var continues = WriteInFlight && ReferenceEquals(ambient, InFlightAmbient);
+        _withdrawLease = continues ? _withdrawLease with { Generation = mark.Generation } : mark;
+        _withdrawAmbient = continues ? _withdrawAmbient with { Generation = ambientMark.Generation } : ambientMark;
         WriteInFlight = true;
         WriteInTransaction = inTransaction;
         InFlightAmbient = ambient;
+    }
+
+    /// <summary>
+    /// The in-flight write (or the writes of the in-flight transaction) certainly did not reach the primary: its marks are
+    /// taken back, so a lease whose write failed before it was sent (the primary down) reads from replicas as before.
+    /// </summary>
+    public void WithdrawWrite()
+    {
+        if (!WriteInFlight)
+        {
+            return;
+        }
+
+        Writes.Withdraw(_withdrawLease);
+        InFlightAmbient?.Withdraw(_withdrawAmbient);
+        WriteInFlight = false;
+        InFlightAmbient = null;
     }
 
     /// <summary>Starts lease <paramref name="lease"/> when it is not the current one.</summary>

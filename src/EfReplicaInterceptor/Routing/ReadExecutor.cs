@@ -188,8 +188,14 @@ internal sealed class ReadExecutor
             // of this lease's work. The replica itself is fine.
             var ambient = EfReplicaScope.CurrentConsistency?.State;
             var now = _timeProvider.GetTimestamp();
-            lease?.MarkWrite(_readYourWrites, ambient, now, inTransaction: false);
-            ambient?.MarkWrite(_readYourWrites, now);
+            if (lease is not null)
+            {
+                lease.MarkWrite(_readYourWrites, ambient, now, inTransaction: false);
+            }
+            else
+            {
+                ambient?.MarkWrite(_readYourWrites, now);
+            }
             if (lease is not null)
             {
                 lease.WriteInFlight = false;

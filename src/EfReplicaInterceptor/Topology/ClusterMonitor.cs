@@ -185,6 +185,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 
             var sampledAt = _timeProvider.GetTimestamp();
             _history.Add(sampledAt, sample.Lsn);
+            _history.PrimaryUnanswered = false;
             _position.Record(sampledAt, sample.Lsn, sample.SystemIdentifier);
             SetPrimaryProblem(null);
         }
@@ -193,6 +194,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             await DropAsync(_primaryConnection).ConfigureAwait(false);
             _primaryConnection = null;
             _primaryServer = null;
+            _history.PrimaryUnanswered = true;
             SetPrimaryProblem(Describe(exception, timeout.IsCancellationRequested));
         }
     }

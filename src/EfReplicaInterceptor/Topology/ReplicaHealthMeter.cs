@@ -27,6 +27,14 @@ internal sealed class ReplicaHealthMeter(PrimaryWalHistory history, TimeSpan max
             lagBytes = primaryLsn > replay ? (long)(primaryLsn - replay) : 0;
             lag = history.FirstUnreplayed(replay) is { } since ? timeProvider.GetElapsedTime(since, now) : TimeSpan.Zero;
         }
+        else if (history.PrimaryUnanswered && !streaming)
+        {
+            // The primary was never sampled and does not answer, and the standby has no upstream either: nothing newer than
+            // what it replayed can be reached anywhere, so it is as fresh as the cluster can be (as with a primary sampled
+            // before it went down). A standby still streaming from a primary we cannot see stays out: its lag is unknown.
+            lagBytes = 0;
+            lag = TimeSpan.Zero;
+        }
 
         string? problem = null;
         if (lag is null)
