@@ -96,8 +96,7 @@ internal static class DemoRun
         builder.Services.AddDbContext<ShopContext>((sp, options) =>
         {
             var cluster = sp.GetRequiredService<EfReplicaCluster>();
-            options.UseNpgsql(cluster.PrimaryDataSource, npgsql => npgsql.MapEnum<Mood>("mood"))
-                   .AddInterceptors(cluster.Interceptors);
+            options.UseEfReplicaCluster(cluster, npgsql => npgsql.MapEnum<Mood>("mood"));
         });
 
         return builder.Build();

@@ -16,8 +16,9 @@ namespace EfReplicaInterceptor.Benchmarks.Routing;
 /// 2x between minutes, while two slices a few hundred milliseconds apart see nearly the same machine.
 /// <list type="bullet">
 /// <item>A: plain EF Core, <c>UseNpgsql(standby data source)</c>, no interceptor.</item>
-/// <item>B: the library, <c>UseNpgsql(cluster.PrimaryDataSource)</c> with <c>cluster.Interceptors</c>, the standby as the
-/// cluster's replica: the read runs on the same server as A's, so the server's work is identical.</item>
+/// <item>B: the library, <c>UseEfReplicaCluster(cluster)</c> (with <c>--interceptors-only</c>:
+/// <c>UseNpgsql(cluster.PrimaryDataSource).AddInterceptors(cluster.Interceptors)</c>), the standby as the cluster's replica:
+/// the read runs on the same server as A's, so the server's work is identical.</item>
 /// </list>
 /// Run with <c>--cpu-overhead</c> (see benchmarks/README.md). Uses only the library's public API and the
 /// <c>EfReplicaInterceptor.Testing</c> servers, so the same file measures older commits too.
@@ -50,6 +51,7 @@ internal static class CpuOverhead
         var warmup = IntArg(args, "--warmup", 3000);
         var prime = StringArg(args, "--prime", "neutral");
         var control = args.Contains("--control");
+        var interceptorsOnly = args.Contains("--interceptors-only");
         var paths = StringArg(args, "--paths", "sync,async").Split(',');
 
         if (Environment.GetEnvironmentVariable("DOTNET_TC_CallCountingDelayMs") != "0")
@@ -57,10 +59,10 @@ internal static class CpuOverhead
             Console.WriteLine("note: DOTNET_TC_CallCountingDelayMs is not 0; tier-1 code may arrive late (see FewMinutesConfig).");
         }
 
-        return RunAsync(slices, queries, warmup, prime, control, paths).GetAwaiter().GetResult();
+        return RunAsync(slices, queries, warmup, prime, control, interceptorsOnly, paths).GetAwaiter().GetResult();
     }
 
-    private static async Task<int> RunAsync(int slices, int queries, int warmup, string prime, bool control, string[] paths)
+    private static async Task<int> RunAsync(int slices, int queries, int warmup, string prime, bool control, bool interceptorsOnly, string[] paths)
     {
         await using var set = await PostgresReplicaSet.StartAsync(standbys: 1);
         await set.Primary.ExecuteAsync(ShopContext.Schema);
@@ -78,8 +80,11 @@ internal static class CpuOverhead
         await cluster.RefreshHealthAsync();
 
         var a = Options(plainSource, interceptors: null);
-        var b = control ? Options(controlSource, interceptors: null) : Options(cluster.PrimaryDataSource, cluster.Interceptors);
-        var bName = control ? "plain EF, second options (control)" : "library, standby as replica";
+        var b = control ? Options(controlSource, interceptors: null)
+            : interceptorsOnly ? Options(cluster.PrimaryDataSource, cluster.Interceptors)
+            : new DbContextOptionsBuilder<ShopContext>().UseEfReplicaCluster(cluster).Options;
+        var bName = control ? "plain EF, second options (control)"
+            : interceptorsOnly ? "library (interceptors only), standby as replica" : "library (UseEfReplicaCluster), standby as replica";
         switch (prime)
         {
             case "neutral": Verify(Options(neutralSource, interceptors: null), set.Standby, "neutral"); break;
