@@ -23,9 +23,18 @@ internal sealed class WatchedServer(string subject, NpgsqlDataSource dataSource,
 
     public ServerDeadlines Deadlines { get; } = deadlines;
 
-    /// <summary>A watch for a read-like operation: abandoned once it and the server have been silent for the read deadline.</summary>
+    /// <summary>A watch for a read-like operation: abandoned once it and the server have been silent for <see cref="SilenceFor"/>.</summary>
     public OperationWatch WatchRead(int commandTimeoutSeconds, CancellationToken cancellationToken)
-        => new(Subject, Liveness, Deadlines.Read, Deadlines.Probe, TimeSpan.FromSeconds(commandTimeoutSeconds), Deadlines.TimeProvider, cancellationToken);
+        => new(Subject, Liveness, SilenceFor(commandTimeoutSeconds), Deadlines.Probe, TimeSpan.FromSeconds(commandTimeoutSeconds), Deadlines.TimeProvider, cancellationToken);
+
+    /// <summary>
+    /// How long the server may stay silent under a command with this timeout: the read deadline, but at most three quarters
+    /// of the command timeout. The library must act first: when Npgsql's own timeout expires it sends PostgreSQL's cancel
+    /// request from the very thread that waits for the answer, and on a hung server that request itself hangs (until the
+    /// connect timeout), so a break after it would wake nobody.
+    /// </summary>
+    public TimeSpan SilenceFor(int commandTimeoutSeconds)
+        => commandTimeoutSeconds > 0 && TimeSpan.FromSeconds(commandTimeoutSeconds * 0.75) is var share && share < Deadlines.Read ? share : Deadlines.Read;
 
     /// <summary>A watch for a health probe: a plain deadline (the probe is itself the sign of life).</summary>
     public OperationWatch WatchProbe(CancellationToken cancellationToken)

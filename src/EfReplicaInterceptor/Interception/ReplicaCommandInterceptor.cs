@@ -88,7 +88,7 @@ internal sealed class ReplicaCommandInterceptor(RouterResolver routers) : DbComm
     {
         var inTransaction = command.Transaction is not null || System.Transactions.Transaction.Current is not null;
         var router = routers.Find(eventData.Context);
-        var error = router?.EfCommands.Stop(command) == true ? EfCommandWatchdog.Unresponsive(eventData.Exception, TimeSpan.FromSeconds(command.CommandTimeout)) : eventData.Exception;
+        var error = router?.EfCommands.Stop(command) == true ? EfCommandWatchdog.Unresponsive(eventData.Exception) : eventData.Exception;
         if (router?.Failures.Translate(error, FailurePhase.Executing, inTransaction, isCommit: false, command.Connection) is { } failover)
         {
             throw failover;

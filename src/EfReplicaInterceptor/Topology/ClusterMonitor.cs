@@ -90,17 +90,32 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         .. _channels.Select((channel, index) => Task.Run(() => LoopAsync(channel, token => ReplicaTurnAsync(index, force: false, token)))),
     ];
 
-    /// <summary>Probes every server now, all at once, each within its deadline (waiting for a probe of it in progress first).</summary>
+    /// <summary>
+    /// Probes every server now (waiting for a probe of it in progress first), each within its deadline: the primary first,
+    /// so that the replicas' lag is measured against a fresh sample, then every replica at once, then split-brain detection.
+    /// </summary>
     public async Task ProbeNowAsync(CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
-        var probes = new List<Task>(_replicas.Length + 1) { PrimaryTurnAsync(linked.Token) };
-        for (var i = 0; i < _replicas.Length; i++)
+        await _round.WaitAsync(linked.Token).ConfigureAwait(false);
+        try
         {
-            probes.Add(ReplicaTurnAsync(i, force: true, linked.Token));
+            await ProbePrimaryAsync(linked.Token).ConfigureAwait(false);
+            var probes = new Task[_replicas.Length];
+            for (var i = 0; i < _replicas.Length; i++)
+            {
+                probes[i] = ReplicaTurnAsync(i, force: true, linked.Token);
+            }
+
+            await Task.WhenAll(probes).ConfigureAwait(false);
+            await DetectSplitBrainAsync(linked.Token).ConfigureAwait(false);
+            TrimHistory();
+        }
+        finally
+        {
+            _round.Release();
         }
 
-        await Task.WhenAll(probes).ConfigureAwait(false);
         _primary.CountTurn();
         foreach (var channel in _channels)
         {
