@@ -509,6 +509,12 @@ public sealed class PostgresReplicaSet : IAsyncDisposable
         LiveSets.TryRemove(this, out _);
         foreach (var server in new[] { _primary }.Concat(_standbys).OfType<PostgresServer>())
         {
+            if (server.IsHung)
+            {
+                // A test that failed while a server hung: a frozen server cannot be stopped.
+                await server.ResumeAsync().ConfigureAwait(false);
+            }
+
             ClearPool(server.ConnectionString);
         }
 

@@ -35,6 +35,8 @@ public sealed class PostgresServer
     private readonly string _queryConnectionString;
     private readonly string _controlConnectionString;
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
+    private IReadOnlyList<int>? _hungProcesses;
+    private volatile bool _containerHung;
 
     private PostgresServer(
         string name,
@@ -285,6 +287,82 @@ public sealed class PostgresServer
     /// <param name="ct">Cancels the operation.</param>
     /// <exception cref="NotSupportedException">The server is not in a container.</exception>
     public Task UnpauseContainerAsync(CancellationToken ct = default) => RequireContainer("unpause the container of").UnpauseAsync(ct);
+
+    /// <summary>
+    /// Hangs the server for real: every one of its processes is frozen where it is (SIGSTOP to the postmaster named in its
+    /// data directory's <c>postmaster.pid</c> and to each of its children; a container server's container is paused). The
+    /// kernel still accepts TCP connections on its port, but nothing reads or answers, so a client waits on its own
+    /// deadlines: Npgsql's command timeout and cancellation do not return (the cancel request hangs too).
+    /// <see cref="ResumeAsync"/> lets it go on as if nothing happened; disposing the set resumes it as well, so a failed
+    /// test does not leave a frozen server behind. Does nothing when the server is already hung.
+    /// </summary>
+    /// <param name="ct">Cancels the operation.</param>
+    /// <exception cref="NotSupportedException">The server is external.</exception>
+    /// <exception cref="InvalidOperationException">The server is not running.</exception>
+    public async Task HangAsync(CancellationToken ct = default)
+    {
+        if (_container is not null)
+        {
+            await _container.PauseAsync(ct).ConfigureAwait(false);
+            IsHung = true;
+            return;
+        }
+
+        RequireControl("hang");
+        await _lifecycle.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_hungProcesses is not null)
+            {
+                return;
+            }
+
+            var processes = ProcessSignals.ServerProcesses(DataDirectory);
+            if (processes.Count == 0)
+            {
+                throw Failure($"Cannot hang PostgreSQL server '{Name}': it is not running.");
+            }
+
+            _hungProcesses = processes;
+            ProcessSignals.Stop(processes);
+        }
+        finally
+        {
+            _lifecycle.Release();
+        }
+    }
+
+    /// <summary>Continues a server hung with <see cref="HangAsync"/> (SIGCONT to the processes it froze); does nothing when it is not hung.</summary>
+    /// <param name="ct">Cancels the operation.</param>
+    public async Task ResumeAsync(CancellationToken ct = default)
+    {
+        if (_container is not null)
+        {
+            await _container.UnpauseAsync(ct).ConfigureAwait(false);
+            IsHung = false;
+            return;
+        }
+
+        await _lifecycle.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (Interlocked.Exchange(ref _hungProcesses, null) is { } processes)
+            {
+                ProcessSignals.Continue(processes);
+            }
+        }
+        finally
+        {
+            _lifecycle.Release();
+        }
+    }
+
+    /// <summary>True between <see cref="HangAsync"/> and <see cref="ResumeAsync"/>.</summary>
+    public bool IsHung
+    {
+        get => _container is not null ? _containerHung : _hungProcesses is not null;
+        private set => _containerHung = value;
+    }
 
     /// <summary>
     /// Kills the server's container (SIGKILL to every process, no shutdown at all, as when a host loses power) and

@@ -176,6 +176,8 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
 
         loggerFactory ??= NullLoggerFactory.Instance;
         var primary = BuildDataSource(options.Primary!, $"{name}:primary", loggerFactory, configureDataSource);
+        var deadlines = new ServerDeadlines(FailoverOptionsValidator.ReadDeadline(options), options.HealthCheckTimeout, timeProvider);
+        var primaryServer = new WatchedServer("the primary", primary, new ServerLiveness(timeProvider), deadlines);
         var replicas = new ReplicaEndpoint[options.Replicas.Count];
         try
         {
@@ -184,7 +186,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
                 var replicaOptions = options.Replicas[i];
                 var replicaName = EfReplicaOptionsValidator.ReplicaName(replicaOptions, new NpgsqlConnectionStringBuilder(replicaOptions.ConnectionString), i);
                 var dataSource = BuildDataSource(replicaOptions.ConnectionString!, $"{name}:{replicaName}", loggerFactory, configureDataSource);
-                replicas[i] = new ReplicaEndpoint(i, replicaName, dataSource, timeProvider, options.HealthCheckInterval);
+                replicas[i] = new ReplicaEndpoint(i, replicaName, dataSource, timeProvider, options.HealthCheckInterval, deadlines);
             }
         }
         catch
@@ -204,9 +206,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         var classifier = configuredFunctions.Length == 0 ? SqlClassifier.Default : new SqlClassifier(configuredFunctions);
         var position = new PrimaryPosition();
         var selector = new ReplicaSelector(replicas, options.LoadBalancing, options.Replicas.Select(replica => replica.Weight).ToArray(), timeProvider);
-        var readYourWrites = new ReadYourWrites(name, primary, position, selector, options, metrics, loggerFactory, timeProvider);
+        var readYourWrites = new ReadYourWrites(name, primaryServer, position, selector, options, metrics, loggerFactory, timeProvider);
         var telemetry = new RoutingTelemetry(name, options.ShadowMode, metrics, loggerFactory);
-        var reads = new ReadExecutor(name, primary, selector, readYourWrites, telemetry, metrics, options.Failover, timeProvider, loggerFactory);
+        var reads = new ReadExecutor(name, primaryServer, selector, readYourWrites, telemetry, metrics, options.Failover, timeProvider, loggerFactory);
         var router = new CommandRouter(
             new RoutingRules(options.ReadYourWrites, options.ReadYourWritesWindow, timeProvider),
             selector,
@@ -214,9 +216,10 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             reads,
             telemetry,
             new WriteFailureTranslator(name, options.ShadowMode, loggerFactory),
+            new EfCommandWatchdog(primaryServer),
             options.LearnVolatileFunctions ? null : classifier,
             timeProvider);
-        var monitor = new ClusterMonitor(name, primary, replicas, options, position, timeProvider, loggerFactory);
+        var monitor = new ClusterMonitor(name, primaryServer, replicas, options, position, timeProvider, loggerFactory);
         metrics.ObserveReplicas(name, () => Array.ConvertAll(replicas, replica => new ReplicaGauge(
             replica.Name, replica.CurrentLag(timeProvider.GetTimestamp()), replica.Health.LagBytes, replica.IsAdmitted)));
         metrics.ObserveWritableServers(name, () => monitor.WritableServers);

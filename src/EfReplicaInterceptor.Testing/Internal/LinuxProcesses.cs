@@ -73,6 +73,13 @@ internal static class LinuxProcesses
         }
     }
 
+    /// <summary>The parent process id of <paramref name="processId"/>, or null when it is gone.</summary>
+    public static int? ParentOf(int processId)
+    {
+        var fields = StatFields(processId);
+        return fields is { Length: > 1 } && int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var parent) ? parent : null;
+    }
+
     private static string? StartTime(int processId)
     {
         var fields = StatFields(processId);

@@ -126,27 +126,7 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
             failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWrites)} must be one of {string.Join(", ", Enum.GetNames<ReadYourWritesMode>())}.");
         }
 
-        var failover = options.Failover ?? new FailoverOptions();
-        if (failover.MaxRetries is < 0 or > 10)
-        {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxRetries)} must be between 0 and 10 (it was {failover.MaxRetries}).");
-        }
-
-        if (failover.BaseDelay < TimeSpan.Zero)
-        {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.BaseDelay)} must not be negative (it was {failover.BaseDelay}).");
-        }
-
-        if (failover.MaxDelay <= TimeSpan.Zero)
-        {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxDelay)} must be positive (it was {failover.MaxDelay}).");
-        }
-
-        if (failover.BaseDelay >= TimeSpan.Zero && failover.MaxDelay > TimeSpan.Zero && failover.BaseDelay > failover.MaxDelay)
-        {
-            var failoverPath = $"{prefix}{nameof(EfReplicaOptions.Failover)}";
-            failures.Add($"{failoverPath}:{nameof(FailoverOptions.BaseDelay)} ({failover.BaseDelay}) is longer than {failoverPath}:{nameof(FailoverOptions.MaxDelay)} ({failover.MaxDelay}): the longest backoff cannot be shorter than its base.");
-        }
+        FailoverOptionsValidator.Collect(options, prefix, failures);
 
         if (options.MaxReplicaLag <= TimeSpan.Zero)
         {

@@ -16,4 +16,16 @@ public sealed class FailoverOptions
 
     /// <summary>The longest backoff between two retries. Must be positive and at least <see cref="BaseDelay"/>. Default: 1 second.</summary>
     public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The library's own deadline for what it runs on a server (a read, a read-your-writes position capture or replay
+    /// check): once the operation has run this long <em>and</em> the server has answered nothing else for as long (the
+    /// monitor probes every server on its own, every <see cref="EfReplicaOptions.HealthCheckInterval"/>), the server is
+    /// taken as hung: the library closes the connection (without the server's cooperation, which a hung server cannot
+    /// give), the replica leaves the rotation, and the read moves to another replica or the primary. A slow query on a
+    /// server that still answers its probes is never cut short by it (the command timeout applies there, as usual). When
+    /// set, at least <see cref="EfReplicaOptions.HealthCheckInterval"/> plus <see cref="EfReplicaOptions.HealthCheckTimeout"/>
+    /// (a healthy server answers a probe at least that often). Default: that sum, 3 seconds with their defaults.
+    /// </summary>
+    public TimeSpan? ReadDeadline { get; set; }
 }

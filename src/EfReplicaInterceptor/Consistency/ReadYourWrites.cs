@@ -20,7 +20,7 @@ internal sealed class ReadYourWrites
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(5);
 
     private readonly string _cluster;
-    private readonly NpgsqlDataSource _primary;
+    private readonly WatchedServer _primary;
     private readonly PrimaryPosition _primaryPosition;
     private readonly ReplicaSelector _selector;
     private readonly TimeSpan _maxWait;
@@ -32,7 +32,7 @@ internal sealed class ReadYourWrites
 
     public ReadYourWrites(
         string cluster,
-        NpgsqlDataSource primary,
+        WatchedServer primary,
         PrimaryPosition primaryPosition,
         ReplicaSelector selector,
         EfReplicaOptions options,
@@ -233,7 +233,7 @@ internal sealed class ReadYourWrites
             try
             {
                 _metrics.ReplayChecked(_cluster);
-                if (await ServerQueries.ReadReplayPositionAsync(replica.DataSource, async, cancellationToken).ConfigureAwait(false) is { } replayed)
+                if (await ServerQueries.ReadReplayPositionAsync(replica.Server, async, cancellationToken).ConfigureAwait(false) is { } replayed)
                 {
                     replica.ObserveReplay(replayed);
                 }

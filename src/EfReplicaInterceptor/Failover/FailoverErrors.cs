@@ -29,6 +29,12 @@ internal enum ServerErrorKind
 
     /// <summary>57P05: the server had already ended the idle session (<c>idle_session_timeout</c>) when the command reached it. Nothing ran; the server is fine; safe to run anywhere.</summary>
     SessionExpired,
+
+    /// <summary>
+    /// The server did not answer within the library's own deadline (it also failed to answer anything else, such as the
+    /// monitor's probes): a hung host. The library abandoned the operation and broke its connection.
+    /// </summary>
+    Unresponsive,
 }
 
 /// <summary>When the failure happened.</summary>
@@ -61,6 +67,8 @@ internal static class FailoverErrors
         {
             switch (current)
             {
+                case ServerDeadlineException:
+                    return ServerErrorKind.Unresponsive;
                 case OperationCanceledException:
                     return ServerErrorKind.None;
                 case PostgresException postgres:
@@ -141,6 +149,7 @@ internal static class FailoverErrors
         ServerErrorKind.ReadOnly => "read-only",
         ServerErrorKind.RecoveryConflict => "recovery-conflict",
         ServerErrorKind.SessionExpired => "session-expired",
+        ServerErrorKind.Unresponsive => "unresponsive",
         _ => "none",
     };
 }

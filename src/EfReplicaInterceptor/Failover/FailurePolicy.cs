@@ -51,6 +51,10 @@ internal static class FailurePolicy
         // pooled connections are likely expired too.
         new(ServerErrorKind.SessionExpired, ReplicaLeavesRotation: false, ClearsReplicaPool: true, ClearsPrimaryPool: true,
             ReadFailureNext.AnotherServer, FailoverOutcome.NotApplied, "the server had closed the idle session before the command reached it, so nothing ran"),
+        // A hung server (it answered neither the command nor anything else within the deadline): its connection was broken
+        // by the library. Its idle pooled connections lead to the same silence.
+        new(ServerErrorKind.Unresponsive, ReplicaLeavesRotation: true, ClearsReplicaPool: true, ClearsPrimaryPool: true,
+            ReadFailureNext.AnotherServer, FailoverOutcome.Unknown, "the server did not answer within the deadline after the command was sent, so its connection was closed: it may or may not have been applied"),
     ];
 
     /// <summary>Every row (the kinds that are failover errors).</summary>

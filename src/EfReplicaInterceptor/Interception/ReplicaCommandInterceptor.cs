@@ -38,31 +38,31 @@ internal sealed class ReplicaCommandInterceptor(RouterResolver routers) : DbComm
     // A write finished: its scopes record it again (see CommandRouter.WriteCompleted).
     public override InterceptionResult DataReaderDisposing(DbCommand command, DataReaderDisposingEventData eventData, InterceptionResult result)
     {
-        WriteCompleted(eventData);
+        WriteCompleted(command, eventData);
         return result;
     }
 
     public override int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
     {
-        WriteCompleted(eventData);
+        WriteCompleted(command, eventData);
         return result;
     }
 
     public override ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
     {
-        WriteCompleted(eventData);
+        WriteCompleted(command, eventData);
         return ValueTask.FromResult(result);
     }
 
     public override object? ScalarExecuted(DbCommand command, CommandExecutedEventData eventData, object? result)
     {
-        WriteCompleted(eventData);
+        WriteCompleted(command, eventData);
         return result;
     }
 
     public override ValueTask<object?> ScalarExecutedAsync(DbCommand command, CommandExecutedEventData eventData, object? result, CancellationToken cancellationToken = default)
     {
-        WriteCompleted(eventData);
+        WriteCompleted(command, eventData);
         return ValueTask.FromResult(result);
     }
 
@@ -75,10 +75,11 @@ internal sealed class ReplicaCommandInterceptor(RouterResolver routers) : DbComm
         return Task.CompletedTask;
     }
 
-    private void WriteCompleted(DbContextEventData eventData)
+    private void WriteCompleted(DbCommand command, DbContextEventData eventData)
     {
         if (eventData.Context is { } context && routers.Find(context) is { } router)
         {
+            router.EfCommands.Stop(command);
             router.WriteCompleted(routers.States.Find(context), committed: false);
         }
     }
@@ -86,7 +87,9 @@ internal sealed class ReplicaCommandInterceptor(RouterResolver routers) : DbComm
     private void ThrowIfFailover(DbCommand command, CommandErrorEventData eventData)
     {
         var inTransaction = command.Transaction is not null || System.Transactions.Transaction.Current is not null;
-        if (routers.Find(eventData.Context)?.Failures.Translate(eventData.Exception, FailurePhase.Executing, inTransaction, isCommit: false, command.Connection) is { } failover)
+        var router = routers.Find(eventData.Context);
+        var error = router?.EfCommands.Stop(command) == true ? EfCommandWatchdog.Unresponsive(eventData.Exception) : eventData.Exception;
+        if (router?.Failures.Translate(error, FailurePhase.Executing, inTransaction, isCommit: false, command.Connection) is { } failover)
         {
             throw routers.Failed(eventData.Context, failover);
         }

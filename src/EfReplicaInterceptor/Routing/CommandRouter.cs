@@ -31,10 +31,12 @@ internal sealed class CommandRouter
         ReadExecutor reads,
         RoutingTelemetry telemetry,
         WriteFailureTranslator failures,
+        EfCommandWatchdog efCommands,
         SqlClassifier? classifier,
         TimeProvider timeProvider)
     {
         Failures = failures;
+        EfCommands = efCommands;
         _rules = rules;
         _selector = selector;
         _readYourWrites = readYourWrites;
@@ -46,6 +48,9 @@ internal sealed class CommandRouter
 
     /// <summary>Turns a failover error on EF's own (primary) connection into a typed outcome.</summary>
     public WriteFailureTranslator Failures { get; }
+
+    /// <summary>The deadline of the commands EF runs on its own (primary) connection; stopped by the interceptor when they end.</summary>
+    public EfCommandWatchdog EfCommands { get; }
 
     /// <summary>Installs the classifier that knows the application's learned volatile functions.</summary>
     public void UseClassifier(SqlClassifier classifier) => _classifier = classifier;
@@ -87,6 +92,7 @@ internal sealed class CommandRouter
                 await OpenDeferredAsync(deferred, lease, async, cancellationToken).ConfigureAwait(false);
             }
 
+            EfCommands.Start(command);
             return result; // EF runs it on its own connection
         }
 

@@ -23,7 +23,7 @@ internal sealed class ReadExecutor
     private static readonly ResiliencePropertyKey<bool> FailoverFailure = new("EfReplica.FailoverFailure");
 
     private readonly string _cluster;
-    private readonly NpgsqlDataSource _primary;
+    private readonly WatchedServer _primary;
     private readonly ReplicaSelector _selector;
     private readonly ReadYourWrites _readYourWrites;
     private readonly RoutingTelemetry _telemetry;
@@ -36,7 +36,7 @@ internal sealed class ReadExecutor
 
     public ReadExecutor(
         string cluster,
-        NpgsqlDataSource primary,
+        WatchedServer primary,
         ReplicaSelector selector,
         ReadYourWrites readYourWrites,
         RoutingTelemetry telemetry,
@@ -94,14 +94,20 @@ internal sealed class ReadExecutor
         }
     }
 
+    /// <summary>
+    /// One run of the read on the attempt's server, under the server's <see cref="OperationWatch"/>: if the server stays
+    /// silent for the read deadline (or the caller cancels and the server does not stop), its connection is broken and the
+    /// run fails with a <see cref="ServerDeadlineException"/> (or the caller's <see cref="OperationCanceledException"/>).
+    /// The caller's token is not handed to Npgsql's execution (see <see cref="OperationWatch"/>).
+    /// </summary>
     private async ValueTask<T> RunOnceAsync<T>(Attempt<T> attempt, bool async, CancellationToken cancellationToken)
     {
-        var target = attempt.Target;
-        var dataSource = target?.DataSource ?? _primary;
+        var server = attempt.Target?.Server ?? _primary;
+        using var watch = server.WatchRead(attempt.Source.CommandTimeout, cancellationToken);
         NpgsqlConnection connection;
         try
         {
-            connection = async ? await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : dataSource.OpenConnection();
+            connection = await watch.OpenAsync(server.DataSource, async, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception exception)
         {
@@ -113,11 +119,32 @@ internal sealed class ReadExecutor
         try
         {
             var command = Clone(attempt.Source, connection);
+            watch.Attach(connection, command);
             var result = async
-                ? await attempt.Operation.RunAsync(command, cancellationToken).ConfigureAwait(false)
+                ? await watch.RunAsync(attempt.Operation.RunAsync(command, CancellationToken.None), connection).ConfigureAwait(false)
                 : attempt.Operation.Run(command);
+            if (watch.Complete() != WatchVerdict.None)
+            {
+                (result as IDisposable)?.Dispose(); // a reader on a broken connection
+                throw watch.Failure(inner: null);
+            }
+
+            server.Liveness.Answered();
             handedOver = attempt.Operation.ResultOwnsConnection;
             return result;
+        }
+        catch (Exception exception) when (watch.Complete() != WatchVerdict.None || cancellationToken.IsCancellationRequested)
+        {
+            var failure = exception is ServerDeadlineException or OperationCanceledException ? exception
+                : watch.Verdict != WatchVerdict.None ? watch.Failure(exception)
+                : new OperationCanceledException("The read was cancelled.", exception, cancellationToken);
+            if (watch.Verdict != WatchVerdict.None)
+            {
+                server.DataSource.Clear(); // the broken connection is never pooled again, nor its idle siblings
+            }
+
+            attempt.Observe(failure, FailurePhase.Executing, connection);
+            throw failure;
         }
         catch (Exception exception)
         {
@@ -127,7 +154,7 @@ internal sealed class ReadExecutor
         }
         finally
         {
-            if (!handedOver)
+            if (!handedOver && !watch.Abandoned)
             {
                 if (async)
                 {
@@ -157,7 +184,7 @@ internal sealed class ReadExecutor
         Log.PrimaryReadFailed(_logger, exception, _cluster, eventData.CommandId, FailoverErrors.GetName(kind));
         if (FailurePolicy.For(kind).ClearsPrimaryPool)
         {
-            _primary.Clear(); // stale pooled connections after a restart or failover
+            _primary.DataSource.Clear(); // stale pooled connections after a restart or failover
         }
     }
 

@@ -11,6 +11,12 @@ namespace EfReplicaInterceptor.Topology;
 /// <see cref="ReplicaAvailability"/>.
 /// </summary>
 /// <remarks>
+/// Every server has a loop of its own (<see cref="ProbeChannel"/>), and every probe ends within
+/// <c>HealthCheckTimeout</c> whatever the server does (its connection is broken at the deadline): a hung server delays the
+/// verdict on no other, so lag budgets keep being measured while another server hangs. Each answer is also the server's
+/// sign of life (<see cref="ServerLiveness"/>) that tells the read deadline a hung server from a slow query.
+/// </remarks>
+/// <remarks>
 /// The monitor does the I/O and the measuring only: it opens, probes and drops connections, computes each replica's
 /// <see cref="ReplicaHealth"/> (lag from <see cref="PrimaryWalHistory"/>), and logs what
 /// <see cref="ReplicaAvailability.ReportProbe"/> says changed. Admission, hysteresis and the backoff between probes of an
@@ -19,9 +25,9 @@ namespace EfReplicaInterceptor.Topology;
 internal sealed class ClusterMonitor : IAsyncDisposable
 {
     private readonly string _cluster;
-    private readonly NpgsqlDataSource _primary;
+    private readonly ProbeChannel _primary;
     private readonly ReplicaEndpoint[] _replicas;
-    private readonly NpgsqlConnection?[] _connections;
+    private readonly ProbeChannel[] _channels;
     private readonly TimeSpan _interval;
     private readonly TimeSpan _timeout;
     private readonly TimeSpan _maxLag;
@@ -36,16 +42,14 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private readonly SplitBrainDetector _splitBrain;
     private readonly ServerIdentity?[] _writableReplicas; // a replica's identity while it answers as writable
     private ServerIdentity? _primaryServer;
-    private NpgsqlConnection? _primaryConnection;
-    private Task? _loop;
+    private Task[]? _loops;
     private volatile string? _primaryProblem = "not probed yet";
     private volatile string? _splitBrainProblem;
     private volatile int _writableServers;
-    private long _rounds;
 
     public ClusterMonitor(
         string cluster,
-        NpgsqlDataSource primary,
+        WatchedServer primary,
         ReplicaEndpoint[] replicas,
         EfReplicaOptions options,
         PrimaryPosition position,
@@ -54,9 +58,9 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     {
         _cluster = cluster;
         _position = position;
-        _primary = primary;
+        _primary = new ProbeChannel(primary);
         _replicas = replicas;
-        _connections = new NpgsqlConnection?[replicas.Length];
+        _channels = Array.ConvertAll(replicas, static replica => new ProbeChannel(replica.Server));
         _writableReplicas = new ServerIdentity?[replicas.Length];
         _splitBrain = new SplitBrainDetector(options.Primary);
         _interval = options.HealthCheckInterval;
@@ -77,43 +81,58 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     /// <summary>How many distinct servers of the cluster accepted writes in the last round (1 is normal).</summary>
     public int WritableServers => _writableServers;
 
-    /// <summary>Completed probe rounds.</summary>
-    public long Rounds => Interlocked.Read(ref _rounds);
+    /// <summary>Completed probe rounds: the turns of the server whose loop has made the fewest.</summary>
+    public long Rounds => Math.Min(_primary.Turns, _channels.Length == 0 ? long.MaxValue : _channels.Min(static channel => channel.Turns));
 
-    public void Start() => _loop ??= Task.Run(LoopAsync);
+    public void Start() => _loops ??=
+    [
+        Task.Run(() => LoopAsync(_primary, PrimaryTurnAsync)),
+        .. _channels.Select((channel, index) => Task.Run(() => LoopAsync(channel, token => ReplicaTurnAsync(index, force: false, token)))),
+    ];
 
-    /// <summary>Runs one probe round now (waiting for one in progress to finish first).</summary>
+    /// <summary>
+    /// Probes every server now (waiting for a probe of it in progress first), each within its deadline: the primary first,
+    /// so that the replicas' lag is measured against a fresh sample, then every replica at once, then split-brain detection.
+    /// </summary>
     public async Task ProbeNowAsync(CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         await _round.WaitAsync(linked.Token).ConfigureAwait(false);
         try
         {
-            await RoundAsync(force: true, linked.Token).ConfigureAwait(false);
+            await ProbePrimaryAsync(linked.Token).ConfigureAwait(false);
+            var probes = new Task[_replicas.Length];
+            for (var i = 0; i < _replicas.Length; i++)
+            {
+                probes[i] = ReplicaTurnAsync(i, force: true, linked.Token);
+            }
+
+            await Task.WhenAll(probes).ConfigureAwait(false);
+            await DetectSplitBrainAsync(linked.Token).ConfigureAwait(false);
+            TrimHistory();
         }
         finally
         {
             _round.Release();
         }
+
+        _primary.CountTurn();
+        foreach (var channel in _channels)
+        {
+            channel.CountTurn();
+        }
     }
 
-    private async Task LoopAsync()
+    /// <summary>One server's loop: a turn, then the interval; a failed turn is logged and the loop goes on.</summary>
+    private async Task LoopAsync(ProbeChannel channel, Func<CancellationToken, Task> turn)
     {
         var token = _stopping.Token;
         while (!token.IsCancellationRequested)
         {
             try
             {
-                await _round.WaitAsync(token).ConfigureAwait(false);
-                try
-                {
-                    await RoundAsync(force: false, token).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _round.Release();
-                }
-
+                await turn(token).ConfigureAwait(false);
+                channel.CountTurn();
                 await Task.Delay(_interval, _timeProvider, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -135,22 +154,28 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
     }
 
-    private async Task RoundAsync(bool force, CancellationToken cancellationToken)
+    /// <summary>The primary's turn: its probe, then split-brain detection and trimming the WAL history.</summary>
+    private async Task PrimaryTurnAsync(CancellationToken cancellationToken)
     {
-        await ProbePrimaryAsync(cancellationToken).ConfigureAwait(false);
-
-        var probes = new List<Task>(_replicas.Length);
-        for (var i = 0; i < _replicas.Length; i++)
+        await _round.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            if (_replicas[i].Availability.TryStartProbe(force))
-            {
-                probes.Add(ProbeReplicaAsync(i, cancellationToken));
-            }
+            await ProbePrimaryAsync(cancellationToken).ConfigureAwait(false);
+            await DetectSplitBrainAsync(cancellationToken).ConfigureAwait(false);
+            TrimHistory();
         }
+        finally
+        {
+            _round.Release();
+        }
+    }
 
-        await Task.WhenAll(probes).ConfigureAwait(false);
-        await DetectSplitBrainAsync(cancellationToken).ConfigureAwait(false);
+    /// <summary>A replica's turn: its probe, when its backoff allows (or <paramref name="force"/>).</summary>
+    private Task ReplicaTurnAsync(int index, bool force, CancellationToken cancellationToken)
+        => _replicas[index].Availability.TryStartProbe(force) ? ProbeReplicaAsync(index, cancellationToken) : Task.CompletedTask;
 
+    private void TrimHistory()
+    {
         ulong? minimumReplay = null;
         foreach (var replica in _replicas)
         {
@@ -164,18 +189,13 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         {
             _history.Trim(replay);
         }
-
-        Interlocked.Increment(ref _rounds);
     }
 
     private async Task ProbePrimaryAsync(CancellationToken cancellationToken)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_timeout);
         try
         {
-            _primaryConnection ??= await _primary.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
-            var sample = await ServerQueries.ProbePrimaryAsync(_primaryConnection, timeout.Token).ConfigureAwait(false);
+            var sample = await _primary.ProbeAsync(static connection => ServerQueries.ProbePrimaryAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             _primaryServer = sample.InRecovery ? null : sample.Server;
             if (sample.InRecovery)
             {
@@ -191,11 +211,9 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
-            await DropAsync(_primaryConnection).ConfigureAwait(false);
-            _primaryConnection = null;
             _primaryServer = null;
             _history.PrimaryUnanswered = true;
-            SetPrimaryProblem(Describe(exception, timeout.IsCancellationRequested));
+            SetPrimaryProblem(Describe(exception));
         }
     }
 
@@ -232,13 +250,10 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private async Task ProbeReplicaAsync(int index, CancellationToken cancellationToken)
     {
         var replica = _replicas[index];
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_timeout);
         ReplicaHealth health;
         try
         {
-            _connections[index] ??= await replica.DataSource.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
-            var sample = await ServerQueries.ProbeReplicaAsync(_connections[index]!, timeout.Token).ConfigureAwait(false);
+            var sample = await _channels[index].ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
             _writableReplicas[index] = inRecovery ? null : sample.Server; // out of rotation too: not a standby
             health = _meter.Measure(inRecovery, replay, streaming);
@@ -249,14 +264,12 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
-            await DropAsync(_connections[index]).ConfigureAwait(false);
-            _connections[index] = null;
             _writableReplicas[index] = null;
             health = new ReplicaHealth
             {
                 Reachable = false,
                 MeasuredAt = _timeProvider.GetTimestamp(),
-                Problem = $"unreachable: {Describe(exception, timeout.IsCancellationRequested)}",
+                Problem = $"unreachable: {Describe(exception)}",
             };
         }
 
@@ -288,29 +301,12 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
     }
 
-    private static string Describe(Exception exception, bool timedOut)
-        => timedOut ? "the probe timed out" : FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: false) switch
+    private static string Describe(Exception exception)
+        => exception is ServerDeadlineException ? "the probe timed out" : FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: false) switch
         {
             ServerErrorKind.None => exception is PostgresException postgres ? $"error {postgres.SqlState}" : exception.GetType().Name,
             var kind => FailoverErrors.GetName(kind),
         };
-
-    private static async ValueTask DropAsync(NpgsqlConnection? connection)
-    {
-        if (connection is null)
-        {
-            return;
-        }
-
-        try
-        {
-            await connection.DisposeAsync().ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-            // A broken connection may fail to close cleanly; it is gone either way.
-        }
-    }
 
     public async ValueTask DisposeAsync()
     {
@@ -320,11 +316,11 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_loop is not null)
+        if (_loops is not null)
         {
             try
             {
-                await _loop.ConfigureAwait(false);
+                await Task.WhenAll(_loops).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -332,10 +328,10 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
 
         await _round.WaitAsync().ConfigureAwait(false);
-        await DropAsync(_primaryConnection).ConfigureAwait(false);
-        foreach (var connection in _connections)
+        await _primary.DisposeAsync().ConfigureAwait(false);
+        foreach (var channel in _channels)
         {
-            await DropAsync(connection).ConfigureAwait(false);
+            await channel.DisposeAsync().ConfigureAwait(false);
         }
 
         await _splitBrain.DisposeAsync().ConfigureAwait(false);

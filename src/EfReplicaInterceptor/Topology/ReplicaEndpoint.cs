@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Failover;
 using Npgsql;
 
 namespace EfReplicaInterceptor.Topology;
@@ -13,8 +14,10 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     private long _knownReplayLsn;
     private volatile ReplicaHealth _health = ReplicaHealth.Unknown;
 
-    public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff)
+    public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff, ServerDeadlines? deadlines = null)
     {
+        deadlines ??= new ServerDeadlines(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(2), timeProvider);
+        Server = new WatchedServer($"replica '{name}'", dataSource, new ServerLiveness(timeProvider), deadlines);
         Index = index;
         Name = name;
         LogSuffix = $" via replica '{name}'";
@@ -33,6 +36,9 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     public string LogSuffix { get; }
 
     public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>The replica as the library's own operations see it: its data source, signs of life and deadlines.</summary>
+    public WatchedServer Server { get; }
 
     /// <summary>The replica's availability state: the one place that decides whether it is in rotation.</summary>
     public ReplicaAvailability Availability { get; }

@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Failover;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -90,33 +91,82 @@ internal static class ServerQueries
 
     /// <summary>
     /// The primary's WAL position now and the cluster's system identifier, on a connection of its own from
-    /// <paramref name="primary"/>; with <paramref name="async"/> false every step runs synchronously.
+    /// <paramref name="primary"/>, within the read deadline; with <paramref name="async"/> false every step runs synchronously.
     /// </summary>
-    public static async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(NpgsqlDataSource primary, bool async, CancellationToken cancellationToken)
-    {
-        var connection = async ? await primary.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : primary.OpenConnection();
-        await using (connection.ConfigureAwait(false))
+    public static ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(WatchedServer primary, bool async, CancellationToken cancellationToken)
+        => RunAsync(primary, CapturePositionSql, static reader =>
         {
-            await using var command = new NpgsqlCommand(CapturePositionSql, connection);
-            await using var reader = async
-                ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
-                : command.ExecuteReader();
-            _ = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
             var lsn = WalInsertPosition.EndOfLastRecord((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetInt32(2), reader.GetInt64(3));
             return (lsn, unchecked((ulong)reader.GetInt64(1)));
+        }, async, cancellationToken);
+
+    /// <summary>The WAL position a replica has replayed, or null when it is not in recovery (its answer is NULL), within the read deadline.</summary>
+    public static ValueTask<ulong?> ReadReplayPositionAsync(WatchedServer replica, bool async, CancellationToken cancellationToken)
+        => RunAsync(replica, ReplayPositionSql, static reader => reader.IsDBNull(0) ? null : (ulong?)(ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), async, cancellationToken);
+
+    /// <summary>
+    /// Runs one single-row statement on a connection of its own from <paramref name="server"/>, under an
+    /// <see cref="OperationWatch"/>: if the server goes silent for the read deadline the connection is broken and a
+    /// <see cref="ServerDeadlineException"/> thrown (the caller's token is honoured the same way).
+    /// </summary>
+    private static async ValueTask<T> RunAsync<T>(WatchedServer server, string sql, Func<NpgsqlDataReader, T> read, bool async, CancellationToken cancellationToken)
+    {
+        using var watch = server.WatchRead(commandTimeoutSeconds: 0, cancellationToken);
+        var connection = await watch.OpenAsync(server.DataSource, async, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            watch.Attach(connection, command);
+            var value = async
+                ? await watch.RunAsync(ReadRowAsync(command, read), connection).ConfigureAwait(false)
+                : ReadRow(command, read);
+            if (watch.Complete() != WatchVerdict.None)
+            {
+                throw watch.Failure(inner: null);
+            }
+
+            server.Liveness.Answered();
+            return value;
+        }
+        catch (Exception exception) when (watch.Complete() != WatchVerdict.None || cancellationToken.IsCancellationRequested)
+        {
+            if (watch.Verdict != WatchVerdict.None)
+            {
+                server.DataSource.Clear(); // never pooled again, nor its idle siblings
+            }
+
+            throw exception is ServerDeadlineException or OperationCanceledException ? exception
+                : watch.Verdict != WatchVerdict.None ? watch.Failure(exception)
+                : new OperationCanceledException("The operation was cancelled.", exception, cancellationToken);
+        }
+        finally
+        {
+            if (!watch.Abandoned)
+            {
+                if (async)
+                {
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                }
+                else
+                {
+                    connection.Dispose();
+                }
+            }
         }
     }
 
-    /// <summary>The WAL position a replica has replayed, or null when it is not in recovery (its answer is NULL).</summary>
-    public static async ValueTask<ulong?> ReadReplayPositionAsync(NpgsqlDataSource replica, bool async, CancellationToken cancellationToken)
+    private static async Task<T> ReadRowAsync<T>(NpgsqlCommand command, Func<NpgsqlDataReader, T> read)
     {
-        var connection = async ? await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : replica.OpenConnection();
-        await using (connection.ConfigureAwait(false))
-        {
-            await using var command = new NpgsqlCommand(ReplayPositionSql, connection);
-            var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
-            return value is NpgsqlLogSequenceNumber lsn ? (ulong)lsn : null;
-        }
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+        await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false);
+        return read(reader);
+    }
+
+    private static T ReadRow<T>(NpgsqlCommand command, Func<NpgsqlDataReader, T> read)
+    {
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        return read(reader);
     }
 }
 

@@ -104,21 +104,11 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
     /// <summary>Probes each host of a multi-host primary; the writable ones are added to <paramref name="writable"/>. A host that does not answer is skipped.</summary>
     private async Task ProbeHostsAsync(List<WritableServer> writable, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var probes = _hosts.Select(async host =>
-        {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(timeout);
-            try
-            {
-                await using var connection = await host.DataSource.OpenConnectionAsync(deadline.Token).ConfigureAwait(false);
-                var (inRecovery, server) = await ServerQueries.ProbeHostAsync(connection, deadline.Token).ConfigureAwait(false);
-                return inRecovery ? (WritableServer?)null : new WritableServer(host.Label, server);
-            }
-            catch (Exception) when (!cancellationToken.IsCancellationRequested)
-            {
-                return null; // a host that is down accepts no writes; the primary's own probe reports an unreachable primary
-            }
-        }).ToArray();
+        // Each host's probe is also abandoned at the deadline (WaitAsync below): a hung host's cancel request would not
+        // return, and it must not delay the verdict on the others.
+        var probes = _hosts.Select(host => ProbeHostAsync(host, cancellationToken)
+            .WaitAsync(timeout, cancellationToken)
+            .ContinueWith(static probe => probe.IsCompletedSuccessfully ? probe.Result : null, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default)).ToArray();
 
         foreach (var found in await Task.WhenAll(probes).ConfigureAwait(false))
         {
@@ -126,6 +116,27 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
             {
                 writable.Add(server);
             }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>
+    /// One host's probe. No deadline token is handed to Npgsql (its cancellation sends a cancel request that a hung host
+    /// never answers, on the canceller's thread); the caller stops waiting at the deadline and the probe ends when Npgsql's
+    /// own timeouts do.
+    /// </summary>
+    private static async Task<WritableServer?> ProbeHostAsync((string Label, NpgsqlDataSource DataSource) host, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await host.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            var (inRecovery, server) = await ServerQueries.ProbeHostAsync(connection, CancellationToken.None).ConfigureAwait(false);
+            return inRecovery ? (WritableServer?)null : new WritableServer(host.Label, server);
+        }
+        catch (Exception)
+        {
+            return null; // a host that is down accepts no writes; the primary's own probe reports an unreachable primary
         }
     }
 

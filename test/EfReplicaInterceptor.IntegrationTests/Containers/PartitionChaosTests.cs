@@ -22,9 +22,9 @@ public sealed class PartitionChaosTests : ContainerShopFixture
     private static readonly TimeSpan Margin = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
-    /// The deadline a read is held to after the application loses a standby. The library has no read deadline of its
-    /// own yet (issue 14); this is its health probe's timeout (<c>HealthCheckTimeout</c>, 2 s by default), the longest
-    /// it promises to spend finding out that a replica is gone.
+    /// The deadline a read is held to after the application loses a standby: its health probe's timeout
+    /// (<c>HealthCheckTimeout</c>, 2 s by default), the longest it promises to spend finding out that a replica is gone
+    /// (a partition refuses or resets connections; a host that accepts them and never answers is the hung-standby test's).
     /// </summary>
     private static readonly TimeSpan ReadDeadline = TimeSpan.FromSeconds(2);
 

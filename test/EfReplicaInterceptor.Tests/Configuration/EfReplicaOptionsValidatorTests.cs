@@ -47,6 +47,10 @@ public sealed class EfReplicaOptionsValidatorTests
             "EfReplica:MaxReplicaLag must be positive (it was 00:00:00)");
         yield return Case("negative lag budget", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:MaxReplicaLag"] = "-00:00:05" },
             "EfReplica:MaxReplicaLag must be positive (it was -00:00:05)");
+        yield return Case("zero read deadline", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:Failover:ReadDeadline"] = "00:00:00" },
+            "EfReplica:Failover:ReadDeadline must be positive when set.");
+        yield return Case("read deadline shorter than a probe turn", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:HealthCheckInterval"] = "00:00:02", ["EfReplica:Failover:ReadDeadline"] = "00:00:03.5" },
+            "EfReplica:Failover:ReadDeadline must be at least EfReplica:HealthCheckInterval plus EfReplica:HealthCheckTimeout");
         yield return Case("empty write function", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:WriteFunctions:0"] = "audit.log", ["EfReplica:WriteFunctions:1"] = " " },
             "EfReplica:WriteFunctions:1 is empty");
     }

@@ -52,6 +52,9 @@ public sealed class FailoverErrorsTests
 
         // The session's fate decides, not the SQLSTATE's class.
         yield return Case(Postgres("08P01"), FailurePhase.Executing, false, ServerErrorKind.None, "08P01 at Bind is the statement's error: the session survives");
+        yield return Case(new ServerDeadlineException("silent", new NpgsqlException("Exception while reading from stream", new EndOfStreamException())), FailurePhase.Executing, true, ServerErrorKind.Unresponsive, "the library's deadline broke the connection of a hung server");
+        yield return Case(new ServerDeadlineException("silent"), FailurePhase.Opening, false, ServerErrorKind.Unresponsive, "a connection to a hung server was abandoned while opening");
+        yield return Case(new InvalidOperationException("wrapped by EF", new ServerDeadlineException("silent")), FailurePhase.Executing, false, ServerErrorKind.Unresponsive, "EF's wrapping is looked through");
         yield return Case(Postgres("08P01"), FailurePhase.Executing, true, ServerErrorKind.None, "08P01 at Bind on a standby is the statement's error");
         yield return Case(Fatal("08P01"), FailurePhase.Executing, false, ServerErrorKind.ConnectionLost, "08P01 FATAL ends the session");
         yield return Case(Fatal("XX000"), FailurePhase.Executing, false, ServerErrorKind.ConnectionLost, "any FATAL while executing ends the session");
@@ -139,5 +142,5 @@ public sealed class FailoverErrorsTests
     [Test]
     public void Every_kind_has_a_stable_name()
         => Assert.That(Enum.GetValues<ServerErrorKind>().Select(FailoverErrors.GetName),
-            Is.EqualTo(new[] { "none", "unreachable", "connection-lost", "read-only", "recovery-conflict", "session-expired" }));
+            Is.EqualTo(new[] { "none", "unreachable", "connection-lost", "read-only", "recovery-conflict", "session-expired", "unresponsive" }));
 }

@@ -20,6 +20,7 @@ public sealed class FailurePolicyTests
     [TestCase(ServerErrorKind.ReadOnly, false, false, true, ReadFailureNext.PrimaryAsWrite)]
     [TestCase(ServerErrorKind.RecoveryConflict, false, false, false, ReadFailureNext.AnotherServer)]
     [TestCase(ServerErrorKind.SessionExpired, false, true, true, ReadFailureNext.AnotherServer)]
+    [TestCase(ServerErrorKind.Unresponsive, true, true, true, ReadFailureNext.AnotherServer)]
     public void Each_row_says_what_happens_to_the_server_and_the_read(object kind, bool leaves, bool clearsReplica, bool clearsPrimary, object next)
     {
         var rule = FailurePolicy.For((ServerErrorKind)kind);
@@ -32,8 +33,9 @@ public sealed class FailurePolicyTests
     {
         // A read-only refusal means the statement was a write; a recovery conflict cancels one query; an expired idle session
         // is a setting doing its job. None is the replica's fault. A statement's own error (08P01, ...) has no row at all.
+        // A replica that did not answer within the deadline (a hung host) is at fault.
         Assert.That(FailurePolicy.All.Where(rule => rule.ReplicaLeavesRotation).Select(rule => rule.Kind),
-            Is.EquivalentTo(new[] { ServerErrorKind.Unreachable, ServerErrorKind.ConnectionLost }));
+            Is.EquivalentTo(new[] { ServerErrorKind.Unreachable, ServerErrorKind.ConnectionLost, ServerErrorKind.Unresponsive }));
     }
 
     // kind, phase, inside an open transaction, is the COMMIT, expected outcome, a word of the expected message
@@ -48,6 +50,9 @@ public sealed class FailurePolicyTests
     [TestCase(ServerErrorKind.RecoveryConflict, FailurePhase.Executing, false, false, FailoverOutcome.NotApplied, "recovery conflict")]
     [TestCase(ServerErrorKind.ConnectionLost, FailurePhase.Executing, true, false, FailoverOutcome.NotApplied, "rolls back")]
     [TestCase(ServerErrorKind.ConnectionLost, FailurePhase.Executing, false, true, FailoverOutcome.Unknown, "after COMMIT")]
+    [TestCase(ServerErrorKind.Unresponsive, FailurePhase.Executing, false, false, FailoverOutcome.Unknown, "did not answer within the deadline")]
+    [TestCase(ServerErrorKind.Unresponsive, FailurePhase.Opening, false, false, FailoverOutcome.NotApplied, "could not be reached")]
+    [TestCase(ServerErrorKind.Unresponsive, FailurePhase.Executing, true, false, FailoverOutcome.NotApplied, "rolls back")]
     public void A_write_is_not_applied_unless_its_statement_or_commit_may_have_reached_the_server(
         object kind, object phase, bool inOpenTransaction, bool isCommit, FailoverOutcome expected, string because)
     {

@@ -1,0 +1,19 @@
+namespace EfReplicaInterceptor.Failover;
+
+/// <summary>
+/// When one server last showed a sign of life: a health probe it answered, or a command the library ran there that
+/// completed. The monitor probes every server on its own schedule, so a healthy server answers at least once per
+/// <c>HealthCheckInterval + HealthCheckTimeout</c>; a hung one stops answering everything at once. That is how a
+/// <see cref="OperationWatch"/> tells a server that cannot answer from a query that is merely slow. Thread-safe: one
+/// volatile write per answer.
+/// </summary>
+internal sealed class ServerLiveness(TimeProvider timeProvider)
+{
+    private long _lastAnswer = timeProvider.GetTimestamp();
+
+    /// <summary>The <see cref="TimeProvider"/> timestamp of the last answer (the creation time until the first one).</summary>
+    public long LastAnswer => Volatile.Read(ref _lastAnswer);
+
+    /// <summary>The server answered something just now.</summary>
+    public void Answered() => Volatile.Write(ref _lastAnswer, timeProvider.GetTimestamp());
+}

@@ -1,0 +1,104 @@
+using EfReplicaInterceptor.Failover;
+using Npgsql;
+
+namespace EfReplicaInterceptor.Topology;
+
+/// <summary>
+/// The monitor's line to one server: a connection it keeps open between probes, and the probe deadline
+/// (<c>HealthCheckTimeout</c>) enforced without the server's cooperation (<see cref="OperationWatch"/>): a hung server's
+/// probe ends at the deadline with its connection broken, and the next probe opens a new one. One probe at a time per
+/// server; probes of different servers never wait for each other.
+/// </summary>
+internal sealed class ProbeChannel(WatchedServer server) : IAsyncDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private NpgsqlConnection? _connection;
+
+    public WatchedServer Server { get; } = server;
+
+    /// <summary>Completed probe turns (answered or not); the monitor's rounds count the slowest server.</summary>
+    public long Turns => Interlocked.Read(ref _turns);
+
+    private long _turns;
+
+    /// <summary>Counts one turn of this server's loop (or of a forced round), whether it probed or skipped the server.</summary>
+    public void CountTurn() => Interlocked.Increment(ref _turns);
+
+    /// <summary>
+    /// Runs <paramref name="probe"/> on the kept connection (opened when needed) within the probe deadline. Any failure
+    /// drops the connection; a missed deadline throws a <see cref="ServerDeadlineException"/>. An answer counts as the
+    /// server's sign of life.
+    /// </summary>
+    public async Task<T> ProbeAsync<T>(Func<NpgsqlConnection, Task<T>> probe, CancellationToken stopping)
+    {
+        await _gate.WaitAsync(stopping).ConfigureAwait(false);
+        try
+        {
+            using var watch = Server.WatchProbe(stopping);
+            try
+            {
+                _connection ??= await watch.OpenAsync(Server.DataSource, async: true, stopping).ConfigureAwait(false);
+                watch.Attach(_connection);
+                var value = await watch.RunAsync(probe(_connection), _connection).ConfigureAwait(false);
+                if (watch.Complete() != WatchVerdict.None)
+                {
+                    throw watch.Failure(inner: null);
+                }
+
+                Server.Liveness.Answered();
+                return value;
+            }
+            catch (Exception exception)
+            {
+                var verdict = watch.Complete();
+                var connection = _connection;
+                _connection = null;
+                if (verdict != WatchVerdict.None)
+                {
+                    Server.DataSource.Clear(); // its idle connections lead to the same silence; the broken one is never pooled
+                }
+
+                if (!watch.Abandoned)
+                {
+                    await DropAsync(connection).ConfigureAwait(false);
+                }
+
+                if (verdict != WatchVerdict.None && exception is not ServerDeadlineException and not OperationCanceledException)
+                {
+                    throw watch.Failure(exception);
+                }
+
+                throw;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static async ValueTask DropAsync(NpgsqlConnection? connection)
+    {
+        if (connection is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A broken connection may fail to close cleanly; it is gone either way.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        await DropAsync(_connection).ConfigureAwait(false);
+        _connection = null;
+        _gate.Dispose();
+    }
+}
