@@ -253,13 +253,14 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         ReplicaHealth health;
         try
         {
+            var sentAt = _timeProvider.GetTimestamp(); // before the query (and any connect): the sample bounds every read served until then
             var sample = await _channels[index].ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
             _writableReplicas[index] = inRecovery ? null : sample.Server; // out of rotation too: not a standby
             health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
-                replica.ObserveReplay(replay);
+                replica.ObserveReplay(replay, sample.Server.StartedAtTicks, sentAt);
             }
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)

@@ -45,9 +45,12 @@ internal static class ServerQueries
 
     private const string CapturePositionSql = "SELECT pg_current_wal_insert_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
 
+    // Tests only (EfReplicaOptions.CaptureWritePositionForTests): the write position, the bug under asynchronous commit.
+    private const string CaptureWritePositionSql = "SELECT pg_current_wal_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
+
     private const string WalSizesSql = "current_setting('wal_block_size')::int, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')";
 
-    private const string ReplayPositionSql = "SELECT pg_last_wal_replay_lsn()";
+    private const string ReplayPositionSql = "SELECT pg_last_wal_replay_lsn(), pg_postmaster_start_time()";
 
     /// <summary>The monitor's probe of the primary.</summary>
     public static async Task<PrimarySample> ProbePrimaryAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
@@ -92,17 +95,22 @@ internal static class ServerQueries
     /// <summary>
     /// The primary's WAL position now and the cluster's system identifier, on a connection of its own from
     /// <paramref name="primary"/>, within the read deadline; with <paramref name="async"/> false every step runs synchronously.
+    /// With <paramref name="writePosition"/> (tests only) the write position instead of the insert position.
     /// </summary>
-    public static ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(WatchedServer primary, bool async, CancellationToken cancellationToken)
-        => RunAsync(primary, CapturePositionSql, static reader =>
+    public static ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(WatchedServer primary, bool async, CancellationToken cancellationToken, bool writePosition = false)
+        => RunAsync(primary, writePosition ? CaptureWritePositionSql : CapturePositionSql, static reader =>
         {
             var lsn = WalInsertPosition.EndOfLastRecord((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetInt32(2), reader.GetInt64(3));
             return (lsn, unchecked((ulong)reader.GetInt64(1)));
         }, async, cancellationToken);
 
-    /// <summary>The WAL position a replica has replayed, or null when it is not in recovery (its answer is NULL), within the read deadline.</summary>
-    public static ValueTask<ulong?> ReadReplayPositionAsync(WatchedServer replica, bool async, CancellationToken cancellationToken)
-        => RunAsync(replica, ReplayPositionSql, static reader => reader.IsDBNull(0) ? null : (ulong?)(ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), async, cancellationToken);
+    /// <summary>
+    /// The WAL position a replica has replayed (null when it is not in recovery: its answer is NULL), and when its
+    /// postmaster started (which run of the server answered), within the read deadline.
+    /// </summary>
+    public static ValueTask<(ulong? Lsn, long StartedAtTicks)> ReadReplayPositionAsync(WatchedServer replica, bool async, CancellationToken cancellationToken)
+        => RunAsync(replica, ReplayPositionSql, static reader =>
+            (reader.IsDBNull(0) ? null : (ulong?)(ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetFieldValue<DateTime>(1).Ticks), async, cancellationToken);
 
     /// <summary>
     /// Runs one single-row statement on a connection of its own from <paramref name="server"/>, under an
