@@ -19,7 +19,8 @@ public static class ProfileApp
     /// <summary>Builds the application from <paramref name="args"/> and configuration (section <c>EfReplica</c>).</summary>
     /// <param name="args">Command-line arguments (<c>--urls</c>, configuration overrides).</param>
     /// <param name="configure">Changes the builder before the application is built (the tests' servers, options). Default: none.</param>
-    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    /// <param name="mapMore">Maps more endpoints after the sample's own (the tests'). Default: none.</param>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null, Action<WebApplication>? mapMore = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -34,12 +35,15 @@ public static class ProfileApp
             options.UseNpgsql(cluster.PrimaryDataSource, npgsql => npgsql.MapEnum<Mood>("mood"))
                    .AddInterceptors(cluster.Interceptors);
         });
+        builder.Services.AddSingleton<WelcomeJobs>();
+        builder.Services.AddHostedService<WelcomeJobWorker>();
         builder.Services.AddEfReplicaConsistency(); // optional: the defaults (cookie efr-consistency, header EfReplica-Consistency)
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseEfReplicaConsistency(); // the one line: each request restores the user's position and carries the new one back
         MapProfiles(app);
+        mapMore?.Invoke(app);
         return app;
     }
 
@@ -61,5 +65,24 @@ public static class ProfileApp
                 .SingleOrDefaultAsync(ct);
             return profile is null ? Results.NotFound() : Results.Ok(profile);
         });
+
+        // Update a profile and queue a job that reads it: the job carries this request's token, as a message would.
+        app.MapPost("/profiles/{id:int}/welcome", async (int id, ProfileUpdate update, ShopContext db, WelcomeJobs jobs, CancellationToken ct) =>
+        {
+            var updated = await db.People.Where(p => p.Id == id)
+                .ExecuteUpdateAsync(set => set.SetProperty(p => p.Name, update.Name), ct);
+            if (updated == 0)
+            {
+                return Results.NotFound();
+            }
+
+            var token = await EfReplicaScope.CurrentConsistency!.GetTokenAsync(ct); // the request's scope, from UseEfReplicaConsistency
+            var job = new WelcomeJob(Guid.NewGuid(), id, token);
+            await jobs.EnqueueAsync(job, ct);
+            return Results.Accepted($"/jobs/{job.Id}");
+        });
+
+        // What a finished job read (404 until it has run).
+        app.MapGet("/jobs/{id:guid}", (Guid id, WelcomeJobs jobs) => jobs.Done.TryGetValue(id, out var read) ? Results.Ok(read) : Results.NotFound());
     }
 }

@@ -45,12 +45,12 @@ internal sealed class EfReplicaConsistencyMiddleware
 
     private (string? Token, TokenSource Source) ReadToken(HttpRequest request)
     {
-        if (_options.UsesHeader && Single(request.Headers[_options.HeaderName!]) is { } fromHeader)
+        if (_options.UseHeader && Single(request.Headers[_options.HeaderName]) is { } fromHeader)
         {
             return (fromHeader, TokenSource.Header);
         }
 
-        if (_options.UsesCookie && request.Cookies[_options.Cookie.Name!] is { Length: > 0 } fromCookie)
+        if (_options.UseCookie && request.Cookies[_options.Cookie.Name!] is { Length: > 0 } fromCookie)
         {
             return (fromCookie, TokenSource.Cookie);
         }
@@ -95,24 +95,24 @@ internal sealed class EfReplicaConsistencyMiddleware
             }
             else if (source == TokenSource.Header)
             {
-                response.Headers[_options.HeaderName!] = string.Empty;
+                response.Headers[_options.HeaderName] = string.Empty;
             }
 
             Log.TokenDropped(_logger, context.Request.Path);
             return;
         }
 
-        if (_options.UsesCookie)
+        if (_options.UseCookie)
         {
             response.Cookies.Append(_options.Cookie.Name!, token, _options.Cookie.Build(context));
         }
 
-        if (_options.UsesHeader)
+        if (_options.UseHeader)
         {
-            response.Headers[_options.HeaderName!] = token;
+            response.Headers[_options.HeaderName] = token;
         }
 
-        Log.TokenWritten(_logger, context.Request.Path, _options.UsesCookie, _options.UsesHeader);
+        Log.TokenWritten(_logger, context.Request.Path, _options.UseCookie, _options.UseHeader);
     }
 
     private enum TokenSource

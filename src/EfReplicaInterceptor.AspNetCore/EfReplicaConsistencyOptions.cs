@@ -22,8 +22,7 @@ public sealed class EfReplicaConsistencyOptions
     /// <c>SameSite=Lax</c>, <c>Secure</c> when the request came over HTTPS (<see cref="CookieSecurePolicy.SameAsRequest"/>;
     /// behind a proxy that ends TLS, use the forwarded-headers middleware first), <c>Max-Age</c> 10 minutes counted from
     /// the last change of the token, and essential (written even without consent under the cookie policy middleware: it
-    /// holds a database position, nothing about the user). Set <see cref="CookieBuilder.Name"/> to <see langword="null"/>
-    /// to carry the token in the header only. <see cref="CookieBuilder.Expiration"/> is not supported: use
+    /// holds a database position, nothing about the user). <see cref="CookieBuilder.Expiration"/> is not supported: use
     /// <see cref="CookieBuilder.MaxAge"/>.
     /// </summary>
     public CookieBuilder Cookie
@@ -34,11 +33,16 @@ public sealed class EfReplicaConsistencyOptions
 
     /// <summary>
     /// The request header read for a token, and the response header the new token is written to whenever it changes.
-    /// When a request carries both the header and the cookie, the header wins. Default: <see cref="DefaultHeaderName"/>;
-    /// <see langword="null"/> to carry the token in the cookie only. Browsers calling from another origin see the response
-    /// header only when CORS exposes it (<c>WithExposedHeaders</c>).
+    /// When a request carries both the header and the cookie, the header wins. Default: <see cref="DefaultHeaderName"/>.
+    /// Browsers calling from another origin see the response header only when CORS exposes it (<c>WithExposedHeaders</c>).
     /// </summary>
-    public string? HeaderName { get; set; } = DefaultHeaderName;
+    public string HeaderName { get; set; } = DefaultHeaderName;
+
+    /// <summary>Whether the token is read from and written to <see cref="Cookie"/>. Default: <see langword="true"/>.</summary>
+    public bool UseCookie { get; set; } = true;
+
+    /// <summary>Whether the token is read from and written to the <see cref="HeaderName"/> header. Default: <see langword="true"/>.</summary>
+    public bool UseHeader { get; set; } = true;
 
     /// <summary>
     /// What a malformed token, or one issued by another database cluster, does. A cookie or a header is client input, so by
@@ -49,12 +53,6 @@ public sealed class EfReplicaConsistencyOptions
     /// <see cref="EfReplicaOptions.InvalidTokenHandling"/> for request scopes only. Default: <see cref="InvalidTokenHandling.Ignore"/>.
     /// </summary>
     public InvalidTokenHandling InvalidTokenHandling { get; set; } = InvalidTokenHandling.Ignore;
-
-    /// <summary>The token is carried in a cookie.</summary>
-    internal bool UsesCookie => !string.IsNullOrEmpty(Cookie.Name);
-
-    /// <summary>The token is carried in a header.</summary>
-    internal bool UsesHeader => !string.IsNullOrEmpty(HeaderName);
 
     private sealed class ConsistencyCookieBuilder : CookieBuilder
     {

@@ -13,17 +13,17 @@ internal sealed class EfReplicaConsistencyOptionsValidator : IValidateOptions<Ef
     public ValidateOptionsResult Validate(string? name, EfReplicaConsistencyOptions options)
     {
         var failures = new List<string>();
-        if (!options.UsesCookie && !options.UsesHeader)
+        if (!options.UseCookie && !options.UseHeader)
         {
-            failures.Add($"{Prefix}Cookie.Name and {Prefix}HeaderName are both empty: the token needs a cookie, a header or both.");
+            failures.Add($"{Prefix}UseCookie and {Prefix}UseHeader are both false: the token needs a cookie, a header or both.");
         }
 
-        if (options.UsesCookie && !IsToken(options.Cookie.Name!))
+        if (options.UseCookie && !IsToken(options.Cookie.Name ?? ""))
         {
             failures.Add($"{Prefix}Cookie.Name is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only).");
         }
 
-        if (options.UsesHeader && !IsToken(options.HeaderName!))
+        if (options.UseHeader && !IsToken(options.HeaderName ?? ""))
         {
             failures.Add($"{Prefix}HeaderName is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only).");
         }
