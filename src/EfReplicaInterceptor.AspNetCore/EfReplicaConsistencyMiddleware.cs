@@ -33,7 +33,12 @@ internal sealed class EfReplicaConsistencyMiddleware
         _logger = loggerFactory.CreateLogger(Log.Category);
     }
 
-    public async Task InvokeAsync(HttpContext context)
+    public Task InvokeAsync(HttpContext context)
+        => context.GetEndpoint()?.Metadata.GetMetadata<DisableEfReplicaConsistencyAttribute>() is null
+            ? InvokeInScopeAsync(context)
+            : _next(context);
+
+    private async Task InvokeInScopeAsync(HttpContext context)
     {
         var (token, source) = ReadToken(context.Request);
         using var scope = EfReplicaScope.BeginConsistency(token, _options.InvalidTokenHandling);

@@ -31,7 +31,7 @@ public sealed class ConsistencyMiddlewareTests
         _servers = await ShopServers.StartAsync();
         try
         {
-            _web = await WebApp.StartAsync(_servers, mapMore: MapStreamingEndpoint);
+            _web = await WebApp.StartAsync(_servers, mapMore: MapTestEndpoints);
         }
         catch
         {
@@ -213,9 +213,54 @@ public sealed class ConsistencyMiddlewareTests
         Assert.That((read!.Name, read.ServerIsStandby), Is.EqualTo((name, false)), "the job, run while replay is paused, saw the request's write");
     }
 
-    /// <summary>Writes, then starts the response and streams it: the token must already be in the headers.</summary>
-    private static void MapStreamingEndpoint(WebApplication app)
-        => app.MapPost("/test/stream/{id:int}", async (int id, string name, ShopContext db, HttpContext http) =>
+    [Test]
+    public async Task An_endpoint_that_disables_the_scope_ignores_the_token_and_leaves_it_alone()
+    {
+        await _servers.Standby.PauseReplayAsync();
+        var name = Unique("unscoped");
+        using var post = await _web.UpdateAsync(19, name);
+        var token = WebApp.SetCookie(post)?.Value.Value ?? "";
+
+        using var withToken = await _web.Client.SendAsync(Get("/test/unscoped/19", WebApp.WithCookie(token)));
+        var read = await withToken.Content.ReadFromJsonAsync<ProfileView>();
+        using var withBadToken = await _web.Client.SendAsync(Get("/test/unscoped/19", WebApp.WithCookie("not-a-token")));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That((read?.ServerIsStandby, read?.Name == name), Is.EqualTo((true, false)), "no scope: the token is not restored, the standby reads");
+            Assert.That(WebApp.SetCookie(withToken), Is.Null);
+            Assert.That(WebApp.SetCookie(withBadToken), Is.Null, "not even a bad token is dropped");
+        });
+    }
+
+    [Test]
+    public async Task The_token_travels_only_by_the_carriers_switched_on()
+    {
+        await using var headerOnly = await WebApp.StartAsync(_servers, options => options.UseCookie = false);
+        await using var cookieOnly = await WebApp.StartAsync(_servers, options => options.UseHeader = false);
+        await _servers.Standby.PauseReplayAsync();
+
+        using var toHeaderOnly = await headerOnly.UpdateAsync(20, Unique("header-only"));
+        using var toCookieOnly = await cookieOnly.UpdateAsync(20, Unique("cookie-only"));
+        var token = WebApp.SetCookie(toCookieOnly)?.Value.Value ?? "";
+        var (readWithCookie, _) = await headerOnly.ReadAsync(20, WebApp.WithCookie(token));
+        var (readWithHeader, _) = await cookieOnly.ReadAsync(20, WebApp.WithHeader(token));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(WebApp.SetCookie(toHeaderOnly), Is.Null, "header only: no cookie is set");
+            Assert.That(WebApp.TokenHeader(toHeaderOnly), Is.Not.Null.And.Not.Empty);
+            Assert.That(WebApp.TokenHeader(toCookieOnly), Is.Null);
+            Assert.That(token, Is.Not.Empty);
+            Assert.That(readWithCookie.ServerIsStandby, Is.True, "header only: a cookie is not read");
+            Assert.That(readWithHeader.ServerIsStandby, Is.True, "cookie only: a header is not read");
+        });
+    }
+
+    private static void MapTestEndpoints(WebApplication app)
+    {
+        // Writes, then starts the response and streams it: the token must already be in the headers.
+        app.MapPost("/test/stream/{id:int}", async (int id, string name, ShopContext db, HttpContext http) =>
         {
             await db.People.Where(p => p.Id == id).ExecuteUpdateAsync(set => set.SetProperty(p => p.Name, name));
             await http.Response.WriteAsync("first chunk;");
@@ -223,6 +268,13 @@ public sealed class ConsistencyMiddlewareTests
             await Task.Delay(50);
             await http.Response.WriteAsync("second chunk;");
         });
+
+        // The sample's read, on an endpoint that opts out of the request scope.
+        app.MapGet("/test/unscoped/{id:int}", (int id, ShopContext db) => db.People.Where(p => p.Id == id)
+                .Select(p => new ProfileView(p.Id, p.Name, p.Mood, ShopDbContext.ServerPort(), ShopDbContext.InRecovery()))
+                .SingleAsync())
+            .DisableEfReplicaConsistency();
+    }
 
     private static HttpRequestMessage Get(string path, Action<HttpRequestMessage> carry)
     {
