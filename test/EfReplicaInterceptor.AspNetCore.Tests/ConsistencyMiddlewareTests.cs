@@ -1,9 +1,12 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Buffers.Text;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Http.Json;
 using EfReplicaInterceptor.AspNetCore.Sample;
+using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Testing;
 using EfReplicaInterceptor.TestSupport;
 using Microsoft.AspNetCore.Builder;
@@ -257,6 +260,49 @@ public sealed class ConsistencyMiddlewareTests
         });
     }
 
+    [Test]
+    public async Task Each_user_reads_their_own_update_and_pays_at_most_one_primary_round_trip_for_it()
+    {
+        const int Users = 100;
+        // The standby applies WAL 300 ms late, so a read-back on it right after the POST would miss the update.
+        await _servers.Standby.SetRecoveryMinApplyDelayAsync(TimeSpan.FromMilliseconds(300));
+        using var counters = new ConsistencyCounters();
+        int misses = 0, readBackOnPrimary = 0, bystandersOnStandby = 0, bystandersStale = 0, cookiesOnReads = 0;
+
+        try
+        {
+            for (var user = 0; user < Users; user++)
+            {
+                var id = 21 + (user % 20);
+                var name = Unique("user");
+                using var post = await _web.UpdateAsync(id, name);
+                var (mine, mineResponse) = await _web.ReadAsync(id, WebApp.WithCookie(WebApp.SetCookie(post)?.Value.Value ?? ""));
+                var (bystander, _) = await _web.ReadAsync(id);
+                misses += mine.Name == name ? 0 : 1;
+                readBackOnPrimary += mine.ServerIsStandby ? 0 : 1;
+                bystandersOnStandby += bystander.ServerIsStandby ? 1 : 0;
+                bystandersStale += bystander.Name == name ? 0 : 1;
+                cookiesOnReads += WebApp.SetCookie(mineResponse) is null ? 0 : 1;
+            }
+        }
+        finally
+        {
+            await _servers.Standby.SetRecoveryMinApplyDelayAsync(TimeSpan.Zero);
+        }
+
+        TestContext.Out.WriteLine($"{Users} users (POST, GET with cookie, bystander GET; standby 300 ms behind): {misses} misses; read-backs on the primary {readBackOnPrimary}; "
+            + $"bystander reads on the standby {bystandersOnStandby}, {bystandersStale} of them without the update; position captures {counters.Captures} ({(double)counters.Captures / Users:0.00} per POST); "
+            + $"replica replay checks {counters.ReplayChecks}; cookies rewritten by reads {cookiesOnReads}");
+        Assert.Multiple(() =>
+        {
+            Assert.That(misses, Is.Zero, "a user did not read their own update");
+            Assert.That(counters.Captures, Is.LessThanOrEqualTo(Users), "at most one primary round trip per writing request");
+            Assert.That(bystandersOnStandby, Is.GreaterThanOrEqualTo(Users * 95 / 100), "requests without a token read the standby");
+            Assert.That(cookiesOnReads, Is.Zero, "reads that did not change the token rewrite no cookie");
+            Assert.That(bystandersStale, Is.GreaterThan(Users / 2), "the standby really was behind: a read-back there would have missed");
+        });
+    }
+
     private static void MapTestEndpoints(WebApplication app)
     {
         // Writes, then starts the response and streams it: the token must already be in the headers.
@@ -298,5 +344,31 @@ public sealed class ConsistencyMiddlewareTests
     {
         Assert.That(token, Is.Not.Null.And.Not.Empty);
         Assert.That(_web.Log.EverythingLogged.Where(message => message.Contains(token!, StringComparison.Ordinal)), Is.Empty, "a token was logged");
+    }
+
+    /// <summary>The library's read-your-writes counters (primary position captures, replica replay checks).</summary>
+    private sealed class ConsistencyCounters : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private readonly ConcurrentDictionary<string, long> _counts = new();
+
+        public ConsistencyCounters()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == EfReplicaDiagnostics.MeterName && instrument.Name.StartsWith("efreplica.consistency.", StringComparison.Ordinal))
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => _counts.AddOrUpdate(instrument.Name, value, (_, old) => old + value));
+            _listener.Start();
+        }
+
+        public long Captures => _counts.GetValueOrDefault(EfReplicaDiagnostics.PositionCapturesCounterName);
+
+        public long ReplayChecks => _counts.GetValueOrDefault(EfReplicaDiagnostics.ReplayChecksCounterName);
+
+        public void Dispose() => _listener.Dispose();
     }
 }
