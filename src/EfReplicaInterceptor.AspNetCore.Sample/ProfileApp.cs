@@ -1,10 +1,11 @@
+using System.Text.Json.Serialization;
 using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.AspNetCore.Sample;
 
 /// <summary>What <c>GET /profiles/{id}</c> returns: the profile and the server that read it (as that server reports it).</summary>
-public sealed record ProfileView(int Id, string Name, Mood Mood, int ServerPort, bool ServerIsStandby);
+public sealed record ProfileView(int Id, string Name, [property: JsonConverter(typeof(JsonStringEnumConverter<Mood>))] Mood Mood, int ServerPort, bool ServerIsStandby);
 
 /// <summary>The body of <c>POST /profiles/{id}</c>.</summary>
 public sealed record ProfileUpdate(string Name);
