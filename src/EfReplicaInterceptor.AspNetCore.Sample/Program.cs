@@ -48,7 +48,9 @@ try
 
     if (tour)
     {
-        return await SampleTour.RunAsync(new Uri(address), servers, stopping.Token) ? 0 : 1;
+        var ok = await SampleTour.RunAsync(new Uri(address), servers, stopping.Token);
+        await app.StopAsync(CancellationToken.None);
+        return ok ? 0 : 1;
     }
 
     Console.WriteLine($$"""
