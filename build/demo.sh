@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the demo (src/EfReplicaInterceptor.Demo) in Release against a real PostgreSQL primary and
 # hot standby it starts itself; installs PostgreSQL first when it is missing. Arguments go to the demo.
+# With --web first: the ASP.NET Core sample (src/EfReplicaInterceptor.AspNetCore.Sample) instead, on
+# http://127.0.0.1:5080 until Ctrl+C; `--web --tour` drives it over HTTP and exits (0 when every request behaved).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,5 +16,11 @@ if ! source "$root/build/ensure-postgres.sh"; then
   exit 1
 fi
 
+project=src/EfReplicaInterceptor.Demo
+if [[ "${1:-}" == "--web" ]]; then
+  shift
+  project=src/EfReplicaInterceptor.AspNetCore.Sample
+fi
+
 # SourceLink only matters for packages; it fails the build when the clone's origin is a local path.
-exec dotnet run -c Release -p:EnableSourceLink=false --project src/EfReplicaInterceptor.Demo -- "$@"
+exec dotnet run -c Release -p:EnableSourceLink=false --project "$project" -- "$@"

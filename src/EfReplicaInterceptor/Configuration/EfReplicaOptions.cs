@@ -93,7 +93,10 @@ public sealed class EfReplicaOptions
     /// <summary>How reads are retried when a server fails over. See <see cref="FailoverOptions"/> for the defaults.</summary>
     public FailoverOptions Failover { get; set; } = new();
 
-    /// <summary>What happens with a malformed or foreign consistency token. Default: <see cref="InvalidTokenHandling.Throw"/>.</summary>
+    /// <summary>
+    /// What happens with a malformed or foreign consistency token, unless the scope says otherwise
+    /// (<see cref="EfReplicaScope.BeginConsistency(string?, InvalidTokenHandling)"/>). Default: <see cref="InvalidTokenHandling.Throw"/>.
+    /// </summary>
     public InvalidTokenHandling InvalidTokenHandling { get; set; } = InvalidTokenHandling.Throw;
 
     /// <summary>The replication lag in bytes of WAL above which a replica is left out of rotation. Must be positive when set. Default: none (time only).</summary>

@@ -13,9 +13,10 @@ public sealed class EfReplicaConsistencyScope : IDisposable
     private readonly EfReplicaConsistencyScope? _parent;
     private bool _disposed;
 
-    internal EfReplicaConsistencyScope(EfReplicaConsistencyScope? parent, string? token)
+    internal EfReplicaConsistencyScope(EfReplicaConsistencyScope? parent, string? token, InvalidTokenHandling? invalidTokenHandling = null)
     {
         _parent = parent;
+        State.InvalidTokenHandling = invalidTokenHandling;
         if (!string.IsNullOrEmpty(token))
         {
             State.Restore(token);

@@ -3,7 +3,8 @@ namespace EfReplicaInterceptor;
 /// <summary>
 /// A consistency token given to <see cref="EfReplicaScope.BeginConsistency(string?)"/> is malformed or was issued by another
 /// database cluster. Thrown by the first command of the scope that needs the token, when
-/// <see cref="EfReplicaOptions.InvalidTokenHandling"/> is <see cref="InvalidTokenHandling.Throw"/> (the default); with
+/// <see cref="EfReplicaOptions.InvalidTokenHandling"/> (or the scope's own choice, given to
+/// <see cref="EfReplicaScope.BeginConsistency(string?, InvalidTokenHandling)"/>) is <see cref="InvalidTokenHandling.Throw"/> (the default); with
 /// <see cref="InvalidTokenHandling.Ignore"/> the token is ignored and event 1003 is logged instead. The message says why and
 /// never contains the token.
 /// </summary>

@@ -40,8 +40,21 @@ public static class EfReplicaScope
     /// response.Cookies.Append("efr", await scope.GetTokenAsync() ?? "");
     /// </code></example>
     public static EfReplicaConsistencyScope BeginConsistency(string? token = null)
+        => Begin(token, handling: null);
+
+    /// <summary>
+    /// Starts an ambient read-your-writes scope as <see cref="BeginConsistency(string?)"/> does, but decides itself what a
+    /// malformed or foreign <paramref name="token"/> does, whatever <see cref="EfReplicaOptions.InvalidTokenHandling"/> the
+    /// cluster has: for a token that is client input (a cookie, a header), where a bad value must not fail the request.
+    /// </summary>
+    /// <param name="token">A token from <see cref="EfReplicaConsistencyScope.GetTokenAsync"/>, or <see langword="null"/>.</param>
+    /// <param name="invalidTokenHandling">What happens when the token turns out to be malformed or foreign, for this scope only.</param>
+    public static EfReplicaConsistencyScope BeginConsistency(string? token, InvalidTokenHandling invalidTokenHandling)
+        => Begin(token, invalidTokenHandling);
+
+    private static EfReplicaConsistencyScope Begin(string? token, InvalidTokenHandling? handling)
     {
-        var scope = new EfReplicaConsistencyScope(CurrentConsistencyScope.Value, token);
+        var scope = new EfReplicaConsistencyScope(CurrentConsistencyScope.Value, token, handling);
         CurrentConsistencyScope.Value = scope;
         return scope;
     }

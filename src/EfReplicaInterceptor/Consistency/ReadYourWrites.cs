@@ -206,7 +206,7 @@ internal sealed class ReadYourWrites
 
         bool RejectToken(string why)
         {
-            if (_invalidTokenHandling == InvalidTokenHandling.Throw)
+            if ((state!.InvalidTokenHandling ?? _invalidTokenHandling) == InvalidTokenHandling.Throw)
             {
                 throw new EfReplicaConsistencyTokenException(_cluster, why);
             }

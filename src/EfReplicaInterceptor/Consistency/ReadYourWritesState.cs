@@ -170,6 +170,9 @@ internal sealed class ReadYourWritesState
         }
     }
 
+    /// <summary>What a malformed or foreign restored token does in this scope; null = the cluster's setting.</summary>
+    public InvalidTokenHandling? InvalidTokenHandling { get; set; }
+
     /// <summary>A token handed in by the application, checked on first use.</summary>
     public string? RestoredToken
     {

@@ -165,6 +165,26 @@ public sealed class ReadYourWritesTests
         }
     }
 
+    [TestCase(InvalidTokenHandling.Throw, InvalidTokenHandling.Ignore)]
+    [TestCase(InvalidTokenHandling.Ignore, InvalidTokenHandling.Throw)]
+    public async Task A_scope_can_decide_itself_what_a_bad_token_does(InvalidTokenHandling cluster, InvalidTokenHandling scopeHandling)
+    {
+        await using var testCluster = await TestCluster.CreateAsync(_servers, options => options.InvalidTokenHandling = cluster);
+        using var scope = EfReplicaScope.BeginConsistency("not-a-token", scopeHandling);
+        await using var context = testCluster.NewContext();
+
+        if (scopeHandling == InvalidTokenHandling.Throw)
+        {
+            Assert.ThrowsAsync<EfReplicaConsistencyTokenException>(() => context.WhereAmI().SingleAsync());
+        }
+        else
+        {
+            var side = await context.WhereAmI().SingleAsync();
+            Assert.That(side.InRecovery, Is.True, "the scope ignores its token whatever the cluster says");
+            Assert.That(await scope.GetTokenAsync(), Is.Null, "and has no token to hand on");
+        }
+    }
+
     [Test]
     public async Task A_token_from_the_future_cannot_pin_reads_to_the_primary_forever()
     {
