@@ -72,6 +72,24 @@ public sealed class EfReplicaOptions
     /// </summary>
     public TimeSpan ReadYourWritesMaxWait { get; set; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// When <see langword="true"/>, reads never go back in time within a consistency scope (a DbContext lease, an ambient
+    /// <see cref="EfReplicaScope.BeginConsistency(string?)"/> scope, a restored token): a scope keeps reading from the
+    /// replica it started on, and moves to another replica only once that one has replayed everything the scope may have
+    /// seen (else the read goes to the primary). This also keeps the commands of one EF operation (a split query, an
+    /// Include chain) consistent with each other. When <see langword="false"/>, each read picks a replica with no memory of
+    /// the scope. Default: <see langword="true"/>.
+    /// </summary>
+    public bool MonotonicReads { get; set; } = true;
+
+    /// <summary>
+    /// For tests only (a deliberately broken capture, to show that a history checker can fail): when
+    /// <see langword="true"/>, read-your-writes captures the primary's WAL <em>write</em> position
+    /// (<c>pg_current_wal_lsn()</c>), which misses commits still in the WAL buffers under asynchronous commit, instead of its
+    /// insert position. Not bound from configuration. Default: <see langword="false"/>.
+    /// </summary>
+    internal bool CaptureWritePositionForTests { get; set; }
+
     /// <summary>How reads are retried when a server fails over. See <see cref="FailoverOptions"/> for the defaults.</summary>
     public FailoverOptions Failover { get; set; } = new();
 

@@ -25,6 +25,7 @@ internal sealed class ReadYourWrites
     private readonly ReplicaSelector _selector;
     private readonly TimeSpan _maxWait;
     private readonly InvalidTokenHandling _invalidTokenHandling;
+    private readonly bool _captureWritePosition;
     private readonly EfReplicaMetrics _metrics;
     private readonly ILogger _logger;
     private readonly ILogger _topologyLogger;
@@ -46,6 +47,7 @@ internal sealed class ReadYourWrites
         _selector = selector;
         _maxWait = options.ReadYourWritesMaxWait;
         _invalidTokenHandling = options.InvalidTokenHandling;
+        _captureWritePosition = options.CaptureWritePositionForTests;
         _metrics = metrics;
         _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
         _topologyLogger = loggerFactory.CreateLogger(Log.TopologyCategory);
@@ -136,7 +138,7 @@ internal sealed class ReadYourWrites
     private async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(bool async, CancellationToken cancellationToken)
     {
         _metrics.PositionCaptured(_cluster);
-        var (lsn, systemIdentifier) = await ServerQueries.CapturePositionAsync(_primary, async, cancellationToken).ConfigureAwait(false);
+        var (lsn, systemIdentifier) = await ServerQueries.CapturePositionAsync(_primary, async, cancellationToken, _captureWritePosition).ConfigureAwait(false);
         _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier);
         return (lsn, systemIdentifier);
     }

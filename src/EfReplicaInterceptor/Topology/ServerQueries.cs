@@ -44,6 +44,9 @@ internal static class ServerQueries
 
     private const string CapturePositionSql = "SELECT pg_current_wal_insert_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
 
+    // Tests only (EfReplicaOptions.CaptureWritePositionForTests): the write position, the bug under asynchronous commit.
+    private const string CaptureWritePositionSql = "SELECT pg_current_wal_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
+
     private const string WalSizesSql = "current_setting('wal_block_size')::int, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')";
 
     private const string ReplayPositionSql = "SELECT pg_last_wal_replay_lsn()";
@@ -90,14 +93,15 @@ internal static class ServerQueries
 
     /// <summary>
     /// The primary's WAL position now and the cluster's system identifier, on a connection of its own from
-    /// <paramref name="primary"/>; with <paramref name="async"/> false every step runs synchronously.
+    /// <paramref name="primary"/>; with <paramref name="async"/> false every step runs synchronously. With
+    /// <paramref name="writePosition"/> (tests only) the write position instead of the insert position.
     /// </summary>
-    public static async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(NpgsqlDataSource primary, bool async, CancellationToken cancellationToken)
+    public static async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(NpgsqlDataSource primary, bool async, CancellationToken cancellationToken, bool writePosition = false)
     {
         var connection = async ? await primary.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : primary.OpenConnection();
         await using (connection.ConfigureAwait(false))
         {
-            await using var command = new NpgsqlCommand(CapturePositionSql, connection);
+            await using var command = new NpgsqlCommand(writePosition ? CaptureWritePositionSql : CapturePositionSql, connection);
             await using var reader = async
                 ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false)
                 : command.ExecuteReader();
