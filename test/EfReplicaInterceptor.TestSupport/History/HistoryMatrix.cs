@@ -33,7 +33,9 @@ public sealed class HistoryMatrix : IAsyncDisposable
         try
         {
             await servers.Primary.ExecuteAsync(HistoryContext.Schema, ct);
-            return new HistoryMatrix(servers);
+            var matrix = new HistoryMatrix(servers);
+            await matrix.WarmUpAsync(ct);
+            return matrix;
         }
         catch
         {
@@ -105,6 +107,21 @@ public sealed class HistoryMatrix : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await Servers.DisposeAsync();
+
+    /// <summary>
+    /// A second of the workload, unchecked, so the first cell does not spend its time building EF's model and compiling code
+    /// (on this 2-core machine the first seconds of a process otherwise yield a handful of operations).
+    /// </summary>
+    private async Task WarmUpAsync(CancellationToken ct)
+    {
+        var prefix = "warmup" + Guid.NewGuid().ToString("N")[..8];
+        var settings = new WorkloadSettings { Duration = TimeSpan.FromSeconds(1), MinimumOperations = 200, MaximumDuration = TimeSpan.FromSeconds(30) };
+        await HistoryWorkload.CreateRegistersAsync(sql => Servers.Primary.ExecuteAsync(sql, ct), prefix, settings.Counters);
+        await using var cluster = await TestCluster.CreateAsync(Servers, recordEvents: false);
+        var builder = new DbContextOptionsBuilder<HistoryContext>();
+        cluster.Configure(builder);
+        await new HistoryWorkload(builder.Options, new HistoryRecorder(), settings, prefix, _serverNames).RunAsync(ct);
+    }
 
     private async Task PrepareAsync(HistoryCell cell, CancellationToken ct)
     {
