@@ -27,20 +27,24 @@ public sealed class EfReplicaConsistencyScope : IDisposable
     internal EfReplicaConsistencyScope? Parent => _parent;
 
     /// <summary>
-    /// A compact opaque token (27 characters, safe in a cookie, a header or a message) for the writes made in this scope, or
-    /// the token it was restored from, or <see langword="null"/> when it has neither. Restore it elsewhere with
-    /// <see cref="EfReplicaScope.BeginConsistency(string?)"/>. When a write's position has not been captured yet this asks
-    /// the primary once (<c>pg_current_wal_insert_lsn()</c>).
+    /// A compact opaque token (27 characters, safe in a cookie, a header or a message) for what this scope wrote and, with
+    /// <see cref="EfReplicaOptions.MonotonicReads"/>, what its reads may have seen (so a scope restored from it neither
+    /// misses those writes nor reads older data), or the token it was restored from, or <see langword="null"/> when it has
+    /// none of these. Restore it elsewhere with <see cref="EfReplicaScope.BeginConsistency(string?)"/>. When a write's
+    /// position has not been captured yet, or a read ran on the primary, this asks the primary once
+    /// (<c>pg_current_wal_insert_lsn()</c>); reads on a replica are bounded by the replica's latest sample when it is recent
+    /// enough, else by that same question.
     /// </summary>
     public async ValueTask<string?> GetTokenAsync(CancellationToken cancellationToken = default)
     {
-        if (State.Writer is { } writer)
+        var lsn = State.RequiredLsn;
+        if ((State.Writer ?? State.History.Reader) is { } cluster)
         {
-            await writer.CaptureAsync(State, cancellationToken).ConfigureAwait(false);
+            lsn = await cluster.Scopes.SeenPositionAsync(State, cancellationToken).ConfigureAwait(false);
         }
 
-        var lsn = State.RequiredLsn;
-        return lsn != 0 ? ConsistencyToken.Format(State.SystemIdentifier, lsn) : State.RestoredToken;
+        var systemIdentifier = State.SystemIdentifier != 0 ? State.SystemIdentifier : State.History.Reader?.SystemIdentifier ?? 0;
+        return lsn != 0 && systemIdentifier != 0 ? ConsistencyToken.Format(systemIdentifier, lsn) : State.RestoredToken;
     }
 
     /// <summary>Ends the scope; the enclosing one (if any) becomes current again.</summary>

@@ -48,11 +48,25 @@ internal sealed class ReadYourWrites
         _maxWait = options.ReadYourWritesMaxWait;
         _invalidTokenHandling = options.InvalidTokenHandling;
         _captureWritePosition = options.CaptureWritePositionForTests;
+        MonotonicReads = options.MonotonicReads && !options.ShadowMode;
+        Scopes = new ScopeReads(this, selector, timeProvider);
         _metrics = metrics;
         _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
         _topologyLogger = loggerFactory.CreateLogger(Log.TopologyCategory);
         _timeProvider = timeProvider;
     }
+
+    /// <summary>The scopes' reads: monotonic reads, and read-your-writes with them (see <see cref="ScopeReads"/>).</summary>
+    public ScopeReads Scopes { get; }
+
+    /// <summary>Monotonic reads are on (and shadow mode, which runs everything on the primary, is off).</summary>
+    public bool MonotonicReads { get; }
+
+    /// <summary>The cluster's system identifier (0 until the primary was first seen).</summary>
+    public ulong SystemIdentifier => _primaryPosition.SystemIdentifier;
+
+    /// <summary>How long a read after a write may wait for a replica (<see cref="EfReplicaOptions.ReadYourWritesMaxWait"/>).</summary>
+    public TimeSpan MaxWait => _maxWait;
 
     /// <summary>
     /// Resolves a read in scopes that wrote (or restored a token). Sync callers pass <paramref name="async"/> false and every
@@ -90,20 +104,24 @@ internal sealed class ReadYourWrites
                 : new(any, RoutingReason.Read, false);
         }
 
-        var requirement = ReplicaRequirement.CaughtUpTo(required);
-        var deadline = _timeProvider.GetTimestamp() + (long)(_maxWait.TotalSeconds * _timeProvider.TimestampFrequency);
+        var caughtUp = await WaitForReplicaAsync(ReplicaRequirement.CaughtUpTo(required), _maxWait, async, cancellationToken).ConfigureAwait(false);
+        return caughtUp is not null ? new(caughtUp, RoutingReason.Read, true) : new(null, RoutingReason.AfterWrite, false);
+    }
+
+    /// <summary>
+    /// A replica that meets <paramref name="requirement"/> (a caught-up one): known to, else asked directly, again every few
+    /// milliseconds for up to <paramref name="maxWait"/>; null when none did.
+    /// </summary>
+    internal async ValueTask<ReplicaEndpoint?> WaitForReplicaAsync(ReplicaRequirement requirement, TimeSpan maxWait, bool async, CancellationToken cancellationToken)
+    {
+        var deadline = _timeProvider.GetTimestamp() + (long)(maxWait.TotalSeconds * _timeProvider.TimestampFrequency);
         while (true)
         {
             var caughtUp = _selector.Select(requirement, 0, out _)
                 ?? await CheckReplayDirectlyAsync(requirement, async, cancellationToken).ConfigureAwait(false);
-            if (caughtUp is not null)
+            if (caughtUp is not null || _timeProvider.GetTimestamp() >= deadline)
             {
-                return new(caughtUp, RoutingReason.Read, true);
-            }
-
-            if (_timeProvider.GetTimestamp() >= deadline)
-            {
-                return new(null, RoutingReason.AfterWrite, false);
+                return caughtUp;
             }
 
             if (async)
@@ -135,7 +153,7 @@ internal sealed class ReadYourWrites
         second?.Satisfy(lsn, systemIdentifier, secondGeneration);
     }
 
-    private async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(bool async, CancellationToken cancellationToken)
+    internal async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(bool async, CancellationToken cancellationToken)
     {
         _metrics.PositionCaptured(_cluster);
         var (lsn, systemIdentifier) = await ServerQueries.CapturePositionAsync(_primary, async, cancellationToken, _captureWritePosition).ConfigureAwait(false);
@@ -150,7 +168,7 @@ internal sealed class ReadYourWrites
     /// failover, is lowered then, so it cannot pin reads to the primary forever. Returns false when reads must go to the
     /// primary for now.
     /// </summary>
-    private async ValueTask<bool> CheckRestoredTokenAsync(ReadYourWritesState? state, bool async, CancellationToken cancellationToken)
+    internal async ValueTask<bool> CheckRestoredTokenAsync(ReadYourWritesState? state, bool async, CancellationToken cancellationToken)
     {
         var token = state?.TakeRestoredToken();
         if (token is null)
@@ -177,6 +195,7 @@ internal sealed class ReadYourWrites
         if (_primaryPosition.Latest is { } latest && tokenLsn <= latest.Lsn)
         {
             state!.Require(tokenLsn, tokenSystem);
+            state.History.Raise(tokenLsn); // what the token's scope saw; a future position is raised once verified
         }
         else
         {
@@ -198,7 +217,7 @@ internal sealed class ReadYourWrites
     }
 
     /// <summary>Lowers a restored position that a primary sample taken after the restore shows to be from the future.</summary>
-    private void VerifyRestoredPosition(ReadYourWritesState? state)
+    internal void VerifyRestoredPosition(ReadYourWritesState? state)
     {
         if (state is null)
         {
@@ -220,43 +239,71 @@ internal sealed class ReadYourWrites
         {
             state.Verified();
         }
+
+        state.History.Raise(state.RequiredLsn);
     }
 
     /// <summary>Asks each replica in rotation for its replayed position (one small query each) until one has the position.</summary>
-    private async ValueTask<ReplicaEndpoint?> CheckReplayDirectlyAsync(ReplicaRequirement requirement, bool async, CancellationToken cancellationToken)
+    internal async ValueTask<ReplicaEndpoint?> CheckReplayDirectlyAsync(ReplicaRequirement requirement, bool async, CancellationToken cancellationToken)
     {
         foreach (var replica in _selector.Replicas)
         {
-            if (!replica.IsAdmitted)
-            {
-                continue;
-            }
-
-            try
-            {
-                _metrics.ReplayChecked(_cluster);
-                if (await ServerQueries.ReadReplayPositionAsync(replica.DataSource, async, cancellationToken).ConfigureAwait(false) is { } replayed)
-                {
-                    replica.ObserveReplay(replayed);
-                }
-            }
-            catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: true) is not ServerErrorKind.None and var kind && !cancellationToken.IsCancellationRequested)
-            {
-                // Only a failure that says something about the replica takes it out (not an expired idle session, say).
-                if (FailurePolicy.For(kind).ReplicaLeavesRotation && replica.ReportFailure())
-                {
-                    Log.ReplicaLeftRotation(_topologyLogger, replica.Name, _cluster, "a replay position check failed on it");
-                }
-
-                continue;
-            }
-
-            if (replica.KnownReplayLsn >= requirement.Lsn && replica.TryAcquire())
+            if (replica.IsAdmitted
+                && await CheckReplayAsync(replica, async, cancellationToken).ConfigureAwait(false)
+                && replica.KnownReplayLsn >= requirement.Lsn
+                && replica.TryAcquire())
             {
                 return replica;
             }
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Asks <paramref name="replica"/> for its replayed position (one small query) and records it; false when the check
+    /// failed (a failure that says something about the replica takes it out of rotation).
+    /// </summary>
+    internal async ValueTask<bool> CheckReplayAsync(ReplicaEndpoint replica, bool async, CancellationToken cancellationToken)
+    {
+        try
+        {
+            _metrics.ReplayChecked(_cluster);
+            var sentAt = _timeProvider.GetTimestamp();
+            var (replayed, startedAt) = await ServerQueries.ReadReplayPositionAsync(replica.DataSource, async, cancellationToken).ConfigureAwait(false);
+            if (replayed is { } lsn)
+            {
+                replica.ObserveReplay(lsn, startedAt, sentAt);
+            }
+
+            return replayed is not null;
+        }
+        catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Opening, onStandby: true) is not ServerErrorKind.None and var kind && !cancellationToken.IsCancellationRequested)
+        {
+            // Only a failure that says something about the replica takes it out (not an expired idle session, say).
+            if (FailurePolicy.For(kind).ReplicaLeavesRotation && replica.ReportFailure())
+            {
+                Log.ReplicaLeftRotation(_topologyLogger, replica.Name, _cluster, "a replay position check failed on it");
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// A read of the lease's scope (and the ambient one) finished on <paramref name="replica"/>, or on the primary (null):
+    /// what the scopes may have seen, for monotonic reads.
+    /// </summary>
+    public void ReadServed(ReadYourWritesState? lease, ReplicaEndpoint? replica)
+    {
+        if (!MonotonicReads)
+        {
+            return;
+        }
+
+        var now = _timeProvider.GetTimestamp();
+        var incarnation = replica?.Incarnation ?? 0;
+        lease?.History.Served(this, replica, incarnation, now);
+        EfReplicaScope.CurrentConsistency?.State.History.Served(this, replica, incarnation, now);
     }
 }

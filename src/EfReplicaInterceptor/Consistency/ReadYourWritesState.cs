@@ -20,6 +20,9 @@ internal sealed class ReadYourWritesState
     private ulong _capturedLsn;
     private long _unverifiedSince;
 
+    /// <summary>What this scope's reads may have seen, for monotonic reads.</summary>
+    public ReadHistory History { get; } = new();
+
     /// <summary>Something in this scope constrains reads (a write, or a restored token).</summary>
     public bool IsActive => _active;
 
@@ -237,5 +240,7 @@ internal sealed class ReadYourWritesState
             _capturedLsn = 0;
             _unverifiedSince = 0;
         }
+
+        History.Reset();
     }
 }

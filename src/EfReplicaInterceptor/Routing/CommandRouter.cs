@@ -19,6 +19,7 @@ internal sealed class CommandRouter
     private readonly RoutingRules _rules;
     private readonly ReplicaSelector _selector;
     private readonly ReadYourWrites _readYourWrites;
+    private readonly ScopeReads? _scopes; // null when reads need not be monotonic
     private readonly ReadExecutor _reads;
     private readonly RoutingTelemetry _telemetry;
     private readonly TimeProvider _timeProvider;
@@ -38,6 +39,7 @@ internal sealed class CommandRouter
         _rules = rules;
         _selector = selector;
         _readYourWrites = readYourWrites;
+        _scopes = readYourWrites.MonotonicReads ? readYourWrites.Scopes : null;
         _reads = reads;
         _telemetry = telemetry;
         _classifier = classifier;
@@ -77,6 +79,14 @@ internal sealed class CommandRouter
 
         if (_telemetry.IsShadowMode || !RoutingReasonTable.Of(decision.Reason).RunsAsRead)
         {
+            if (_scopes is not null && !RoutingReasonTable.Of(decision.Reason).MarksWrite)
+            {
+                // EF runs it on the primary (a read in a transaction, on a pinned session, a locking read): the scopes saw the
+                // primary's data, which a later read elsewhere must not go behind. A write's own result is read-your-writes'.
+                lease?.Writes.History.RanOnPrimary(_readYourWrites);
+                EfReplicaScope.CurrentConsistency?.State.History.RanOnPrimary(_readYourWrites);
+            }
+
             _telemetry.Report(eventData, decision.Target, decision.Reason, decision.Replica);
             return result; // EF runs it on its own connection
         }
@@ -137,7 +147,11 @@ internal sealed class CommandRouter
         switch (rule.Kind)
         {
             case RouteKind.ReadYourWrites:
-                return RoutingDecision.ReadYourWrites(facts.LeaseWrites, facts.AmbientWrites);
+                return _scopes is not null
+                    ? RoutingDecision.ReadYourWrites(lease?.Writes, ambient) // their past reads count even without writes
+                    : RoutingDecision.ReadYourWrites(facts.LeaseWrites, facts.AmbientWrites);
+            case RouteKind.FreshReplica or RouteKind.AnyReplica when _scopes is not null && (lease is not null || ambient is not null):
+                return ScopeRead(lease?.Writes, ambient, rule.Kind == RouteKind.FreshReplica ? ReplicaRequirement.FreshWithin(facts.MaxStaleness!.Value) : ReplicaRequirement.Any);
             case RouteKind.FreshReplica:
                 var fresh = _selector.Select(ReplicaRequirement.FreshWithin(facts.MaxStaleness!.Value), 0, out var lagging);
                 return fresh is not null
@@ -153,10 +167,31 @@ internal sealed class CommandRouter
         }
     }
 
-    /// <summary>Resolves a read that must see its scopes' writes (see <see cref="ReadYourWrites.ResolveAsync"/>).</summary>
+    /// <summary>
+    /// A plain read of <paramref name="lease"/> and <paramref name="ambient"/> with monotonic reads: their own replica, or
+    /// the first replica (which becomes theirs) when they have no past, decided at once; otherwise resolved later.
+    /// </summary>
+    private RoutingDecision ScopeRead(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement)
+    {
+        if (!_scopes!.TryChoose(lease, ambient, requirement, out var replica, out var lagging))
+        {
+            return RoutingDecision.ScopeRead(lease, ambient, requirement);
+        }
+
+        return replica is not null
+            ? RoutingDecision.Read(replica, constrained: true)
+            : RoutingDecision.Primary(lagging ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable);
+    }
+
+    /// <summary>
+    /// Resolves a read that must see its scopes' writes (see <see cref="ReadYourWrites.ResolveAsync"/>), or, with monotonic
+    /// reads, must not go behind what they saw (see <see cref="ScopeReads.ResolveAsync"/>).
+    /// </summary>
     public async ValueTask<RoutingDecision> ResolveAsync(RoutingDecision decision, bool async, CancellationToken cancellationToken)
     {
-        var choice = await _readYourWrites.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, async, cancellationToken).ConfigureAwait(false);
+        var choice = _scopes is not null
+            ? await _scopes.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, decision.Requirement, decision.WritesMustShow, async, cancellationToken).ConfigureAwait(false)
+            : await _readYourWrites.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, async, cancellationToken).ConfigureAwait(false);
         return choice.Replica is { } replica ? RoutingDecision.Read(replica, choice.Constrained) : RoutingDecision.Primary(choice.Reason);
     }
 

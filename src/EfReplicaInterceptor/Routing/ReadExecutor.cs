@@ -142,8 +142,9 @@ internal sealed class ReadExecutor
     }
 
     /// <summary>A read the library ran itself succeeded on <paramref name="replica"/> (or the primary when null).</summary>
-    private void Succeeded(CommandEventData eventData, ReplicaEndpoint? replica, RoutingReason reason)
+    private void Succeeded(CommandEventData eventData, LeaseState? lease, ReplicaEndpoint? replica, RoutingReason reason)
     {
+        _readYourWrites.ReadServed(lease?.Writes, replica); // where the scopes' reads ran, for monotonic reads
         if (replica is not null && replica.ReportSuccess())
         {
             Log.ReplicaRejoinedRotation(_topologyLogger, replica.Name, _cluster, "a read succeeded on it again");
@@ -252,7 +253,7 @@ internal sealed class ReadExecutor
             try
             {
                 var value = await executor.RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
-                executor.Succeeded(eventData, Target, Reason);
+                executor.Succeeded(eventData, lease, Target, Reason);
                 return value;
             }
             catch (Exception exception) when (!cancellationToken.IsCancellationRequested && _observed is not ServerErrorKind.None and var kind)

@@ -22,6 +22,12 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
 
     public bool NeedsReadYourWrites => LeaseWrites is not null || AmbientWrites is not null;
 
+    /// <summary>Still to resolve: the scopes' writes must be seen (false: only their past reads, for monotonic reads).</summary>
+    public bool WritesMustShow { get; private init; }
+
+    /// <summary>Still to resolve: what the replica must meet besides the scopes' past (any, or within a staleness budget).</summary>
+    public ReplicaRequirement Requirement { get; private init; }
+
     /// <summary>The replica was chosen under a constraint (caught up to a write, within a staleness budget): if it fails, the read goes to the primary, not to any replica.</summary>
     public bool IsConstrained { get; private init; }
 
@@ -32,5 +38,9 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
     public static RoutingDecision Read(ReplicaEndpoint replica, bool constrained) => new(RoutingReason.Read, replica) { IsConstrained = constrained };
 
     public static RoutingDecision ReadYourWrites(ReadYourWritesState? lease, ReadYourWritesState? ambient)
-        => new(RoutingReason.AfterWrite, null) { LeaseWrites = lease, AmbientWrites = ambient };
+        => new(RoutingReason.AfterWrite, null) { LeaseWrites = lease, AmbientWrites = ambient, WritesMustShow = true, Requirement = ReplicaRequirement.Any };
+
+    /// <summary>A plain read of scopes with a past, to resolve by <see cref="ScopeReads"/> (monotonic reads).</summary>
+    public static RoutingDecision ScopeRead(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement)
+        => new(RoutingReason.Read, null) { LeaseWrites = lease, AmbientWrites = ambient, Requirement = requirement };
 }

@@ -236,13 +236,14 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         try
         {
             _connections[index] ??= await replica.DataSource.OpenConnectionAsync(timeout.Token).ConfigureAwait(false);
+            var sentAt = _timeProvider.GetTimestamp(); // before the query: the sample bounds every read served until then
             var sample = await ServerQueries.ProbeReplicaAsync(_connections[index]!, timeout.Token).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
             _writableReplicas[index] = inRecovery ? null : sample.Server; // out of rotation too: not a standby
             health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
-                replica.ObserveReplay(replay);
+                replica.ObserveReplay(replay, sample.Server.StartedAtTicks, sentAt);
             }
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)

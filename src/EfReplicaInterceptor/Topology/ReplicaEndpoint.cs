@@ -10,7 +10,8 @@ namespace EfReplicaInterceptor.Topology;
 internal sealed class ReplicaEndpoint : IAsyncDisposable
 {
     private readonly TimeProvider _timeProvider;
-    private long _knownReplayLsn;
+    private volatile ReplayKnowledge _replay = ReplayKnowledge.None;
+    private long _failedAt;
     private volatile ReplicaHealth _health = ReplicaHealth.Unknown;
 
     public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff)
@@ -43,22 +44,68 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     /// <summary>Set when a command failed on the replica: the monitor probes it in its next round, whatever its backoff.</summary>
     public bool ProbeRequested => Availability.ProbeRequested;
 
-    /// <summary>The highest WAL position this replica is known to have replayed (from probes and direct checks).</summary>
-    public ulong KnownReplayLsn => (ulong)Interlocked.Read(ref _knownReplayLsn);
+    /// <summary>
+    /// The highest WAL position this replica is known to have replayed (from probes and direct checks) in its current
+    /// incarnation, or 0 when nothing is known since a failure (a restarted standby may come back behind).
+    /// </summary>
+    public ulong KnownReplayLsn => _replay is { Current: true } known ? known.Lsn : 0;
 
-    /// <summary>Records a replayed position seen on the replica; positions only move forward.</summary>
-    public void ObserveReplay(ulong lsn)
+    /// <summary>
+    /// Which run of the server this is: raised each time a sample shows another postmaster start time (a restart, a
+    /// re-clone). A restarted standby can come back behind what it served before, so nothing known about an earlier
+    /// incarnation holds for this one.
+    /// </summary>
+    public long Incarnation => _replay.Incarnation;
+
+    /// <summary>
+    /// Records a replayed position seen on the replica, from a query sent at <paramref name="sampledAt"/> (a timestamp of
+    /// the endpoint's <see cref="TimeProvider"/>, taken before sending) to the server started at
+    /// <paramref name="startedAtTicks"/>. Within one incarnation positions only move forward; a new start time begins a new
+    /// incarnation at the sampled position. A sample sent before the replica's last failure does not count.
+    /// </summary>
+    public void ObserveReplay(ulong lsn, long startedAtTicks, long sampledAt)
     {
-        var seen = Interlocked.Read(ref _knownReplayLsn);
-        while ((ulong)seen < lsn)
+        while (true)
         {
-            var previous = Interlocked.CompareExchange(ref _knownReplayLsn, (long)lsn, seen);
-            if (previous == seen)
+            var known = _replay;
+            if (sampledAt < Interlocked.Read(ref _failedAt))
+            {
+                return; // sent before the failure: it may describe a server that is gone
+            }
+
+            var sameRun = known.StartedAtTicks == startedAtTicks || known.StartedAtTicks == 0;
+            var next = sameRun
+                ? new ReplayKnowledge(Math.Max(lsn, known.Current ? known.Lsn : 0), startedAtTicks, known.Incarnation, Math.Max(sampledAt, known.SampledAt), Current: true)
+                : new ReplayKnowledge(lsn, startedAtTicks, known.Incarnation + 1, sampledAt, Current: true);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _replay, next, known), known))
             {
                 return;
             }
+        }
+    }
 
-            seen = previous;
+    /// <summary>
+    /// An upper bound of every position a read served by incarnation <paramref name="incarnation"/> until
+    /// <paramref name="servedUntil"/> can have seen: the known position, when it was sampled after that (replay only moves
+    /// forward while the server runs); null when no such sample exists.
+    /// </summary>
+    public ulong? ReplayBound(long incarnation, long servedUntil)
+    {
+        var known = _replay;
+        return known.Current && known.Incarnation == incarnation && known.SampledAt >= servedUntil ? known.Lsn : null;
+    }
+
+    /// <summary>The replica's run is in doubt after a failure: what was known no longer counts until a new sample.</summary>
+    private void Forget()
+    {
+        Interlocked.Exchange(ref _failedAt, _timeProvider.GetTimestamp());
+        while (true)
+        {
+            var known = _replay;
+            if (!known.Current || ReferenceEquals(Interlocked.CompareExchange(ref _replay, known with { Current = false }, known), known))
+            {
+                return;
+            }
         }
     }
 
@@ -92,11 +139,22 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
 
     /// <summary>Records that a command failed on this replica for a reason that says the replica is unusable.</summary>
     /// <returns>True when this failure took the replica out of rotation (it was in rotation before).</returns>
-    public bool ReportFailure() => Availability.ReportFailure() == AvailabilityChange.Left;
+    public bool ReportFailure()
+    {
+        Forget();
+        return Availability.ReportFailure() == AvailabilityChange.Left;
+    }
 
     /// <summary>Records a success.</summary>
     /// <returns>True when this success brought the replica back into rotation.</returns>
     public bool ReportSuccess() => Availability.ReportSuccess() == AvailabilityChange.Rejoined;
 
     public ValueTask DisposeAsync() => DataSource.DisposeAsync();
+}
+
+/// <summary>What is known of a replica's replay: the position, the run (postmaster start time, incarnation number), when the
+/// newest sample was sent, and whether it still counts (not since a failure).</summary>
+internal sealed record ReplayKnowledge(ulong Lsn, long StartedAtTicks, long Incarnation, long SampledAt, bool Current)
+{
+    public static readonly ReplayKnowledge None = new(0, 0, 0, 0, Current: false);
 }

@@ -13,7 +13,10 @@ internal enum ReplicaRequirementKind : byte
     CaughtUp,
 }
 
-/// <summary>The predicate of one selection. A constrained one (fresh, caught up) never probes a paused replica.</summary>
+/// <summary>
+/// The predicate of one selection. A constrained one (fresh, caught up) never probes a paused replica. A fresh one may also
+/// carry a position the replica must be known to have replayed (<see cref="AtLeast"/>).
+/// </summary>
 internal readonly record struct ReplicaRequirement(ReplicaRequirementKind Kind, TimeSpan MaxLag = default, ulong Lsn = 0)
 {
     public static readonly ReplicaRequirement Any = new(ReplicaRequirementKind.Any);
@@ -23,6 +26,14 @@ internal readonly record struct ReplicaRequirement(ReplicaRequirementKind Kind, 
     public static ReplicaRequirement CaughtUpTo(ulong lsn) => new(ReplicaRequirementKind.CaughtUp, Lsn: lsn);
 
     public bool IsConstrained => Kind != ReplicaRequirementKind.Any;
+
+    /// <summary>
+    /// This requirement, and known to have replayed at least <paramref name="floor"/> (what a scope may have seen already;
+    /// 0 = no floor). Any replica with a floor is a caught-up one.
+    /// </summary>
+    public ReplicaRequirement AtLeast(ulong floor) => floor <= Lsn
+        ? this
+        : Kind == ReplicaRequirementKind.Any ? CaughtUpTo(floor) : this with { Lsn = floor };
 }
 
 /// <summary>
@@ -117,6 +128,16 @@ internal sealed class ReplicaSelector
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="replica"/> (a scope's own replica) meets <paramref name="requirement"/> and is in rotation now:
+    /// a scope that has read never lets its next read be a replica's half-open probe.
+    /// </summary>
+    public bool Accepts(ReplicaEndpoint replica, in ReplicaRequirement requirement)
+    {
+        var lagging = false;
+        return replica.IsAdmitted && IsEligible(replica, requirement, _timeProvider.GetTimestamp(), ref lagging);
+    }
+
     private static bool IsEligible(ReplicaEndpoint replica, in ReplicaRequirement requirement, long now, ref bool lagging)
     {
         switch (requirement.Kind)
@@ -140,7 +161,7 @@ internal sealed class ReplicaSelector
                     return false;
                 }
 
-                return true;
+                return replica.KnownReplayLsn >= requirement.Lsn;
             default:
                 return replica.IsAdmitted && replica.KnownReplayLsn >= requirement.Lsn;
         }

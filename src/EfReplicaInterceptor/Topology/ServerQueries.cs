@@ -49,7 +49,7 @@ internal static class ServerQueries
 
     private const string WalSizesSql = "current_setting('wal_block_size')::int, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')";
 
-    private const string ReplayPositionSql = "SELECT pg_last_wal_replay_lsn()";
+    private const string ReplayPositionSql = "SELECT pg_last_wal_replay_lsn(), pg_postmaster_start_time()";
 
     /// <summary>The monitor's probe of the primary.</summary>
     public static async Task<PrimarySample> ProbePrimaryAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
@@ -111,15 +111,20 @@ internal static class ServerQueries
         }
     }
 
-    /// <summary>The WAL position a replica has replayed, or null when it is not in recovery (its answer is NULL).</summary>
-    public static async ValueTask<ulong?> ReadReplayPositionAsync(NpgsqlDataSource replica, bool async, CancellationToken cancellationToken)
+    /// <summary>
+    /// The WAL position a replica has replayed (null when it is not in recovery: its answer is NULL), and when its
+    /// postmaster started (which run of the server answered).
+    /// </summary>
+    public static async ValueTask<(ulong? Lsn, long StartedAtTicks)> ReadReplayPositionAsync(NpgsqlDataSource replica, bool async, CancellationToken cancellationToken)
     {
         var connection = async ? await replica.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : replica.OpenConnection();
         await using (connection.ConfigureAwait(false))
         {
             await using var command = new NpgsqlCommand(ReplayPositionSql, connection);
-            var value = async ? await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteScalar();
-            return value is NpgsqlLogSequenceNumber lsn ? (ulong)lsn : null;
+            await using var reader = async ? await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false) : command.ExecuteReader();
+            _ = async ? await reader.ReadAsync(cancellationToken).ConfigureAwait(false) : reader.Read();
+            ulong? lsn = reader.IsDBNull(0) ? null : (ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0);
+            return (lsn, reader.GetFieldValue<DateTime>(1).Ticks);
         }
     }
 }

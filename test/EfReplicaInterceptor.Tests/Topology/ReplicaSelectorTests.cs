@@ -45,7 +45,7 @@ public sealed class ReplicaSelectorTests
         var health = new ReplicaHealth { Reachable = true, InRecovery = true, Lag = lag, LagBytes = 0, ReplayLsn = replay, MeasuredAt = time.GetTimestamp() };
         replica.Health = health;
         replica.Availability.ReportProbe(health, Budget, maxLagBytes: null);
-        replica.ObserveReplay(replay);
+        replica.ObserveReplay(replay, startedAtTicks: 1, time.GetTimestamp());
     }
 
     private static void Lagging(ReplicaEndpoint replica, FakeTimeProvider time)

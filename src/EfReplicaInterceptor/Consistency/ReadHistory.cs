@@ -1,0 +1,210 @@
+using EfReplicaInterceptor.Topology;
+
+namespace EfReplicaInterceptor.Consistency;
+
+/// <summary>
+/// What one consistency scope's reads may have seen, for monotonic reads (<see cref="EfReplicaOptions.MonotonicReads"/>):
+/// <list type="bullet">
+/// <item>the scope's own replica (<see cref="Sticky"/>, in one incarnation): while it keeps reading there, its reads cannot
+/// go back in time, since a running standby's replay only moves forward;</item>
+/// <item>the <see cref="Floor"/>: a WAL position at or beyond everything every other earlier read may have seen (bounds
+/// taken after those reads: a replica's replay position or the primary's insert position);</item>
+/// <item>whether a read (or any command) ran where the floor does not cover it yet (<see cref="Unbounded"/>: on the
+/// primary, or on a replica other than the scope's own), and when the last read on the scope's own replica finished.</item>
+/// </list>
+/// A read may go to the scope's own replica when it is known to have replayed the floor, and to any other replica only once
+/// the reads on the scope's own replica and the unbounded ones are under the floor and that replica has replayed it; the
+/// primary always qualifies. Shared by every context in an ambient scope, so every member takes a lock.
+/// </summary>
+internal sealed class ReadHistory
+{
+    private readonly Lock _gate = new();
+    private ReplicaEndpoint? _sticky;
+    private long _stickyIncarnation;
+    private long _lastServedAt;
+    private ulong _floor;
+    private bool _unbounded;
+    private long _unboundedGeneration;
+    private ReadYourWrites? _reader;
+
+    /// <summary>The read-your-writes service of the cluster that served the last read, to take a token's position from.</summary>
+    public ReadYourWrites? Reader
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _reader;
+            }
+        }
+    }
+
+    /// <summary>The scope has read (or restored a token): its next read has a past to respect.</summary>
+    public bool HasPast
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _sticky is not null || _floor != 0 || _unbounded;
+            }
+        }
+    }
+
+    /// <summary>The scope's own replica and the incarnation it was chosen in (null: none yet).</summary>
+    public (ReplicaEndpoint? Replica, long Incarnation) Sticky
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return (_sticky, _stickyIncarnation);
+            }
+        }
+    }
+
+    /// <summary>When the last read on the scope's own replica finished (a timestamp; 0 = none since it became the scope's).</summary>
+    public long LastServedAt
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _lastServedAt;
+            }
+        }
+    }
+
+    /// <summary>At or beyond every position the scope's reads may have seen, except those on its own replica and the unbounded ones.</summary>
+    public ulong Floor
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _floor;
+            }
+        }
+    }
+
+    /// <summary>Some command of the scope ran where the floor does not cover it yet: a primary position taken after it is needed.</summary>
+    public bool Unbounded
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _unbounded;
+            }
+        }
+    }
+
+    /// <summary>Counts the unbounded commands; read before a primary position is captured.</summary>
+    public long UnboundedGeneration
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _unboundedGeneration;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A read of the scope finished at <paramref name="now"/> on <paramref name="replica"/>, or on the primary (null). Only a
+    /// read on the scope's own replica (in the incarnation it was chosen in) is covered without a bound.
+    /// </summary>
+    public void Served(ReadYourWrites reader, ReplicaEndpoint? replica, long incarnation, long now)
+    {
+        lock (_gate)
+        {
+            _reader = reader;
+            if (replica is not null && ReferenceEquals(replica, _sticky) && incarnation == _stickyIncarnation)
+            {
+                _lastServedAt = Math.Max(_lastServedAt, now);
+                return;
+            }
+
+            MarkUnboundedLocked();
+        }
+    }
+
+    /// <summary>A command of the scope runs on the primary (a write, a read in a transaction, a fallback).</summary>
+    public void RanOnPrimary(ReadYourWrites reader)
+    {
+        lock (_gate)
+        {
+            _reader = reader;
+            MarkUnboundedLocked();
+        }
+    }
+
+    /// <summary>
+    /// The primary's position <paramref name="lsn"/>, asked for at <paramref name="sentAt"/>, after every command counted up
+    /// to <paramref name="generation"/> finished, bounds them and every read the scope's own replica finished before then:
+    /// it becomes the floor (positions only move forward).
+    /// </summary>
+    public void BoundedByPrimary(ulong lsn, long generation, long sentAt)
+    {
+        lock (_gate)
+        {
+            RaiseLocked(lsn);
+            if (_lastServedAt <= sentAt)
+            {
+                _lastServedAt = 0;
+            }
+
+            if (_unboundedGeneration == generation)
+            {
+                _unbounded = false;
+            }
+        }
+    }
+
+    /// <summary>Raises the floor (a bound of the scope's own replica's reads, or a restored token's position).</summary>
+    public void Raise(ulong lsn)
+    {
+        lock (_gate)
+        {
+            RaiseLocked(lsn);
+        }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="replica"/> (in <paramref name="incarnation"/>) the scope's own replica. The caller has put the
+    /// reads of the previous one under the floor first (or it is the same one).
+    /// </summary>
+    public void Stick(ReplicaEndpoint replica, long incarnation)
+    {
+        lock (_gate)
+        {
+            if (!ReferenceEquals(replica, _sticky) || incarnation != _stickyIncarnation)
+            {
+                (_sticky, _stickyIncarnation, _lastServedAt) = (replica, incarnation, 0);
+            }
+        }
+    }
+
+    public void Reset()
+    {
+        lock (_gate)
+        {
+            (_sticky, _stickyIncarnation, _lastServedAt, _floor, _unbounded, _unboundedGeneration, _reader) = (null, 0, 0, 0, false, 0, null);
+        }
+    }
+
+    private void RaiseLocked(ulong lsn)
+    {
+        if (lsn > _floor)
+        {
+            _floor = lsn;
+        }
+    }
+
+    private void MarkUnboundedLocked()
+    {
+        _unbounded = true;
+        _unboundedGeneration++;
+    }
+}
