@@ -50,17 +50,21 @@ public sealed record CheckResult(int Operations, int Reads, int Writes, int Fail
     /// <summary>True when no guarantee was broken.</summary>
     public bool IsValid => Violations.Count == 0;
 
-    /// <summary>The counts, then up to <paramref name="limit"/> violations, one a line.</summary>
+    /// <summary>The counts, then the first <paramref name="limit"/> violations of each kind, one a line.</summary>
     public string Describe(int limit = 10)
     {
         var lines = new List<string>
         {
             $"{Operations} operations ({Writes} writes, {Reads} reads, {Failed} failed): {ReadYourWritesViolations} read-your-writes and {MonotonicReadsViolations} monotonic-reads violations in {BadReads} reads",
         };
-        lines.AddRange(Violations.Take(limit).Select(v => "  " + v));
-        if (Violations.Count > limit)
+        foreach (var kind in Enum.GetValues<ViolationKind>())
         {
-            lines.Add($"  … and {Violations.Count - limit} more");
+            var ofKind = Violations.Where(v => v.Kind == kind).ToList();
+            lines.AddRange(ofKind.Take(limit).Select(v => "  " + v));
+            if (ofKind.Count > limit)
+            {
+                lines.Add($"  … and {ofKind.Count - limit} more of this kind");
+            }
         }
 
         return string.Join(Environment.NewLine, lines);
