@@ -139,14 +139,30 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
 
     /// <summary>
     /// Puts the reads served by the scopes' own replicas (other than <paramref name="keep"/>) under their floors: the
-    /// replica's latest sample when it was sent after those reads, else one capture on the primary for all.
+    /// replica's latest sample when it was sent after those reads, else its replay position asked now (one small query on
+    /// the replica, while it is in rotation in the same run), else one capture on the primary for all.
     /// </summary>
     private async ValueTask BoundReadsAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaEndpoint? keep, bool async, CancellationToken cancellationToken)
     {
-        if (NeedsPrimaryBound(lease?.History, keep) | NeedsPrimaryBound(ambient?.History, keep))
+        var leaseUnbounded = await NeedsPrimaryBoundAsync(lease?.History, keep, async, cancellationToken).ConfigureAwait(false);
+        var ambientUnbounded = await NeedsPrimaryBoundAsync(ambient?.History, keep, async, cancellationToken).ConfigureAwait(false);
+        if (leaseUnbounded || ambientUnbounded)
         {
             await CaptureAsync(lease, ambient, writes: false, async, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    private async ValueTask<bool> NeedsPrimaryBoundAsync(ReadHistory? past, ReplicaEndpoint? keep, bool async, CancellationToken cancellationToken)
+    {
+        if (!NeedsPrimaryBound(past, keep))
+        {
+            return false;
+        }
+
+        var (replica, incarnation) = past!.Sticky;
+        return replica is null || replica.Incarnation != incarnation || !replica.IsAdmitted
+            || !await cluster.CheckReplayAsync(replica, async, cancellationToken).ConfigureAwait(false)
+            || NeedsPrimaryBound(past, keep);
     }
 
     /// <summary>Raises the floor of <paramref name="past"/> over its own replica's reads when a replica sample bounds them; true when only the primary can.</summary>

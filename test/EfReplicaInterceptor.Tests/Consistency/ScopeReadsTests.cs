@@ -1,0 +1,132 @@
+using EfReplicaInterceptor.Consistency;
+using EfReplicaInterceptor.Diagnostics;
+using EfReplicaInterceptor.Topology;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Npgsql;
+
+namespace EfReplicaInterceptor.Tests.Consistency;
+
+/// <summary>
+/// The decision monotonic reads make without a round trip: a scope with no past takes the balancing policy's replica and
+/// keeps it; a scope keeps its own replica while it is in rotation in the same run and has replayed the scope's floor, and
+/// otherwise the read is left to the resolution that bounds what the scope saw. No server: nothing is opened.
+/// </summary>
+public sealed class ScopeReadsTests
+{
+    private const long Run = 1_000;
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(10);
+    private readonly FakeTimeProvider _time = new();
+    private readonly List<IDisposable> _disposables = [];
+    private ReplicaEndpoint[] _replicas = null!;
+    private ScopeReads _scopes = null!;
+
+    [SetUp]
+    public void CreateCluster()
+    {
+        var dataSource = NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Database=none;Username=nobody");
+        var metrics = new EfReplicaMetrics();
+        _disposables.AddRange([dataSource, metrics]);
+        _replicas = [new ReplicaEndpoint(0, "r0", dataSource, _time, TimeSpan.FromSeconds(1)), new ReplicaEndpoint(1, "r1", dataSource, _time, TimeSpan.FromSeconds(1))];
+        foreach (var replica in _replicas)
+        {
+            Healthy(replica, replay: 1_000);
+        }
+
+        var selector = new ReplicaSelector(_replicas, LoadBalancing.RoundRobin, [1, 1], _time);
+        var options = new EfReplicaOptions { Primary = "Host=127.0.0.1;Port=1" };
+        _scopes = new ReadYourWrites("c", dataSource, new PrimaryPosition(), selector, options, metrics, NullLoggerFactory.Instance, _time).Scopes;
+    }
+
+    [TearDown]
+    public void Dispose()
+    {
+        foreach (var disposable in _disposables)
+        {
+            disposable.Dispose();
+        }
+
+        _disposables.Clear();
+    }
+
+    [Test]
+    public void A_scope_without_a_past_takes_the_next_replica_in_turn_and_keeps_it()
+    {
+        var first = new ReadYourWritesState();
+        var second = new ReadYourWritesState();
+
+        var firstPicks = Enumerable.Range(0, 4).Select(_ => Choose(first)).ToList();
+        _ = Choose(new ReadYourWritesState()); // another scope in between
+        var secondPick = Choose(second);
+
+        Assert.That(firstPicks, Is.All.EqualTo("r0"), "a scope stays on its replica");
+        Assert.That(secondPick, Is.EqualTo("r0"), "scopes are spread in turn: r0, r1, r0");
+        Assert.That(first.History.Sticky.Replica, Is.SameAs(_replicas[0]));
+    }
+
+    [Test]
+    public void The_lease_s_replica_is_shared_with_the_ambient_scope_it_reads_in()
+    {
+        var lease = new ReadYourWritesState();
+        var ambient = new ReadYourWritesState();
+
+        var pick = _scopes.TryChoose(lease, ambient, ReplicaRequirement.Any, out var replica, out _);
+
+        Assert.That(pick, Is.True);
+        Assert.That(ambient.History.Sticky.Replica, Is.SameAs(replica));
+        Assert.That(lease.History.Sticky.Replica, Is.SameAs(replica));
+    }
+
+    [Test]
+    public void A_restarted_replica_out_of_rotation_a_floor_it_has_not_replayed_or_a_read_on_the_primary_needs_resolving()
+    {
+        var restarted = Scope(onReplica: 0);
+        _replicas[0].ObserveReplay(500, Run + 1, _time.GetTimestamp()); // came back behind
+
+        var lagging = Scope(onReplica: 1);
+        lagging.History.Raise(5_000);
+
+        var primary = Scope(onReplica: 0);
+        primary.History.RanOnPrimary(null!);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(_scopes.TryChoose(restarted, null, ReplicaRequirement.Any, out _, out _), Is.False, "restarted");
+            Assert.That(_scopes.TryChoose(lagging, null, ReplicaRequirement.Any, out _, out _), Is.False, "behind the floor");
+            Assert.That(_scopes.TryChoose(primary, null, ReplicaRequirement.Any, out _, out _), Is.False, "read on the primary");
+        });
+
+        var paused = Scope(onReplica: 1);
+        _replicas[1].ReportFailure();
+        Assert.That(_scopes.TryChoose(paused, null, ReplicaRequirement.Any, out _, out _), Is.False, "out of rotation");
+    }
+
+    [Test]
+    public void A_scope_keeps_its_replica_when_it_has_replayed_the_floor()
+    {
+        var scope = Scope(onReplica: 1);
+        scope.History.Raise(900);
+
+        var kept = _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _);
+
+        Assert.That((kept, replica?.Name), Is.EqualTo((true, "r1")));
+    }
+
+    private ReadYourWritesState Scope(int onReplica)
+    {
+        var state = new ReadYourWritesState();
+        state.History.Stick(_replicas[onReplica], _replicas[onReplica].Incarnation);
+        return state;
+    }
+
+    private string? Choose(ReadYourWritesState scope)
+        => _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _) ? replica?.Name : "resolve";
+
+    private void Healthy(ReplicaEndpoint replica, ulong replay)
+    {
+        var health = new ReplicaHealth { Reachable = true, InRecovery = true, Lag = TimeSpan.Zero, LagBytes = 0, ReplayLsn = replay, MeasuredAt = _time.GetTimestamp() };
+        replica.Health = health;
+        replica.Availability.ReportProbe(health, Budget, maxLagBytes: null);
+        replica.ObserveReplay(replay, Run, _time.GetTimestamp());
+    }
+}
