@@ -17,11 +17,14 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
     /// The replica for a plain read (meeting <paramref name="requirement"/>) when it can be decided without a round trip:
     /// the scopes have no past (any replica, which becomes theirs), or their own replica qualifies. False when
     /// <see cref="ResolveAsync"/> must decide. With true and a null <paramref name="replica"/>, no replica can take it.
+    /// <paramref name="hadPast"/>: the scopes had read before, so should the replica fail, the read must not go to just any
+    /// other replica.
     /// </summary>
-    public bool TryChoose(ReadYourWritesState? lease, ReadYourWritesState? ambient, in ReplicaRequirement requirement, out ReplicaEndpoint? replica, out bool lagging)
+    public bool TryChoose(ReadYourWritesState? lease, ReadYourWritesState? ambient, in ReplicaRequirement requirement, out ReplicaEndpoint? replica, out bool lagging, out bool hadPast)
     {
         replica = null;
         lagging = false;
+        hadPast = true;
         var (leasePast, ambientPast) = (lease?.History, ambient?.History);
         if (lease?.RestoredToken is not null || ambient?.RestoredToken is not null)
         {
@@ -30,6 +33,7 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
 
         if (leasePast?.HasPast != true && ambientPast?.HasPast != true)
         {
+            hadPast = false;
             replica = selector.Select(requirement, 0, out lagging);
             if (replica is not null)
             {
