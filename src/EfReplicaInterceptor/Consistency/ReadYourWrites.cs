@@ -13,7 +13,8 @@ internal readonly record struct ReadYourWritesChoice(ReplicaEndpoint? Replica, R
 /// Read-your-writes for one cluster, by WAL position: captures the position of a scope's writes on the primary (one round
 /// trip per unit of work), checks restored tokens, and finds a replica that has replayed the position (from the monitor's
 /// knowledge, else by asking the replicas), waiting up to <see cref="EfReplicaOptions.ReadYourWritesMaxWait"/>; otherwise the
-/// read goes to the primary.
+/// read goes to the primary. With <see cref="EfReplicaOptions.MonotonicReads"/> the decision is <see cref="ScopeReads"/>'
+/// (which uses the steps here); <see cref="ResolveAsync"/> serves the clusters without it.
 /// </summary>
 internal sealed class ReadYourWrites
 {

@@ -17,11 +17,14 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
     /// The replica for a plain read (meeting <paramref name="requirement"/>) when it can be decided without a round trip:
     /// the scopes have no past (any replica, which becomes theirs), or their own replica qualifies. False when
     /// <see cref="ResolveAsync"/> must decide. With true and a null <paramref name="replica"/>, no replica can take it.
+    /// <paramref name="hadPast"/>: the scopes had read before, so should the replica fail, the read must not go to just any
+    /// other replica.
     /// </summary>
-    public bool TryChoose(ReadYourWritesState? lease, ReadYourWritesState? ambient, in ReplicaRequirement requirement, out ReplicaEndpoint? replica, out bool lagging)
+    public bool TryChoose(ReadYourWritesState? lease, ReadYourWritesState? ambient, in ReplicaRequirement requirement, out ReplicaEndpoint? replica, out bool lagging, out bool hadPast)
     {
         replica = null;
         lagging = false;
+        hadPast = true;
         var (leasePast, ambientPast) = (lease?.History, ambient?.History);
         if (lease?.RestoredToken is not null || ambient?.RestoredToken is not null)
         {
@@ -30,6 +33,7 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
 
         if (leasePast?.HasPast != true && ambientPast?.HasPast != true)
         {
+            hadPast = false;
             replica = selector.Select(requirement, 0, out lagging);
             if (replica is not null)
             {
@@ -38,6 +42,11 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
             }
 
             return true;
+        }
+
+        if (!selector.AnyInRotation(out lagging))
+        {
+            return true; // the primary: no replica could take it whatever the scope saw
         }
 
         if (leasePast?.Unbounded == true || ambientPast?.Unbounded == true || (Own(leasePast) ?? Own(ambientPast)) is not { } own
@@ -70,6 +79,12 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
             }
 
             var writesPending = readYourWrites && (lease?.IsPending == true || ambient?.IsPending == true);
+            if (!writesPending && !selector.AnyInRotation(out var noneFresh))
+            {
+                // No replica could take it whatever the scope saw: the primary, without a round trip for a bound.
+                return new(null, noneFresh ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable, false);
+            }
+
             if (writesPending || leasePast?.Unbounded == true || ambientPast?.Unbounded == true)
             {
                 await CaptureAsync(lease, ambient, writesPending, async, cancellationToken).ConfigureAwait(false);
@@ -110,8 +125,9 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
                 return Chosen(leasePast, ambientPast, other);
             }
 
+            // Replicas in rotation that have not replayed what the scope saw are lagging behind it.
             var reason = required > 0 ? RoutingReason.AfterWrite
-                : lagging || floor > 0 ? RoutingReason.ReplicaLagging
+                : lagging || (floor > 0 && selector.AnyInRotation(out _)) ? RoutingReason.ReplicaLagging
                 : RoutingReason.ReplicaUnavailable;
             return new(null, reason, false);
         }

@@ -228,13 +228,13 @@ internal sealed class CommandRouter
     /// </summary>
     private RoutingDecision ScopeRead(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement)
     {
-        if (!_scopes!.TryChoose(lease, ambient, requirement, out var replica, out var lagging))
+        if (!_scopes!.TryChoose(lease, ambient, requirement, out var replica, out var lagging, out var hadPast))
         {
             return RoutingDecision.ScopeRead(lease, ambient, requirement);
         }
 
         return replica is not null
-            ? RoutingDecision.Read(replica, constrained: true)
+            ? RoutingDecision.Read(replica, constrained: hadPast || requirement.IsConstrained)
             : RoutingDecision.Primary(lagging ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable);
     }
 

@@ -70,7 +70,7 @@ public sealed class ScopeReadsTests
         var lease = new ReadYourWritesState();
         var ambient = new ReadYourWritesState();
 
-        var pick = _scopes.TryChoose(lease, ambient, ReplicaRequirement.Any, out var replica, out _);
+        var pick = _scopes.TryChoose(lease, ambient, ReplicaRequirement.Any, out var replica, out _, out _);
 
         Assert.That(pick, Is.True);
         Assert.That(ambient.History.Sticky.Replica, Is.SameAs(replica));
@@ -91,14 +91,14 @@ public sealed class ScopeReadsTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(_scopes.TryChoose(restarted, null, ReplicaRequirement.Any, out _, out _), Is.False, "restarted");
-            Assert.That(_scopes.TryChoose(lagging, null, ReplicaRequirement.Any, out _, out _), Is.False, "behind the floor");
-            Assert.That(_scopes.TryChoose(primary, null, ReplicaRequirement.Any, out _, out _), Is.False, "read on the primary");
+            Assert.That(_scopes.TryChoose(restarted, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "restarted");
+            Assert.That(_scopes.TryChoose(lagging, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "behind the floor");
+            Assert.That(_scopes.TryChoose(primary, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "read on the primary");
         });
 
         var paused = Scope(onReplica: 1);
         _replicas[1].ReportFailure();
-        Assert.That(_scopes.TryChoose(paused, null, ReplicaRequirement.Any, out _, out _), Is.False, "out of rotation");
+        Assert.That(_scopes.TryChoose(paused, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "out of rotation");
     }
 
     [Test]
@@ -107,7 +107,7 @@ public sealed class ScopeReadsTests
         var scope = Scope(onReplica: 1);
         scope.History.Raise(900);
 
-        var kept = _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _);
+        var kept = _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _, out _);
 
         Assert.That((kept, replica?.Name), Is.EqualTo((true, "r1")));
     }
@@ -120,7 +120,7 @@ public sealed class ScopeReadsTests
     }
 
     private string? Choose(ReadYourWritesState scope)
-        => _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _) ? replica?.Name : "resolve";
+        => _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _, out _) ? replica?.Name : "resolve";
 
     private void Healthy(ReplicaEndpoint replica, ulong replay)
     {
