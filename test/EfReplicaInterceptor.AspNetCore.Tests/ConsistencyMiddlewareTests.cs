@@ -303,6 +303,35 @@ public sealed class ConsistencyMiddlewareTests
         });
     }
 
+    [Test]
+    public async Task When_the_position_cannot_be_captured_the_response_still_succeeds_without_a_token_and_says_why()
+    {
+        if (_servers.IsExternal)
+        {
+            Assert.Ignore("stops a primary: needs servers the test starts itself");
+        }
+
+        // Servers of its own: this test stops the primary.
+        await using var own = await ShopServers.StartAsync();
+        await using var web = await WebApp.StartAsync(own, mapMore: app => app.MapPost("/test/write-then-lose-the-primary/{id:int}", async (int id, ShopContext db) =>
+        {
+            await db.People.Where(p => p.Id == id).ExecuteUpdateAsync(set => set.SetProperty(p => p.Name, "lost"));
+            await own.Primary.StopAsync(StopMode.Immediate);
+            return Results.NoContent();
+        }));
+
+        using var response = await web.Client.PostAsync("/test/write-then-lose-the-primary/22", content: null);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NoContent), "the write succeeded: the response must not fail after it");
+            Assert.That(WebApp.SetCookie(response), Is.Null);
+            Assert.That(WebApp.TokenHeader(response), Is.Null);
+            Assert.That(web.Log.AllEvents.Where(e => e.EventId == 4000).Select(e => e.Level), Is.EqualTo(new[] { Microsoft.Extensions.Logging.LogLevel.Warning }),
+                "event 4000 says the response carries no new token");
+        });
+    }
+
     private static void MapTestEndpoints(WebApplication app)
     {
         // Writes, then starts the response and streams it: the token must already be in the headers.
