@@ -27,8 +27,10 @@ public static class EfReplicaScope
     public static EfReplicaConsistencyScope? CurrentConsistency => CurrentConsistencyScope.Value;
 
     /// <summary>
-    /// Starts an ambient read-your-writes scope: reads by any DbContext inside it see every write made inside it (and, with
-    /// <paramref name="token"/>, the writes that token stands for), going to a replica only once it has replayed them.
+    /// Starts an ambient consistency scope: reads by any DbContext inside it see every write made inside it (and, with
+    /// <paramref name="token"/>, the writes that token stands for), going to a replica only once it has replayed them; with
+    /// <see cref="EfReplicaOptions.MonotonicReads"/> (the default) they also never return older data than an earlier read
+    /// of the scope (or of the scope the token came from).
     /// A malformed or foreign token is rejected when it is first used (or ignored, by configuration:
     /// <see cref="EfReplicaOptions.InvalidTokenHandling"/>).
     /// </summary>

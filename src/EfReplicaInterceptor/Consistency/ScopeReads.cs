@@ -40,6 +40,11 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
             return true;
         }
 
+        if (!selector.AnyInRotation(out lagging))
+        {
+            return true; // the primary: no replica could take it whatever the scope saw
+        }
+
         if (leasePast?.Unbounded == true || ambientPast?.Unbounded == true || (Own(leasePast) ?? Own(ambientPast)) is not { } own
             || HasOtherReplica(leasePast, own) || HasOtherReplica(ambientPast, own)
             || !selector.Accepts(own, requirement.AtLeast(Floor(leasePast, ambientPast))) || !own.TryAcquire())
@@ -70,6 +75,12 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
             }
 
             var writesPending = readYourWrites && (lease?.IsPending == true || ambient?.IsPending == true);
+            if (!writesPending && !selector.AnyInRotation(out var noneFresh))
+            {
+                // No replica could take it whatever the scope saw: the primary, without a round trip for a bound.
+                return new(null, noneFresh ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable, false);
+            }
+
             if (writesPending || leasePast?.Unbounded == true || ambientPast?.Unbounded == true)
             {
                 await CaptureAsync(lease, ambient, writesPending, async, cancellationToken).ConfigureAwait(false);
@@ -110,8 +121,9 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
                 return Chosen(leasePast, ambientPast, other);
             }
 
+            // Replicas in rotation that have not replayed what the scope saw are lagging behind it.
             var reason = required > 0 ? RoutingReason.AfterWrite
-                : lagging || floor > 0 ? RoutingReason.ReplicaLagging
+                : lagging || (floor > 0 && selector.AnyInRotation(out _)) ? RoutingReason.ReplicaLagging
                 : RoutingReason.ReplicaUnavailable;
             return new(null, reason, false);
         }

@@ -129,6 +129,26 @@ internal sealed class ReplicaSelector
     }
 
     /// <summary>
+    /// Whether some replica is in rotation now; <paramref name="lagging"/> tells, when none is, that some replica was out
+    /// only for its lag.
+    /// </summary>
+    public bool AnyInRotation(out bool lagging)
+    {
+        lagging = false;
+        foreach (var replica in _replicas)
+        {
+            if (replica.IsAdmitted)
+            {
+                return true;
+            }
+
+            lagging |= replica.Health.IsLagging;
+        }
+
+        return false;
+    }
+
+    /// <summary>
     /// Whether <paramref name="replica"/> (a scope's own replica) meets <paramref name="requirement"/> and is in rotation now:
     /// a scope that has read never lets its next read be a replica's half-open probe.
     /// </summary>

@@ -18,6 +18,7 @@ namespace EfReplicaInterceptor.IntegrationTests.Consistency;
 public sealed class MonotonicReadsTests
 {
     private const int Reads = 200;
+    private const int ControlReads = 60; // with MonotonicReads off: enough to show violations
     private const int ChildrenPerParent = 5;
     private static readonly TimeSpan ApplyDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan WritePeriod = TimeSpan.FromMilliseconds(20);
@@ -53,7 +54,7 @@ public sealed class MonotonicReadsTests
         await using var writer = new CounterWriter(_servers.Primary, WritePeriod);
         await Task.Delay(ApplyDelay); // the delayed standby is a full second behind from the first read on
 
-        var reads = await ReadCounter(cluster, scope);
+        var reads = await ReadCounter(cluster, scope, new ConcurrentQueue<(long, int)>(), monotonic ? Reads : ControlReads);
 
         var violations = 0;
         long highest = 0;
@@ -63,7 +64,7 @@ public sealed class MonotonicReadsTests
             highest = Math.Max(highest, value);
         }
 
-        TestContext.Out.WriteLine($"{scope}, MonotonicReads={monotonic}: {violations} of {Reads} reads older than an earlier read; served by {Split(reads.Select(r => r.Port))}");
+        TestContext.Out.WriteLine($"{scope}, MonotonicReads={monotonic}: {violations} of {reads.Count} reads older than an earlier read; served by {Split(reads.Select(r => r.Port))}");
         if (monotonic)
         {
             Assert.That(violations, Is.Zero, "a read returned an older counter than an earlier read of the same scope");
@@ -85,7 +86,8 @@ public sealed class MonotonicReadsTests
         var options = new DbContextOptionsBuilder<SplitContext>();
         cluster.Configure(options);
         int broken = 0, orphanedParents = 0, parents = 0;
-        for (var i = 0; i < Reads; i++)
+        var operations = monotonic ? Reads : ControlReads;
+        for (var i = 0; i < operations; i++)
         {
             await using var context = new SplitContext(options.Options); // one lease per operation: its commands must agree
             var families = await context.Parents.AsNoTracking().Where(p => p.Run == run).Include(p => p.Children).AsSplitQuery().ToListAsync();
@@ -96,7 +98,7 @@ public sealed class MonotonicReadsTests
             await Task.Delay(5);
         }
 
-        TestContext.Out.WriteLine($"MonotonicReads={monotonic}: {broken} of {Reads} results had parents without their children ({orphanedParents} of {parents} parents); {writer.Written} families written");
+        TestContext.Out.WriteLine($"MonotonicReads={monotonic}: {broken} of {operations} results had parents without their children ({orphanedParents} of {parents} parents); {writer.Written} families written");
         if (monotonic)
         {
             Assert.That(broken, Is.Zero, "a split query's second command saw older data than its first");
@@ -114,6 +116,14 @@ public sealed class MonotonicReadsTests
         await using var writer = new CounterWriter(_servers.Primary, WritePeriod);
         await Task.Delay(ApplyDelay);
         var reads = new ConcurrentQueue<(long Value, int Port)>();
+        if (scope != Scope.Ambient)
+        {
+            // Another scope's read takes the fast standby's turn: this scope starts on the delayed one, and its move to the
+            // fast one is a move between two replicas.
+            await using var bystander = cluster.NewContext();
+            await ReadOnce(bystander);
+        }
+
         var reader = ReadCounter(cluster, scope, reads, count: 400);
 
         // Crash (immediate stop, like a power cut) whichever standby served the scope's first reads, then start it again:
@@ -141,8 +151,40 @@ public sealed class MonotonicReadsTests
         Assert.That(violations, Is.Zero, "a read returned an older counter than an earlier read of the same scope");
     }
 
-    private Task<List<(long Value, int Port)>> ReadCounter(TestCluster cluster, Scope scope)
-        => ReadCounter(cluster, scope, new ConcurrentQueue<(long, int)>(), Reads);
+    [Test]
+    public async Task Scopes_are_spread_over_the_replicas_and_few_reads_stay_on_the_primary([Values] bool monotonic)
+    {
+        const int Requests = 200;
+        using var counters = new RoundTrips();
+        await using var cluster = await TestCluster.CreateAsync(_servers, options => options.MonotonicReads = monotonic);
+        await using var writer = new CounterWriter(_servers.Primary, WritePeriod);
+        var ports = new List<int>();
+        for (var i = 0; i < Requests; i++)
+        {
+            // A request: one context; one in ten writes first; three reads.
+            await using var context = cluster.NewContext();
+            if (i % 10 == 0)
+            {
+                context.People.Add(new Person { Name = $"spread-{Guid.NewGuid():N}" });
+                await context.SaveChangesAsync();
+            }
+
+            for (var read = 0; read < 3; read++)
+            {
+                ports.Add((await ReadOnce(context)).Port);
+            }
+        }
+
+        var replicaShare = (double)ports.Count(p => p != _servers.Primary.Port) / ports.Count;
+        TestContext.Out.WriteLine($"MonotonicReads={monotonic}: {ports.Count} reads in {Requests} requests (one in ten wrote): served by {Split(ports)} "
+            + $"({replicaShare:P1} on replicas); primary position captures {counters.Captures} ({(double)counters.Captures / Requests:0.00} per request), replica position checks {counters.ReplayChecks}");
+        var perStandby = _servers.Standbys.Select(s => ports.Count(p => p == s.Port)).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(replicaShare, Is.GreaterThanOrEqualTo(0.9), "reads of requests that did not write belong on the replicas");
+            Assert.That(perStandby, Has.All.GreaterThan(ports.Count / 4), "requests are spread over both standbys");
+        });
+    }
 
     private static async Task<List<(long Value, int Port)>> ReadCounter(TestCluster cluster, Scope scope, ConcurrentQueue<(long Value, int Port)> reads, int count)
     {
@@ -188,6 +230,44 @@ public sealed class MonotonicReadsTests
         var names = ports.GroupBy(p => p).ToDictionary(g => g.Key, g => g.Count());
         string Name(int port) => port == _servers.Primary.Port ? "primary" : _servers.Standbys.First(s => s.Port == port) == _servers.Standbys[1] ? "delayed standby" : "fast standby";
         return string.Join(", ", names.OrderBy(n => n.Key).Select(n => $"{Name(n.Key)} {n.Value}"));
+    }
+
+    /// <summary>The library's own round trips for consistency: primary position captures and replica position checks.</summary>
+    private sealed class RoundTrips : IDisposable
+    {
+        private readonly System.Diagnostics.Metrics.MeterListener _listener = new();
+        private long _captures;
+        private long _checks;
+
+        public RoundTrips()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == Diagnostics.EfReplicaDiagnostics.MeterName
+                    && instrument.Name is Diagnostics.EfReplicaDiagnostics.PositionCapturesCounterName or Diagnostics.EfReplicaDiagnostics.ReplayChecksCounterName)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+            {
+                if (instrument.Name == Diagnostics.EfReplicaDiagnostics.PositionCapturesCounterName)
+                {
+                    Interlocked.Add(ref _captures, value);
+                }
+                else
+                {
+                    Interlocked.Add(ref _checks, value);
+                }
+            });
+            _listener.Start();
+        }
+
+        public long Captures => Interlocked.Read(ref _captures);
+
+        public long ReplayChecks => Interlocked.Read(ref _checks);
+
+        public void Dispose() => _listener.Dispose();
     }
 
     /// <summary>Inserts a tick on the primary every period (the counter is the newest tick's id).</summary>
