@@ -41,9 +41,9 @@ public sealed class HistoryMatrixTests
 
             // A read on the primary older than one a standby returned just before is PostgreSQL's commit visibility order (a
             // standby can show a commit before the primary's snapshots do; plain Npgsql shows it, `build/history.sh
-            // --visibility-probe`). The library does not cover it yet; 2 of 180,000 operations of this workload met
-            // it, so it is printed above and counted in the long run's table, not failed here (it would fail about one CI
-            // run in four). Every other violation fails the cell.
+            // --visibility-probe`). The library does not cover it yet; 1 or 2 in each long run's 180,000 operations
+            // of this workload met it, so it is printed above and counted in the long run's table, not failed here (it
+            // would fail about one CI run in five). Every other violation fails the cell.
             Assert.That(report.OtherViolations, Is.Zero, report.Check.Describe(20));
         });
     }

@@ -160,7 +160,7 @@ public sealed class HistoryWorkload
 
     private async Task CounterWriterAsync(Random random, CancellationToken stop)
     {
-        var session = new Session("writer", OwnKey: null, random);
+        var session = new Session("writer", ownKey: null, random);
         var next = 0;
         while (!stop.IsCancellationRequested)
         {
@@ -316,11 +316,12 @@ public sealed class HistoryWorkload
         _errors.AddOrUpdate($"{what}: {error.GetType().Name}: {message}", 1, (_, count) => count + 1);
     }
 
-    private sealed class Session(string scope, string? OwnKey, Random random)
+    private sealed class Session(string scope, string? ownKey, Random random)
     {
         public string Scope { get; } = scope;
 
-        public string? OwnKey { get; } = OwnKey;
+        /// <summary>The session's own register; null for the counter writer.</summary>
+        public string? OwnKey { get; } = ownKey;
 
         public Random Random { get; } = random;
 
