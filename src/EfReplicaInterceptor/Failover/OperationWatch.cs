@@ -24,10 +24,13 @@ internal enum WatchVerdict : byte
 /// <remarks>
 /// <para>
 /// The deadline separates "the server cannot answer" from "the query is slow", as the AWS Advanced JDBC Wrapper's host
-/// monitoring does: with a <see cref="ServerLiveness"/>, the operation is abandoned only once it has run for the deadline
-/// <em>and</em> the server has answered nothing else (the monitor's independent probes, other commands) for the deadline.
-/// A slow query on a healthy server keeps running (its probes answer); a hung server stops answering probes too, and every
-/// operation on it is abandoned within the deadline. Without a liveness (the probes themselves) it is a plain deadline.
+/// monitoring does: with a <see cref="ServerLiveness"/>, the operation is abandoned once the server has answered nothing
+/// (the monitor's independent probes, other commands, this operation) for the deadline. A slow query on a healthy server
+/// keeps running (its probes answer); a hung server stops answering probes too, and every operation on it is abandoned
+/// when the server's silence reaches the deadline, however recently the operation started, but never before the
+/// operation itself has had the grace (so a monitor that fell behind cannot fail operations at once). The longest an
+/// operation waits on a hung server is therefore the deadline. Without a liveness (the probes themselves) it is a plain
+/// deadline from the start.
 /// </para>
 /// <para>
 /// The caller's token is honoured without handing it to Npgsql (whose cancellation sends a cancel request that a hung
@@ -45,6 +48,7 @@ internal sealed class OperationWatch : IDisposable
     private readonly long _deadlineTicks;
     private readonly long _graceTicks;
     private readonly long _start;
+    private readonly long _floorTicks; // the least time an operation itself gets, however long its server has been silent
     private readonly long _hardStop; // 0: none
     private readonly CancellationToken _callerToken;
     private readonly Lock _gate = new();
@@ -76,9 +80,10 @@ internal sealed class OperationWatch : IDisposable
         _deadlineTicks = ToTicks(deadline);
         _graceTicks = ToTicks(grace);
         _start = timeProvider.GetTimestamp();
+        _floorTicks = Math.Min(_graceTicks, _deadlineTicks);
         _hardStop = commandTimeout > TimeSpan.Zero ? _start + ToTicks(commandTimeout) + _graceTicks : 0;
         _callerToken = cancellationToken;
-        _timer = timeProvider.CreateTimer(static state => ((OperationWatch)state!).Check(), this, deadline, Timeout.InfiniteTimeSpan);
+        _timer = timeProvider.CreateTimer(static state => ((OperationWatch)state!).Check(), this, Delay(SilentUntil() - _start), Timeout.InfiniteTimeSpan);
         if (cancellationToken.CanBeCanceled)
         {
             _registration = cancellationToken.UnsafeRegister(static state => ((OperationWatch)state!).OnCallerCancelled(), this);
@@ -215,8 +220,7 @@ internal sealed class OperationWatch : IDisposable
                 return;
             }
 
-            var lastSign = _liveness is null ? _start : Math.Max(_start, _liveness.LastAnswer);
-            var next = lastSign + _deadlineTicks;
+            var next = SilentUntil();
             if (now >= next)
             {
                 Fire(WatchVerdict.Unresponsive);
@@ -233,9 +237,20 @@ internal sealed class OperationWatch : IDisposable
                 next = Math.Min(next, _cancelledAt + _graceTicks);
             }
 
-            _timer.Change(TimeSpan.FromSeconds((double)(next - now) / _timeProvider.TimestampFrequency), Timeout.InfiniteTimeSpan);
+            _timer.Change(Delay(next - now), Timeout.InfiniteTimeSpan);
         }
     }
+
+    /// <summary>
+    /// When the server's silence reaches the deadline: the deadline after its last sign of life (the start counting as one
+    /// for a plain deadline), but not before the operation has had the grace.
+    /// </summary>
+    private long SilentUntil()
+        => _liveness is null
+            ? _start + _deadlineTicks
+            : Math.Max(_liveness.LastAnswer + _deadlineTicks, _start + _floorTicks);
+
+    private TimeSpan Delay(long ticks) => TimeSpan.FromSeconds(Math.Max(0, (double)ticks) / _timeProvider.TimestampFrequency);
 
     private void OnCallerCancelled()
     {
@@ -254,7 +269,7 @@ internal sealed class OperationWatch : IDisposable
                 ThreadPool.UnsafeQueueUserWorkItem(static command => Cancel(command), command, preferLocal: false);
             }
 
-            _timer.Change(TimeSpan.FromSeconds((double)_graceTicks / _timeProvider.TimestampFrequency), Timeout.InfiniteTimeSpan);
+            _timer.Change(Delay(_graceTicks), Timeout.InfiniteTimeSpan);
         }
     }
 

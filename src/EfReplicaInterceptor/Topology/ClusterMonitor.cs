@@ -43,6 +43,10 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private readonly ServerIdentity?[] _writableReplicas; // a replica's identity while it answers as writable
     private ServerIdentity? _primaryServer;
     private Task[]? _loops;
+
+    // Set once the primary has been probed (answered or not): a replica's lag is measured against the primary's samples,
+    // so the replicas' loops start after it rather than report "lag unknown" at start-up.
+    private readonly TaskCompletionSource _primarySampled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile string? _primaryProblem = "not probed yet";
     private volatile string? _splitBrainProblem;
     private volatile int _writableServers;
@@ -87,7 +91,11 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     public void Start() => _loops ??=
     [
         Task.Run(() => LoopAsync(_primary, PrimaryTurnAsync)),
-        .. _channels.Select((channel, index) => Task.Run(() => LoopAsync(channel, token => ReplicaTurnAsync(index, force: false, token)))),
+        .. _channels.Select((channel, index) => Task.Run(async () =>
+        {
+            await _primarySampled.Task.WaitAsync(_stopping.Token).ConfigureAwait(false);
+            await LoopAsync(channel, token => ReplicaTurnAsync(index, force: false, token)).ConfigureAwait(false);
+        })),
     ];
 
     /// <summary>
@@ -101,6 +109,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         try
         {
             await ProbePrimaryAsync(linked.Token).ConfigureAwait(false);
+            _primarySampled.TrySetResult();
             var probes = new Task[_replicas.Length];
             for (var i = 0; i < _replicas.Length; i++)
             {
@@ -161,6 +170,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         try
         {
             await ProbePrimaryAsync(cancellationToken).ConfigureAwait(false);
+            _primarySampled.TrySetResult();
             await DetectSplitBrainAsync(cancellationToken).ConfigureAwait(false);
             TrimHistory();
         }

@@ -50,6 +50,11 @@ internal sealed class ProbeChannel(WatchedServer server) : IAsyncDisposable
             }
             catch (Exception exception)
             {
+                if (exception is PostgresException)
+                {
+                    Server.Liveness.Answered(); // an error from the server (too many connections, shutting down) is an answer: it is not hung
+                }
+
                 var verdict = watch.Complete();
                 var connection = _connection;
                 _connection = null;

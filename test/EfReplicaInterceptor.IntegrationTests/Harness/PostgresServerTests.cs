@@ -32,6 +32,49 @@ public sealed class PostgresServerTests
     public async Task StopSet() => await _set.DisposeAsync();
 
     [Test]
+    public async Task HangAsync_freezes_every_process_of_the_server_so_nothing_answers_until_ResumeAsync()
+    {
+        if (_set.IsExternal || _set.Backend != PostgresBackend.Local)
+        {
+            Assert.Ignore("Hanging a local server needs servers started by the tests.");
+        }
+
+        var postmaster = int.Parse(File.ReadLines(Path.Combine(Standby.DataDirectory, "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(Standby.ConnectionString) { Pooling = false, Timeout = 30 }.ConnectionString);
+        await Standby.HangAsync();
+        Task<int> query;
+        try
+        {
+            Assert.That(Standby.IsHung, Is.True);
+            Assert.That(ProcessState(postmaster), Is.EqualTo("T"), "the postmaster is stopped (SIGSTOP)");
+
+            // The kernel still accepts the connection; nothing answers it.
+            query = Task.Run(async () =>
+            {
+                await using var connection = await dataSource.OpenConnectionAsync();
+                await using var command = new NpgsqlCommand("SELECT 1", connection);
+                return (int)(await command.ExecuteScalarAsync())!;
+            });
+            var finished = await Task.WhenAny(query, Task.Delay(TimeSpan.FromSeconds(1))) == query;
+            Assert.That(finished, Is.False, "a hung server answered");
+        }
+        finally
+        {
+            await Standby.ResumeAsync();
+        }
+
+        Assert.That(Standby.IsHung, Is.False);
+        Assert.That(ProcessState(postmaster), Is.Not.EqualTo("T"));
+        Assert.That(await query.WaitAsync(TimeSpan.FromSeconds(20)), Is.EqualTo(1), "the held query completes once the server is continued");
+    }
+
+    private static string ProcessState(int processId)
+    {
+        var stat = File.ReadAllText($"/proc/{processId}/stat");
+        return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+    }
+
+    [Test]
     public async Task PauseReplayAsync_hides_rows_the_standby_has_received_until_ResumeReplayAsync()
     {
         var id = Interlocked.Increment(ref _nextId);

@@ -52,6 +52,23 @@ public sealed class OperationWatchTests
     }
 
     [Test]
+    public void An_operation_started_on_a_server_already_silent_waits_only_for_the_rest_of_the_deadline_but_at_least_the_grace()
+    {
+        var liveness = new ServerLiveness(_clock);
+        _clock.Advance(TimeSpan.FromSeconds(2.5)); // the server's last answer was 2.5 s ago
+        using var late = Watch(liveness);
+
+        _clock.Advance(Grace - TimeSpan.FromMilliseconds(1));
+        Assert.That(late.Verdict, Is.EqualTo(WatchVerdict.None), "an operation always gets the grace itself");
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.That(late.Verdict, Is.EqualTo(WatchVerdict.Unresponsive), "the server has been silent for more than the deadline");
+
+        using var later = Watch(liveness);
+        _clock.Advance(Grace);
+        Assert.That(later.Verdict, Is.EqualTo(WatchVerdict.Unresponsive));
+    }
+
+    [Test]
     public void Without_a_liveness_the_deadline_runs_from_the_start()
     {
         using var watch = new OperationWatch("the probe's server", liveness: null, Deadline, Grace, TimeSpan.Zero, _clock, CancellationToken.None);
