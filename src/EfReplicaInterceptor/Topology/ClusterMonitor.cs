@@ -14,10 +14,7 @@ namespace EfReplicaInterceptor.Topology;
 /// Every server has a loop of its own (<see cref="ProbeChannel"/>), and every probe ends within
 /// <c>HealthCheckTimeout</c> whatever the server does (its connection is broken at the deadline): a hung server delays the
 /// verdict on no other, so lag budgets keep being measured while another server hangs. Each answer is also the server's
-/// sign of life (<see cref="ServerLiveness"/>) that tells the read deadline a hung server from a slow query.
-/// </remarks>
-/// <remarks>
-/// The monitor does the I/O and the measuring only: it opens, probes and drops connections, computes each replica's
+/// sign of life (<see cref="ServerLiveness"/>) that tells the read deadline a hung server from a slow query. The monitor does the I/O and the measuring only: it opens, probes and drops connections, computes each replica's
 /// <see cref="ReplicaHealth"/> (lag from <see cref="PrimaryWalHistory"/>), and logs what
 /// <see cref="ReplicaAvailability.ReportProbe"/> says changed. Admission, hysteresis and the backoff between probes of an
 /// unreachable replica are <see cref="ReplicaAvailability"/>'s.
@@ -215,15 +212,13 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 
             var sampledAt = _timeProvider.GetTimestamp();
             _history.Add(sampledAt, sample.Lsn);
-            _history.PrimaryUnanswered = false;
             _position.Record(sampledAt, sample.Lsn, sample.SystemIdentifier);
             SetPrimaryProblem(null);
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
             _primaryServer = null;
-            _history.PrimaryUnanswered = true;
-            SetPrimaryProblem(Describe(exception));
+            SetPrimaryProblem(Describe(exception), unanswered: true);
         }
     }
 
@@ -243,8 +238,9 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
     }
 
-    private void SetPrimaryProblem(string? problem)
+    private void SetPrimaryProblem(string? problem, bool unanswered = false)
     {
+        _history.PrimaryUnanswered |= unanswered; // cleared by the next sample
         var previous = _primaryProblem;
         _primaryProblem = problem;
         if (problem is not null && previous is null)

@@ -15,11 +15,12 @@ internal sealed class PrimaryWalHistory(int capacity = 4096)
 
     public ulong? Latest => _count == 0 ? null : _samples[(_start + _count - 1) % _samples.Length].Lsn;
 
-    /// <summary>The primary's last probe failed (it is down, or unreachable from here).</summary>
+    /// <summary>The primary's last probe failed (it is down, or unreachable from here); a sample (<see cref="Add"/>) clears it.</summary>
     public bool PrimaryUnanswered { get; set; }
 
     public void Add(long timestamp, ulong lsn)
     {
+        PrimaryUnanswered = false;
         if (_count > 0)
         {
             var last = _samples[(_start + _count - 1) % _samples.Length];
