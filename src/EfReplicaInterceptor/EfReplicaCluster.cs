@@ -205,7 +205,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         var configuredFunctions = options.WriteFunctions.ToArray();
         var classifier = configuredFunctions.Length == 0 ? SqlClassifier.Default : new SqlClassifier(configuredFunctions);
         var position = new PrimaryPosition();
-        var selector = new ReplicaSelector(replicas, options.LoadBalancing, options.Replicas.Select(replica => replica.Weight).ToArray(), timeProvider);
+        var selector = new ReplicaSelector(replicas, options.LoadBalancing, options.Replicas.Select(replica => replica.Weight).ToArray(), timeProvider, options.MaxReplicaLag, options.HealthCheckInterval);
         var readYourWrites = new ReadYourWrites(name, primaryServer, position, selector, options, metrics, loggerFactory, timeProvider);
         var telemetry = new RoutingTelemetry(name, options.ShadowMode, metrics, loggerFactory);
         var reads = new ReadExecutor(name, primaryServer, selector, readYourWrites, telemetry, metrics, options.Failover, timeProvider, loggerFactory);

@@ -47,10 +47,26 @@ internal sealed class ReplicaSelector
     private readonly bool _leastLag;
     private readonly int[] _schedule;
     private readonly TimeProvider _timeProvider;
+    private readonly TimeSpan _maxLag;
     private int _next = -1;
 
-    public ReplicaSelector(ReplicaEndpoint[] replicas, LoadBalancing balancing, IReadOnlyList<int> weights, TimeProvider timeProvider)
+    /// <param name="replicas">The cluster's replicas, by index.</param>
+    /// <param name="balancing">Which eligible replica comes first.</param>
+    /// <param name="weights">Each replica's weight for round-robin.</param>
+    /// <param name="timeProvider">The clock of the lag arithmetic.</param>
+    /// <param name="maxLag">
+    /// The cluster's lag budget (<c>MaxReplicaLag</c>), checked again at every selection: a replica that was behind at its
+    /// last probe is taken only while that lag plus the time since the probe (<see cref="ReplicaEndpoint.CurrentLag"/>: what
+    /// it is if replay has stopped since) is within the budget, so a replica whose replay stalls between probes stops
+    /// taking reads when the budget runs out, not a probe later. The lag itself is known only to within one sampling of
+    /// the primary (<paramref name="sampleInterval"/>: the write a replica lacks may be that much older than the first
+    /// sample it lacks), so that much is kept in hand. Null: no budget at selection (tests).
+    /// </param>
+    /// <param name="sampleInterval">How often the primary's position is sampled (<c>HealthCheckInterval</c>).</param>
+    public ReplicaSelector(
+        ReplicaEndpoint[] replicas, LoadBalancing balancing, IReadOnlyList<int> weights, TimeProvider timeProvider, TimeSpan? maxLag = null, TimeSpan sampleInterval = default)
     {
+        _maxLag = maxLag is { } budget ? budget - sampleInterval : TimeSpan.MaxValue;
         _replicas = replicas;
         _leastLag = balancing == LoadBalancing.LeastLag;
         _schedule = BuildSchedule(weights);
@@ -158,8 +174,14 @@ internal sealed class ReplicaSelector
         return replica.IsAdmitted && IsEligible(replica, requirement, _timeProvider.GetTimestamp(), ref lagging);
     }
 
-    private static bool IsEligible(ReplicaEndpoint replica, in ReplicaRequirement requirement, long now, ref bool lagging)
+    private bool IsEligible(ReplicaEndpoint replica, in ReplicaRequirement requirement, long now, ref bool lagging)
     {
+        if (replica.CurrentLag(now) is { } currentLag && currentLag > TimeSpan.Zero && currentLag > _maxLag)
+        {
+            lagging = true; // over the budget now, whatever the last probe said
+            return false;
+        }
+
         switch (requirement.Kind)
         {
             case ReplicaRequirementKind.Any:

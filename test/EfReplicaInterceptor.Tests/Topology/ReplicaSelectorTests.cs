@@ -59,6 +59,36 @@ public sealed class ReplicaSelectorTests
         => Enumerable.Range(0, count).Select(i => selector.Select(requirement, 0, out _)?.Name ?? "none").ToList();
 
     [Test]
+    public void A_replica_behind_at_its_probe_stops_taking_reads_when_its_budget_runs_out_before_the_next_probe()
+    {
+        var time = new FakeTimeProvider();
+        var replicas = Replicas(time, 1);
+        Healthy(replicas[0], time, TimeSpan.FromSeconds(6)); // within the budget of 10 s at the probe
+        var selector = new ReplicaSelector(replicas, LoadBalancing.RoundRobin, [1], time, Budget);
+
+        time.Advance(TimeSpan.FromSeconds(3));
+        var before = selector.Select(ReplicaRequirement.Any, 0, out var laggingBefore);
+        time.Advance(TimeSpan.FromSeconds(2)); // 6 s + 5 s since the probe, if replay stopped: over the budget
+        var after = selector.Select(ReplicaRequirement.Any, 0, out var laggingAfter);
+
+        Assert.That((before?.Name, laggingBefore), Is.EqualTo(("r0", false)));
+        Assert.That((after?.Name, laggingAfter), Is.EqualTo(((string?)null, true)));
+    }
+
+    [Test]
+    public void A_replica_caught_up_at_its_probe_keeps_taking_reads_between_probes()
+    {
+        var time = new FakeTimeProvider();
+        var replicas = Replicas(time, 1);
+        Healthy(replicas[0], time, TimeSpan.Zero);
+        var selector = new ReplicaSelector(replicas, LoadBalancing.RoundRobin, [1], time, Budget);
+
+        time.Advance(Budget * 2);
+
+        Assert.That(selector.Select(ReplicaRequirement.Any, 0, out _)?.Name, Is.EqualTo("r0"));
+    }
+
+    [Test]
     public void Round_robin_spreads_plain_reads_evenly()
     {
         var time = new FakeTimeProvider();
