@@ -48,6 +48,7 @@ internal sealed class ReplicaSelector
     private readonly int[] _schedule;
     private readonly TimeProvider _timeProvider;
     private readonly TimeSpan _maxLag;
+    private readonly TimeSpan _calmLag;
     private int _next = -1;
 
     /// <param name="replicas">The cluster's replicas, by index.</param>
@@ -58,7 +59,8 @@ internal sealed class ReplicaSelector
     /// The cluster's lag budget (<c>MaxReplicaLag</c>), checked again at every selection: a replica that was behind at its
     /// last probe is taken only while that lag plus the time since the probe (<see cref="ReplicaEndpoint.CurrentLag"/>: what
     /// it is if replay has stopped since) is within the budget, so a replica whose replay stalls between probes stops
-    /// taking reads when the budget runs out, not a probe later. The lag itself is known only to within one sampling of
+    /// taking reads when the budget runs out, not a probe later. This applies to a replica more than half the budget behind
+    /// at its probe; a calm one is trusted until the next probe. The lag itself is known only to within one sampling of
     /// the primary (<paramref name="sampleInterval"/>: the write a replica lacks may be that much older than the first
     /// sample it lacks), so that much is kept in hand. Null: no budget at selection (tests).
     /// </param>
@@ -67,6 +69,7 @@ internal sealed class ReplicaSelector
         ReplicaEndpoint[] replicas, LoadBalancing balancing, IReadOnlyList<int> weights, TimeProvider timeProvider, TimeSpan? maxLag = null, TimeSpan sampleInterval = default)
     {
         _maxLag = maxLag is { } budget ? budget - sampleInterval : TimeSpan.MaxValue;
+        _calmLag = maxLag is { } calm ? calm / 2 : TimeSpan.MaxValue;
         _replicas = replicas;
         _leastLag = balancing == LoadBalancing.LeastLag;
         _schedule = BuildSchedule(weights);
@@ -176,7 +179,9 @@ internal sealed class ReplicaSelector
 
     private bool IsEligible(ReplicaEndpoint replica, in ReplicaRequirement requirement, long now, ref bool lagging)
     {
-        if (replica.CurrentLag(now) is { } currentLag && currentLag > TimeSpan.Zero && currentLag > _maxLag)
+        // Only a replica that was already more than half the budget behind at its probe (not calm) is judged between probes;
+        // a calm one is trusted until the next probe, as admission's hysteresis does.
+        if (replica.Health.Lag > _calmLag && replica.CurrentLag(now) is { } currentLag && currentLag > _maxLag)
         {
             lagging = true; // over the budget now, whatever the last probe said
             return false;
