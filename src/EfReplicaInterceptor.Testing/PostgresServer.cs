@@ -27,6 +27,10 @@ public sealed class PostgresServer
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(10);
 
+    // How long a hang or a resume may take to show in /proc (a process stops when its system call returns); generous for a
+    // loaded machine, and only a bound: the wait ends as soon as the states change.
+    private static readonly TimeSpan SignalBound = TimeSpan.FromSeconds(30);
+
     private readonly PgTools? _tools;
     private readonly ContainerServer? _container;
     private readonly string _socketDirectory;
@@ -294,7 +298,8 @@ public sealed class PostgresServer
     /// kernel still accepts TCP connections on its port, but nothing reads or answers, so a client waits on its own
     /// deadlines: Npgsql's command timeout and cancellation do not return (the cancel request hangs too).
     /// <see cref="ResumeAsync"/> lets it go on as if nothing happened; disposing the set resumes it as well, so a failed
-    /// test does not leave a frozen server behind. Does nothing when the server is already hung.
+    /// test does not leave a frozen server behind. Does nothing when the server is already hung. Returns only once every
+    /// process is stopped (its state in <c>/proc</c> is <c>T</c>), so the server answers nothing from then on.
     /// </summary>
     /// <param name="ct">Cancels the operation.</param>
     /// <exception cref="NotSupportedException">The server is external.</exception>
@@ -317,14 +322,15 @@ public sealed class PostgresServer
                 return;
             }
 
-            var processes = ProcessSignals.ServerProcesses(DataDirectory);
+            // Returns once every process is stopped (state T), not when the signals are sent: a test that goes on at once
+            // must meet a server that answers nothing.
+            var processes = await ProcessSignals.FreezeAsync(DataDirectory, SignalBound, ct).ConfigureAwait(false);
             if (processes.Count == 0)
             {
                 throw Failure($"Cannot hang PostgreSQL server '{Name}': it is not running.");
             }
 
             _hungProcesses = processes;
-            ProcessSignals.Stop(processes);
         }
         finally
         {
@@ -332,7 +338,10 @@ public sealed class PostgresServer
         }
     }
 
-    /// <summary>Continues a server hung with <see cref="HangAsync"/> (SIGCONT to the processes it froze); does nothing when it is not hung.</summary>
+    /// <summary>
+    /// Continues a server hung with <see cref="HangAsync"/> (SIGCONT to the processes it froze) and returns once none of them
+    /// is stopped any more; does nothing when it is not hung.
+    /// </summary>
     /// <param name="ct">Cancels the operation.</param>
     public async Task ResumeAsync(CancellationToken ct = default)
     {
@@ -348,7 +357,7 @@ public sealed class PostgresServer
         {
             if (Interlocked.Exchange(ref _hungProcesses, null) is { } processes)
             {
-                ProcessSignals.Continue(processes);
+                await ProcessSignals.ThawAsync(processes, SignalBound, ct).ConfigureAwait(false);
             }
         }
         finally

@@ -80,6 +80,12 @@ internal static class LinuxProcesses
         return fields is { Length: > 1 } && int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var parent) ? parent : null;
     }
 
+    /// <summary>
+    /// The state letter of <c>/proc/&lt;id&gt;/stat</c> (<c>R</c> running, <c>S</c> sleeping, <c>T</c> stopped by a signal,
+    /// <c>Z</c> zombie …), or null when the process is gone.
+    /// </summary>
+    public static string? State(int processId) => StatFields(processId) is { Length: > 0 } fields ? fields[0] : null;
+
     private static string? StartTime(int processId)
     {
         var fields = StatFields(processId);

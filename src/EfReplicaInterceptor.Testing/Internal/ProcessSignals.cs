@@ -17,6 +17,7 @@ internal static class ProcessSignals
     /// <summary>The postmaster of <paramref name="dataDirectory"/> and its children, or empty when it is not running.</summary>
     public static IReadOnlyList<int> ServerProcesses(string dataDirectory)
     {
+        // A stopped postmaster (state T) is alive: the listing also serves a server being frozen.
         if (HarnessDirectories.PostmasterProcessId(dataDirectory) is not { } postmaster
             || !LinuxProcesses.IsAlive(postmaster) || !LinuxProcesses.IsPostgres(postmaster))
         {
@@ -36,21 +37,74 @@ internal static class ProcessSignals
         return processes;
     }
 
-    /// <summary>Sends SIGSTOP to every process (the postmaster first, so it starts no new child meanwhile).</summary>
-    public static void Stop(IReadOnlyList<int> processes)
+    /// <summary>
+    /// Freezes the server of <paramref name="dataDirectory"/> and returns only once every one of its processes is stopped
+    /// (state <c>T</c> in <c>/proc</c>): SIGSTOP is only a request, and a process in the middle of a system call stops when
+    /// the call returns, so a caller that went on at once could still see the server answer. The postmaster is stopped
+    /// first (it forks no new child after that), then its children, found again until no new one appears.
+    /// </summary>
+    /// <returns>The processes frozen, the postmaster first; empty when the server is not running.</returns>
+    /// <exception cref="TimeoutException">A process did not stop within <paramref name="bound"/>.</exception>
+    public static async Task<IReadOnlyList<int>> FreezeAsync(string dataDirectory, TimeSpan bound, CancellationToken ct)
     {
-        foreach (var id in processes)
+        var processes = ServerProcesses(dataDirectory);
+        if (processes.Count == 0)
         {
-            Send(id, SigStop);
+            return processes;
         }
+
+        var frozen = new List<int>();
+        var seen = new HashSet<int>();
+        // A child forked between the listing and the postmaster's stop is found by the next listing.
+        while (processes.Where(seen.Add).ToList() is { Count: > 0 } added)
+        {
+            foreach (var id in added)
+            {
+                Send(id, SigStop);
+                frozen.Add(id);
+            }
+
+            processes = ServerProcesses(dataDirectory);
+        }
+
+        await WaitForStatesAsync(frozen, stopped: true, bound, ct).ConfigureAwait(false);
+        return frozen;
     }
 
-    /// <summary>Sends SIGCONT to every process (children first, the postmaster last); a process that is gone is skipped.</summary>
-    public static void Continue(IReadOnlyList<int> processes)
+    /// <summary>
+    /// Continues <paramref name="processes"/> (children first, the postmaster last; a process that is gone is skipped) and
+    /// returns only once none of them is stopped any more.
+    /// </summary>
+    /// <exception cref="TimeoutException">A process was still stopped after <paramref name="bound"/>.</exception>
+    public static async Task ThawAsync(IReadOnlyList<int> processes, TimeSpan bound, CancellationToken ct)
     {
         for (var i = processes.Count - 1; i >= 0; i--)
         {
             Send(processes[i], SigCont);
+        }
+
+        await WaitForStatesAsync(processes, stopped: false, bound, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Polls <c>/proc</c> until every live process of <paramref name="processes"/> is (or is no longer) stopped.</summary>
+    private static async Task WaitForStatesAsync(IReadOnlyList<int> processes, bool stopped, TimeSpan bound, CancellationToken ct)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var pending = processes.Where(id => LinuxProcesses.State(id) is { } state && state is not ("Z" or "X") && (state == "T") != stopped).ToList();
+            if (pending.Count == 0)
+            {
+                return;
+            }
+
+            if (waited.Elapsed > bound)
+            {
+                throw new TimeoutException(string.Create(CultureInfo.InvariantCulture,
+                    $"Processes {string.Join(", ", pending)} were still {(stopped ? "running" : "stopped")} {bound.TotalSeconds:0.#} s after {(stopped ? "SIGSTOP" : "SIGCONT")}."));
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(5), ct).ConfigureAwait(false);
         }
     }
 
