@@ -147,6 +147,15 @@ public sealed partial class LeaderChangeFreshnessTests
         await s1.PromoteAsync();
         var promotedAt = clock.Elapsed;
 
+        // What the history assumes of a promotion, checked on the server: a new timeline (the timeline column of the probe),
+        // forked at or below any position the new primary reports afterwards (its first sample bounds the dead branch).
+        var walFile = await s1.ScalarAsync<string>("SELECT pg_walfile_name(pg_current_wal_insert_lsn())");
+        var insertAfterPromotion = NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(await s1.ScalarAsync<string>("SELECT pg_current_wal_insert_lsn()::text"));
+        var timelineHistory = await s1.ScalarAsync<string>("SELECT pg_read_file('pg_wal/00000002.history')");
+        var fork = NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(timelineHistory.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1].Split('\t')[1]);
+        Assert.That(walFile, Does.StartWith("00000002"), "the promoted server writes a new timeline");
+        Assert.That(fork, Is.LessThanOrEqualTo(insertAfterPromotion), "the fork is at or below the new primary's position");
+
         // Re-point the standbys at the new primary (they follow the new timeline by themselves: recovery_target_timeline is
         // latest), S2 last, once the others stream from it. S2 lacks the old primary's last writes, which the new primary has.
         foreach (var standby in servers.Standbys.Skip(1).OrderBy(standby => standby == s2))
@@ -250,7 +259,7 @@ public sealed partial class LeaderChangeFreshnessTests
         var worst = judged.Max(read => read.Staleness);
         var onS2 = reads.Count(read => read.Port == s2.Port);
         TestContext.Out.WriteLine(
-            $"paused {pausedAt.TotalSeconds:0.00} s, crash {crashedAt.TotalSeconds:0.00} s, promoted {promotedAt.TotalSeconds:0.00} s, S2 re-pointed {repointedAt.TotalSeconds:0.00} s, resumed {resumedAt.TotalSeconds:0.00} s, "
+            $"paused {pausedAt.TotalSeconds:0.00} s, crash {crashedAt.TotalSeconds:0.00} s, promoted {promotedAt.TotalSeconds:0.00} s (fork {fork}, new primary at {insertAfterPromotion}), S2 re-pointed {repointedAt.TotalSeconds:0.00} s, resumed {resumedAt.TotalSeconds:0.00} s, "
             + $"caught up {caughtUpAt!.Value.TotalSeconds:0.00} s, first read on S2 after that {backAt?.TotalSeconds:0.00} s "
             + $"({(backAt - caughtUpAt)?.TotalMilliseconds:0} ms after catching up); {writes.Count} writes acknowledged, {present.Length} on the final primary; "
             + $"{reads.Count} reads ({onS2} on S2, {reads.Count(read => read.Port == s1.Port)} on S1, {reads.Count(read => read.Port == primary.Port)} on P, "
