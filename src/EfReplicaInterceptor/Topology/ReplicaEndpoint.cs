@@ -58,7 +58,7 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
 
     /// <summary>
     /// The last WAL position this replica was seen to have replayed, also after a failure (0 when never seen): what the
-    /// cluster's position history must keep evidence above for it (<see cref="ClusterWalHistory.Trim"/>).
+    /// cluster's position history must keep evidence above for it (<see cref="ClusterWalHistory.TrimFor"/>).
     /// </summary>
     public ulong LastSeenReplayLsn => _replay.Lsn;
 

@@ -39,7 +39,9 @@ public sealed partial class LeaderChangeFreshnessTests
         /// <summary>
         /// S2 behind by <c>recovery_min_apply_delay</c> (more than the budget), re-pointed by a restart, as HA managers do,
         /// beside a third standby S3 that is caught up and re-pointed with a reload; the delay is removed a while later. While
-        /// S2 restarts it does not answer, and the positions it lacks must not be forgotten meanwhile.
+        /// S2 restarts it does not answer, and the positions it lacks must not be forgotten meanwhile. Before the history kept
+        /// them, S2 came back measured 0.35-0.5 s behind while 5 s behind: 108-174 reads older than the budget, worst 5.0 s,
+        /// in 3 of 3 runs (the Patroni failure of issue 20: "the lag clock restarts").
         /// </summary>
         DelayedAndRestarted,
     }
