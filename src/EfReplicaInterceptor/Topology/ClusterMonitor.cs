@@ -15,7 +15,7 @@ namespace EfReplicaInterceptor.Topology;
 /// <c>HealthCheckTimeout</c> whatever the server does (its connection is broken at the deadline): a hung server delays the
 /// verdict on no other, so lag budgets keep being measured while another server hangs. Each answer is also the server's
 /// sign of life (<see cref="ServerLiveness"/>) that tells the read deadline a hung server from a slow query. The monitor does the I/O and the measuring only: it opens, probes and drops connections, computes each replica's
-/// <see cref="ReplicaHealth"/> (lag from <see cref="PrimaryWalHistory"/>), and logs what
+/// <see cref="ReplicaHealth"/> (lag from <see cref="ClusterWalHistory"/>), and logs what
 /// <see cref="ReplicaAvailability.ReportProbe"/> says changed. Admission, hysteresis and the backoff between probes of an
 /// unreachable replica are <see cref="ReplicaAvailability"/>'s.
 /// </remarks>
@@ -31,7 +31,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private readonly long? _maxLagBytes;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
-    private readonly PrimaryWalHistory _history = new();
+    private readonly ClusterWalHistory _history = new();
     private readonly ReplicaHealthMeter _meter;
     private readonly PrimaryPosition _position;
     private readonly SemaphoreSlim _round = new(1, 1);
@@ -181,22 +181,8 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private Task ReplicaTurnAsync(int index, bool force, CancellationToken cancellationToken)
         => _replicas[index].Availability.TryStartProbe(force) ? ProbeReplicaAsync(index, cancellationToken) : Task.CompletedTask;
 
-    private void TrimHistory()
-    {
-        ulong? minimumReplay = null;
-        foreach (var replica in _replicas)
-        {
-            if (replica.Health is { Reachable: true, InRecovery: true } health)
-            {
-                minimumReplay = minimumReplay is null ? health.ReplayLsn : Math.Min(minimumReplay.Value, health.ReplayLsn);
-            }
-        }
-
-        if (minimumReplay is { } replay)
-        {
-            _history.Trim(replay);
-        }
-    }
+    /// <summary>Forgets the positions every listed replica has replayed (see <see cref="ClusterWalHistory.TrimFor"/>).</summary>
+    private void TrimHistory() => _history.TrimFor(_replicas);
 
     private async Task ProbePrimaryAsync(CancellationToken cancellationToken)
     {
@@ -211,7 +197,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             }
 
             var sampledAt = _timeProvider.GetTimestamp();
-            _history.Add(sampledAt, sample.Lsn);
+            _history.AddPrimarySample(sampledAt, sample.Lsn, sample.SystemIdentifier, sample.Server.Timeline);
             _position.Record(sampledAt, sample.Lsn, sample.SystemIdentifier);
             SetPrimaryProblem(null);
         }
@@ -240,7 +226,11 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 
     private void SetPrimaryProblem(string? problem, bool unanswered = false)
     {
-        _history.PrimaryUnanswered |= unanswered; // cleared by the next sample
+        if (problem is not null)
+        {
+            _history.PrimaryMissing(unanswered); // until the next sample: the standbys are compared with each other
+        }
+
         var previous = _primaryProblem;
         _primaryProblem = problem;
         if (problem is not null && previous is null)

@@ -57,6 +57,12 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     public ulong KnownReplayLsn => _replay is { Current: true } known ? known.Lsn : 0;
 
     /// <summary>
+    /// The last WAL position this replica was seen to have replayed, also after a failure (0 when never seen): what the
+    /// cluster's position history must keep evidence above for it (<see cref="ClusterWalHistory.TrimFor"/>).
+    /// </summary>
+    public ulong LastSeenReplayLsn => _replay.Lsn;
+
+    /// <summary>
     /// Which run of the server this is: raised each time a sample shows another postmaster start time (a restart, a
     /// re-clone). A restarted standby can come back behind what it served before, so nothing known about an earlier
     /// incarnation holds for this one.

@@ -1,11 +1,12 @@
 namespace EfReplicaInterceptor.Topology;
 
 /// <summary>
-/// Turns a replica's probe answer into a <see cref="ReplicaHealth"/>: its lag in time (how long ago the primary wrote the
-/// oldest WAL the replica has not replayed, from the primary's sampled history) and in bytes, judged against the budgets.
-/// No I/O: the monitor probes, this measures.
+/// Turns a replica's probe answer into a <see cref="ReplicaHealth"/>: its lag in time (how long ago the oldest WAL the
+/// replica has not replayed was first known to exist in the cluster, from <see cref="ClusterWalHistory"/>) and in bytes,
+/// judged against the budgets. A standby's answer is also evidence for the others' while no primary answers. No I/O: the
+/// monitor probes, this measures.
 /// </summary>
-internal sealed class ReplicaHealthMeter(PrimaryWalHistory history, TimeSpan maxLag, long? maxLagBytes, TimeProvider timeProvider)
+internal sealed class ReplicaHealthMeter(ClusterWalHistory history, TimeSpan maxLag, long? maxLagBytes, TimeProvider timeProvider)
 {
     public ReplicaHealth Measure(bool inRecovery, ulong replay, bool streaming)
     {
@@ -22,18 +23,14 @@ internal sealed class ReplicaHealthMeter(PrimaryWalHistory history, TimeSpan max
 
         TimeSpan? lag = null;
         long? lagBytes = null;
-        if (history.Latest is { } primaryLsn)
+        if (history.TryMeasureStandby(now, replay, streaming, out var since, out var latest))
         {
-            lagBytes = primaryLsn > replay ? (long)(primaryLsn - replay) : 0;
-            lag = history.FirstUnreplayed(replay) is { } since ? timeProvider.GetElapsedTime(since, now) : TimeSpan.Zero;
-        }
-        else if (history.PrimaryUnanswered && !streaming)
-        {
-            // The primary was never sampled and does not answer, and the standby has no upstream either: nothing newer than
-            // what it replayed can be reached anywhere, so it is as fresh as the cluster can be (as with a primary sampled
-            // before it went down). A standby still streaming from a primary we cannot see stays out: its lag is unknown.
-            lagBytes = 0;
-            lag = TimeSpan.Zero;
+            // Behind since the oldest position it lacks was first known to exist anywhere in the cluster (the primary's
+            // samples across primary changes, or, while no primary answers, another standby's replay). A primary that was
+            // never sampled and does not answer, with a standby that has no upstream either: measured against the other
+            // standbys alone (the most advanced one is as fresh as the cluster can be).
+            lagBytes = latest > replay ? (long)(latest - replay) : 0;
+            lag = since is { } first ? timeProvider.GetElapsedTime(first, now) : TimeSpan.Zero;
         }
 
         string? problem = null;
