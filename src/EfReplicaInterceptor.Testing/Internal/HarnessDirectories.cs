@@ -80,6 +80,8 @@ internal static class HarnessDirectories
                     continue;
                 }
 
+                // First the daemons that would restart the servers (a Patroni cluster's Patroni and etcd), then the servers.
+                DaemonProcess.KillRecorded(directory);
                 try
                 {
                     await StopServersUnderAsync(directory, tools, TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);

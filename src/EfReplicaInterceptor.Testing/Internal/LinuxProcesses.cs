@@ -80,7 +80,7 @@ internal static class LinuxProcesses
         return fields is { Length: > 1 } && int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var parent) ? parent : null;
     }
 
-    private static string? StartTime(int processId)
+    internal static string? StartTime(int processId)
     {
         var fields = StatFields(processId);
         return fields is { Length: > 19 } ? fields[19] : null;
