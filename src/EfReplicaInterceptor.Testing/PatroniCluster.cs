@@ -20,7 +20,7 @@ namespace EfReplicaInterceptor.Testing;
 /// The programs come from <see cref="PatroniPrograms"/> (Debian's <c>patroni</c>, <c>etcd-server</c> and <c>python3-etcd</c>,
 /// installed by <c>build/ensure-patroni.sh</c>), PostgreSQL from <see cref="PostgresBinaries.Locate()"/>. Patroni talks to etcd
 /// through its v3 API (<c>etcd3:</c>). Everything listens on 127.0.0.1 on free ports, lives in a fresh folder under
-/// <c>/tmp/efreplica-pg</c> (each member's data directory, <c>&lt;member&gt;.yml</c> configuration and <c>&lt;member&gt;.log</c>,
+/// <c>/tmp/efreplica-patroni</c> (each member's data directory, <c>&lt;member&gt;.yml</c> configuration and <c>&lt;member&gt;.log</c>,
 /// which holds PostgreSQL's messages too; <c>etcd.log</c>) and, when this process is root, runs as the unprivileged user the
 /// other harness servers run as (Patroni and PostgreSQL refuse root).
 /// </para>
@@ -36,7 +36,7 @@ namespace EfReplicaInterceptor.Testing;
 /// </para>
 /// <para>
 /// Clusters whose owning process died (a crashed test run) have their processes killed and folders removed by the next
-/// <see cref="StartAsync"/> of a cluster or a <see cref="PostgresReplicaSet"/>; live ones are disposed when the process exits normally.
+/// <see cref="StartAsync"/>; live ones are disposed when the process exits normally.
 /// </para>
 /// </remarks>
 public sealed class PatroniCluster : IAsyncDisposable
@@ -106,7 +106,7 @@ public sealed class PatroniCluster : IAsyncDisposable
     /// <summary>etcd's client URL (<c>http://127.0.0.1:&lt;port&gt;</c>).</summary>
     public Uri EtcdUrl => new(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{_etcdClientPort}"));
 
-    /// <summary>The cluster's folder under <c>/tmp/efreplica-pg</c>.</summary>
+    /// <summary>The cluster's folder under <c>/tmp/efreplica-patroni</c>.</summary>
     public string Directory => _directory;
 
     /// <summary>
@@ -138,9 +138,9 @@ public sealed class PatroniCluster : IAsyncDisposable
         var validated = (options ?? new PatroniClusterOptions()).Validated();
         var programs = PatroniPrograms.Locate();
         var tools = await PgTools.GetAsync(cancellationToken).ConfigureAwait(false);
-        await HarnessDirectories.CleanUpAbandonedSetsAsync(tools, cancellationToken).ConfigureAwait(false);
+        await HarnessDirectories.CleanUpAbandonedSetsAsync(tools, cancellationToken, HarnessDirectories.PatroniRoot).ConfigureAwait(false);
 
-        var cluster = new PatroniCluster(tools, programs, validated, HarnessDirectories.CreateSetDirectory(tools.RunAsUser is not null));
+        var cluster = new PatroniCluster(tools, programs, validated, HarnessDirectories.CreateSetDirectory(tools.RunAsUser is not null, HarnessDirectories.PatroniRoot));
         LiveClusters.TryAdd(cluster, 0);
         try
         {
