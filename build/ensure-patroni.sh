@@ -73,6 +73,10 @@ efreplica_patroni_stop_etcd_service() {
   fi
 }
 
+efreplica_patroni_apt_install() {
+  "$@" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${efreplica_patroni_packages[@]}" >&2
+}
+
 efreplica_patroni_install() {
   local install_hint="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${efreplica_patroni_packages[*]}"
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -104,11 +108,19 @@ efreplica_patroni_install() {
   fi
 
   echo "ensure-patroni: Patroni or etcd not found; installing ${efreplica_patroni_packages[*]} with apt-get..." >&2
-  local status=0
-  if ! "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
-    || ! "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      "${efreplica_patroni_packages[@]}" >&2; then
-    status=1
+  local status=0 updated=0
+  # One `apt-get update`, skipped when the package lists already know all three packages (ensure-postgres.sh may just have
+  # updated them); done after all when installing from those lists fails (they were stale).
+  if ! apt-cache show "${efreplica_patroni_packages[@]}" >/dev/null 2>&1; then
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || status=1
+    updated=1
+  fi
+  if ((status == 0)) && ! efreplica_patroni_apt_install "${as_root[@]}"; then
+    if ((updated)) \
+      || ! "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
+      || ! efreplica_patroni_apt_install "${as_root[@]}"; then
+      status=1
+    fi
   fi
   if ((made_policy)); then
     "${as_root[@]}" rm -f "$policy" || true

@@ -373,15 +373,32 @@ public sealed class PatroniCluster : IAsyncDisposable
             var body = candidate is null
                 ? JsonSerializer.Serialize(new Dictionary<string, string> { ["leader"] = leaderName })
                 : JsonSerializer.Serialize(new Dictionary<string, string> { ["leader"] = leaderName, ["candidate"] = candidate });
-            var (status, answer) = await PostAsync(leader, "switchover", body, _options.OperationTimeout, ct).ConfigureAwait(false);
-            if (status != HttpStatusCode.OK)
+            const int Attempts = 3;
+            for (var attempt = 1; ; attempt++)
             {
-                throw new InvalidOperationException(
-                    string.Create(CultureInfo.InvariantCulture, $"Patroni refused the switchover from '{leaderName}'{(candidate is null ? string.Empty : $" to '{candidate}'")}: HTTP {(int)status} {answer.Trim()}")
-                    + HarnessDirectories.LogTail(leader.LogFile, 20));
-            }
+                var (status, answer) = await PostAsync(leader, "switchover", body, _options.OperationTimeout, ct).ConfigureAwait(false);
 
-            return await WaitForLeaderCoreAsync(leaderName, null, ct).ConfigureAwait(false);
+                // "Switchover status unknown": Patroni stopped watching after 20 s (a loaded machine); the outcome is awaited below.
+                if (status == HttpStatusCode.OK || answer.Contains("status unknown", StringComparison.OrdinalIgnoreCase))
+                {
+                    return await WaitForLeaderCoreAsync(leaderName, null, ct).ConfigureAwait(false);
+                }
+
+                // "candidate not healthy", "Switchover failed": a replica not ready yet, say. Try again once the cluster is healthy.
+                if (attempt == Attempts || (status != HttpStatusCode.ServiceUnavailable && status != HttpStatusCode.PreconditionFailed))
+                {
+                    throw new InvalidOperationException(
+                        string.Create(CultureInfo.InvariantCulture, $"Patroni refused the switchover from '{leaderName}'{(candidate is null ? string.Empty : $" to '{candidate}'")} ({attempt} attempt(s)): HTTP {(int)status} {answer.Trim()}")
+                        + HarnessDirectories.LogTail(leader.LogFile, 20));
+                }
+
+                var healthy = await WaitForHealthyAsync(null, ct).ConfigureAwait(false);
+                if (healthy.Leader?.Name != leaderName)
+                {
+                    // The leader changed meanwhile: that is the outcome of this switchover after all.
+                    return Member(healthy.Leader!.Name);
+                }
+            }
         }
         finally
         {
