@@ -103,6 +103,13 @@ public sealed class PatroniCluster : IAsyncDisposable
     /// <summary>The members' Patroni REST API base URLs, in <see cref="Members"/> order: what a Patroni topology source lists.</summary>
     public IReadOnlyList<Uri> RestApiEndpoints => [.. Members.Select(member => member.RestApiUrl)];
 
+    /// <summary>
+    /// How long each stage of <see cref="StartAsync"/> took, in order: <c>etcd healthy</c>, <c>leader writable</c> (Patroni started,
+    /// one member ran initdb and took the leader key), <c>database created</c>, <c>replicas streaming</c> (the others copied the
+    /// leader and stream).
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, TimeSpan>> StartupStages { get; private set; } = [];
+
     /// <summary>etcd's client URL (<c>http://127.0.0.1:&lt;port&gt;</c>).</summary>
     public Uri EtcdUrl => new(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{_etcdClientPort}"));
 
@@ -144,7 +151,16 @@ public sealed class PatroniCluster : IAsyncDisposable
         LiveClusters.TryAdd(cluster, 0);
         try
         {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var stages = new List<KeyValuePair<string, TimeSpan>>();
+            void Stage(string name)
+            {
+                stages.Add(new(name, clock.Elapsed));
+                clock.Restart();
+            }
+
             await cluster.StartEtcdAsync(cancellationToken).ConfigureAwait(false);
+            Stage("etcd healthy");
             var created = Enumerable.Range(0, members).Select(_ => cluster.CreateMember()).ToList();
             foreach (var member in created)
             {
@@ -152,8 +168,12 @@ public sealed class PatroniCluster : IAsyncDisposable
             }
 
             var leader = await cluster.WaitForLeaderAsync(null, cancellationToken).ConfigureAwait(false);
+            Stage("leader writable");
             await cluster.CreateDatabaseAsync(leader, cancellationToken).ConfigureAwait(false);
+            Stage("database created");
             await cluster.WaitForHealthyAsync(null, cancellationToken).ConfigureAwait(false);
+            Stage("replicas streaming");
+            cluster.StartupStages = stages.AsReadOnly();
             return cluster;
         }
         catch
@@ -1032,6 +1052,7 @@ public sealed class PatroniCluster : IAsyncDisposable
             json.WriteEndObject();
             json.WriteEndObject();
             json.WriteStartArray("initdb");
+            json.WriteStringValue("no-sync");
             json.WriteStartObject();
             json.WriteString("encoding", "UTF8");
             json.WriteEndObject();
@@ -1049,6 +1070,15 @@ public sealed class PatroniCluster : IAsyncDisposable
             json.WriteString("pgpass", member.PasswordFile);
             json.WriteBoolean("remove_data_directory_on_rewind_failure", true);
             json.WriteBoolean("remove_data_directory_on_diverged_timelines", true);
+
+            // A new replica's copy: checkpoint at once rather than spread, no fsync, no manifest (test data is disposable).
+            json.WriteStartArray("basebackup");
+            json.WriteStartObject();
+            json.WriteString("checkpoint", "fast");
+            json.WriteEndObject();
+            json.WriteStringValue("no-sync");
+            json.WriteStringValue("no-manifest");
+            json.WriteEndArray();
             json.WriteStartObject("authentication");
             json.WriteStartObject("superuser");
             json.WriteString("username", ServerConfiguration.UserName);

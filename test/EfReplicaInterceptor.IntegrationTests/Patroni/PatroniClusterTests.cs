@@ -35,7 +35,8 @@ public sealed class PatroniClusterTests
 
         var clock = Stopwatch.StartNew();
         _cluster = await PatroniCluster.StartAsync(members: 3);
-        Report($"bootstrap (etcd + 3 members, leader writable, 2 replicas streaming): {Seconds(clock.Elapsed)}");
+        Report($"bootstrap (etcd + 3 members, leader writable, 2 replicas streaming): {Seconds(clock.Elapsed)} ("
+            + string.Join(", ", _cluster.StartupStages.Select(stage => $"{stage.Key} {Seconds(stage.Value)}")) + ")");
 
         var leader = await _cluster.WaitForLeaderAsync();
         await Sql(leader, "CREATE TABLE patroni_items (id int PRIMARY KEY, note text)");
