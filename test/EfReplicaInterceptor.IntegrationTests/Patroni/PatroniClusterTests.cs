@@ -164,6 +164,7 @@ public sealed class PatroniClusterTests
         var killed = await _cluster.KillLeaderAsync();
         Assert.That(killed.IsRunning, Is.False);
         Assert.That(killed.IsPostgresRunning, Is.False);
+        Report("GET /cluster right after the leader was killed: " + (await _cluster.GetClusterAsync()).Json);
 
         var leader = await _cluster.WaitForNewLeaderAsync(killed.Name);
         var failover = clock.Elapsed;
@@ -190,6 +191,9 @@ public sealed class PatroniClusterTests
         var stopped = clock.Elapsed;
         Assert.That(replica.IsRunning || replica.IsPostgresRunning, Is.False);
         Assert.ThrowsAsync(Is.InstanceOf<NpgsqlException>(), async () => await Ask(replica), "a stopped member does not answer");
+        var withoutIt = await _cluster.GetClusterAsync();
+        Report("GET /cluster with a member stopped: " + withoutIt.Json);
+        Assert.That(withoutIt.Member(replica.Name)?.IsRunning ?? false, Is.False, "Patroni does not report a stopped member as running");
 
         var missed = await InsertAsync(leader);
         clock.Restart();
