@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test in the solution (unit and integration) in Release, from the repository root,
 # whatever the current directory. Installs PostgreSQL first when it is missing (the integration
-# tests start real servers). Extra arguments go to `dotnet test`, e.g.:
+# tests start real servers), and Patroni with etcd (build/ensure-patroni.sh) for the Patroni tests. Extra arguments go to `dotnet test`, e.g.:
 #   bash build/test.sh --filter "FullyQualifiedName~Harness"
 # The last line printed is the summary, `N passed, N failed, N skipped`, counted from the TRX
 # results. Exits non-zero when a test failed, when no test ran, or when dotnet test failed.
@@ -19,6 +19,15 @@ if ! source "$root/build/ensure-postgres.sh"; then
   exit 1
 fi
 echo "test.sh: PostgreSQL server programs in $EFREPLICA_PG_BIN" >&2
+
+# The Patroni tests run a real Patroni cluster with etcd. When it cannot be installed the run goes on: those tests then
+# fail with the reason on CI (CI=true) and skip themselves elsewhere.
+# shellcheck source=build/ensure-patroni.sh
+if source "$root/build/ensure-patroni.sh"; then
+  echo "test.sh: Patroni $EFREPLICA_PATRONI, etcd $EFREPLICA_ETCD" >&2
+else
+  echo "test.sh: Patroni or etcd could not be found or installed (see above); the Patroni tests will fail on CI and skip elsewhere." >&2
+fi
 
 results=$(mktemp -d "${TMPDIR:-/tmp}/efreplica-test-results.XXXXXX")
 trap 'rm -rf "$results"' EXIT

@@ -16,23 +16,34 @@ namespace EfReplicaInterceptor.Testing.Internal;
 internal static class HarnessDirectories
 {
     public const string DefaultRoot = "/tmp/efreplica-pg";
+
+    /// <summary>
+    /// Where Patroni clusters live: a root of their own, so that harness code that does not know their daemons (an older
+    /// version running beside this one on a shared machine) never removes the folder of a live or abandoned cluster while its
+    /// Patroni processes still run.
+    /// </summary>
+    public const string DefaultPatroniRoot = "/tmp/efreplica-patroni";
     public const string OwnerMarker = "owner";
     public const string TemplatePrefix = "tpl-";
 
     /// <summary>A set folder without a marker is only treated as abandoned after this long.</summary>
     private static readonly TimeSpan UnmarkedGrace = TimeSpan.FromMinutes(10);
 
-    private static readonly Lazy<string> RootValue = new(ChooseRoot);
+    private static readonly Lazy<string> RootValue = new(() => ChooseRoot(DefaultRoot));
+    private static readonly Lazy<string> PatroniRootValue = new(() => ChooseRoot(DefaultPatroniRoot));
     private static readonly SemaphoreSlim CleanupGate = new(1, 1);
 
     public static string Root => RootValue.Value;
 
+    /// <summary>The root of Patroni clusters' folders (<see cref="DefaultPatroniRoot"/>, or one of this user's own).</summary>
+    public static string PatroniRoot => PatroniRootValue.Value;
+
     /// <summary>Creates a new, empty set folder with this process's marker in it.</summary>
-    public static string CreateSetDirectory(bool sharedWithServerUser)
+    public static string CreateSetDirectory(bool sharedWithServerUser, string? root = null)
     {
         for (var attempt = 0; ; attempt++)
         {
-            var path = Path.Combine(Root, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)));
+            var path = Path.Combine(root ?? Root, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)));
             if (Directory.Exists(path))
             {
                 continue;
@@ -68,18 +79,20 @@ internal static class HarnessDirectories
     /// exists, left behind by test processes that crashed or were killed. Best effort: a folder that
     /// cannot be cleaned (another user's, say) is left alone.
     /// </summary>
-    public static async Task CleanUpAbandonedSetsAsync(PgTools tools, CancellationToken cancellationToken)
+    public static async Task CleanUpAbandonedSetsAsync(PgTools tools, CancellationToken cancellationToken, string? root = null)
     {
         await CleanupGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (var directory in Directory.EnumerateDirectories(Root))
+            foreach (var directory in Directory.EnumerateDirectories(root ?? Root))
             {
                 if (Path.GetFileName(directory).StartsWith(TemplatePrefix, StringComparison.Ordinal) || !IsAbandoned(directory))
                 {
                     continue;
                 }
 
+                // First the daemons that would restart the servers (a Patroni cluster's Patroni and etcd), then the servers.
+                DaemonProcess.KillRecorded(directory);
                 try
                 {
                     await StopServersUnderAsync(directory, tools, TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
@@ -256,21 +269,21 @@ internal static class HarnessDirectories
         }
     }
 
-    private static string ChooseRoot()
+    private static string ChooseRoot(string defaultRoot)
     {
-        if (TryPrepareRoot(DefaultRoot))
+        if (TryPrepareRoot(defaultRoot))
         {
-            return DefaultRoot;
+            return defaultRoot;
         }
 
         // Another user (root, typically) owns the shared folder: use one of our own.
-        var own = string.Create(CultureInfo.InvariantCulture, $"{DefaultRoot}-{LinuxProcesses.EffectiveUserId ?? 0}");
+        var own = string.Create(CultureInfo.InvariantCulture, $"{defaultRoot}-{LinuxProcesses.EffectiveUserId ?? 0}");
         if (TryPrepareRoot(own))
         {
             return own;
         }
 
-        throw new InvalidOperationException($"Neither {DefaultRoot} nor {own} can be created or written to; the PostgreSQL test servers need one of them.");
+        throw new InvalidOperationException($"Neither {defaultRoot} nor {own} can be created or written to; the PostgreSQL test servers need one of them.");
     }
 
     private static bool TryPrepareRoot(string path)

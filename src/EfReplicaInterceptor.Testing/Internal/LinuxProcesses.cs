@@ -86,7 +86,7 @@ internal static class LinuxProcesses
     /// </summary>
     public static string? State(int processId) => StatFields(processId) is { Length: > 0 } fields ? fields[0] : null;
 
-    private static string? StartTime(int processId)
+    internal static string? StartTime(int processId)
     {
         var fields = StatFields(processId);
         return fields is { Length: > 19 } ? fields[19] : null;
