@@ -23,8 +23,8 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 {
     private readonly string _cluster;
     private readonly ProbeChannel _primary;
-    private readonly ReplicaEndpoint[] _replicas;
-    private readonly ProbeChannel[] _channels;
+    private readonly Lock _membersGate = new();
+    private volatile ReplicaProbe[] _members; // swapped whole under _membersGate: one loop per replica of the current set
     private readonly TimeSpan _interval;
     private readonly TimeSpan _timeout;
     private readonly TimeSpan _maxLag;
@@ -37,9 +37,8 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private readonly SemaphoreSlim _round = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly SplitBrainDetector _splitBrain;
-    private readonly ServerIdentity?[] _writableReplicas; // a replica's identity while it answers as writable
     private ServerIdentity? _primaryServer;
-    private Task[]? _loops;
+    private Task? _primaryLoop;
 
     // Set once the primary has been probed (answered or not): a replica's lag is measured against the primary's samples,
     // so the replicas' loops start after it rather than report "lag unknown" at start-up.
@@ -47,23 +46,31 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private volatile string? _primaryProblem = "not probed yet";
     private volatile string? _splitBrainProblem;
     private volatile int _writableServers;
+    private int _disposed;
 
+    /// <param name="cluster">The cluster's name, for logs.</param>
+    /// <param name="primary">The primary.</param>
+    /// <param name="replicas">The replicas to watch from the start; later ones come and go with <see cref="Add"/> and <see cref="RemoveAsync"/>.</param>
+    /// <param name="options">The cluster's settings (interval, timeout, lag budgets).</param>
+    /// <param name="position">Where the primary's latest position is recorded for read-your-writes.</param>
+    /// <param name="splitBrain">The split-brain detector (built by the composition root; disposed with the monitor).</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="loggerFactory">Where events go.</param>
     public ClusterMonitor(
         string cluster,
         WatchedServer primary,
-        ReplicaEndpoint[] replicas,
+        IEnumerable<ReplicaEndpoint> replicas,
         EfReplicaOptions options,
         PrimaryPosition position,
+        SplitBrainDetector splitBrain,
         TimeProvider timeProvider,
         ILoggerFactory loggerFactory)
     {
         _cluster = cluster;
         _position = position;
         _primary = new ProbeChannel(primary);
-        _replicas = replicas;
-        _channels = Array.ConvertAll(replicas, static replica => new ProbeChannel(replica.Server));
-        _writableReplicas = new ServerIdentity?[replicas.Length];
-        _splitBrain = new SplitBrainDetector(options.Primary);
+        _members = [.. replicas.Select(static replica => new ReplicaProbe(replica, turns: 0))];
+        _splitBrain = splitBrain;
         _interval = options.HealthCheckInterval;
         _timeout = options.HealthCheckTimeout;
         _maxLag = options.MaxReplicaLag;
@@ -82,18 +89,121 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     /// <summary>How many distinct servers of the cluster accepted writes in the last round (1 is normal).</summary>
     public int WritableServers => _writableServers;
 
-    /// <summary>Completed probe rounds: the turns of the server whose loop has made the fewest.</summary>
-    public long Rounds => Math.Min(_primary.Turns, _channels.Length == 0 ? long.MaxValue : _channels.Min(static channel => channel.Turns));
-
-    public void Start() => _loops ??=
-    [
-        Task.Run(() => LoopAsync(_primary, PrimaryTurnAsync)),
-        .. _channels.Select((channel, index) => Task.Run(async () =>
+    /// <summary>
+    /// Completed probe rounds: the turns of the server whose loop has made the fewest (a replica added later starts at the
+    /// count of its arrival, so the count never goes back).
+    /// </summary>
+    public long Rounds
+    {
+        get
         {
-            await _primarySampled.Task.WaitAsync(_stopping.Token).ConfigureAwait(false);
-            await LoopAsync(channel, token => ReplicaTurnAsync(index, force: false, token)).ConfigureAwait(false);
-        })),
-    ];
+            var rounds = _primary.Turns;
+            foreach (var member in _members)
+            {
+                rounds = Math.Min(rounds, member.Channel.Turns);
+            }
+
+            return rounds;
+        }
+    }
+
+    /// <summary>The replicas watched now (the current set, and none that left it).</summary>
+    public IReadOnlyList<ReplicaEndpoint> Replicas => Array.ConvertAll(_members, static member => member.Replica);
+
+    /// <summary>Starts the loops: the primary's, and one per replica (each once the primary has been sampled).</summary>
+    public void Start()
+    {
+        lock (_membersGate)
+        {
+            if (_primaryLoop is not null)
+            {
+                return;
+            }
+
+            _primaryLoop = Task.Run(() => LoopAsync(_primary, PrimaryTurnAsync, _stopping.Token));
+            foreach (var member in _members)
+            {
+                StartLoop(member);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Watches <paramref name="replica"/> from now on (a replica that joined the topology): its own loop starts at once
+    /// when the monitor runs (its first probe may admit it), and its turns count from the current round.
+    /// </summary>
+    public void Add(ReplicaEndpoint replica)
+    {
+        lock (_membersGate)
+        {
+            ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
+            var member = new ReplicaProbe(replica, Rounds);
+            _members = [.. _members, member];
+            if (_primaryLoop is not null)
+            {
+                StartLoop(member);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stops watching <paramref name="replica"/> (it left the topology): its loop ends (a probe in progress is abandoned),
+    /// and its kept connection is closed. Returns once both are done; nothing of the monitor touches the replica afterwards.
+    /// </summary>
+    public async Task RemoveAsync(ReplicaEndpoint replica)
+    {
+        ReplicaProbe? removed;
+        lock (_membersGate)
+        {
+            removed = Array.Find(_members, member => ReferenceEquals(member.Replica, replica));
+            if (removed is null)
+            {
+                return;
+            }
+
+            _members = Array.FindAll(_members, member => !ReferenceEquals(member, removed));
+        }
+
+        await removed.StopAsync().ConfigureAwait(false);
+
+        // A forced round (ProbeNowAsync) that took the replica before it left may still be probing it.
+        try
+        {
+            await _round.WaitAsync().ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            await removed.Channel.DisposeAsync().ConfigureAwait(false); // the monitor stopped meanwhile: no round runs
+            return;
+        }
+
+        try
+        {
+            await removed.Channel.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _round.Release();
+        }
+    }
+
+    private void StartLoop(ReplicaProbe member)
+    {
+        var token = member.Start(_stopping.Token);
+        member.Loop = Task.Run(async () =>
+        {
+            try
+            {
+                await _primarySampled.Task.WaitAsync(token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            await LoopAsync(member.Channel, probeToken => ReplicaTurnAsync(member, force: false, probeToken), token).ConfigureAwait(false);
+        }, CancellationToken.None);
+    }
 
     /// <summary>
     /// Probes every server now (waiting for a probe of it in progress first), each within its deadline: the primary first,
@@ -102,15 +212,17 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     public async Task ProbeNowAsync(CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        ReplicaProbe[] members;
         await _round.WaitAsync(linked.Token).ConfigureAwait(false);
         try
         {
             await ProbePrimaryAsync(linked.Token).ConfigureAwait(false);
             _primarySampled.TrySetResult();
-            var probes = new Task[_replicas.Length];
-            for (var i = 0; i < _replicas.Length; i++)
+            members = _members;
+            var probes = new Task[members.Length];
+            for (var i = 0; i < members.Length; i++)
             {
-                probes[i] = ReplicaTurnAsync(i, force: true, linked.Token);
+                probes[i] = ReplicaTurnAsync(members[i], force: true, linked.Token);
             }
 
             await Task.WhenAll(probes).ConfigureAwait(false);
@@ -123,16 +235,15 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
 
         _primary.CountTurn();
-        foreach (var channel in _channels)
+        foreach (var member in members)
         {
-            channel.CountTurn();
+            member.Channel.CountTurn();
         }
     }
 
     /// <summary>One server's loop: a turn, then the interval; a failed turn is logged and the loop goes on.</summary>
-    private async Task LoopAsync(ProbeChannel channel, Func<CancellationToken, Task> turn)
+    private async Task LoopAsync(ProbeChannel channel, Func<CancellationToken, Task> turn, CancellationToken token)
     {
-        var token = _stopping.Token;
         while (!token.IsCancellationRequested)
         {
             try
@@ -178,15 +289,15 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     }
 
     /// <summary>A replica's turn: its probe, when its backoff allows (or <paramref name="force"/>).</summary>
-    private Task ReplicaTurnAsync(int index, bool force, CancellationToken cancellationToken)
-        => _replicas[index].Availability.TryStartProbe(force) ? ProbeReplicaAsync(index, cancellationToken) : Task.CompletedTask;
+    private Task ReplicaTurnAsync(ReplicaProbe member, bool force, CancellationToken cancellationToken)
+        => member.Replica.Availability.TryStartProbe(force) ? ProbeReplicaAsync(member, cancellationToken) : Task.CompletedTask;
 
     private void TrimHistory()
     {
         ulong? minimumReplay = null;
-        foreach (var replica in _replicas)
+        foreach (var member in _members)
         {
-            if (replica.Health is { Reachable: true, InRecovery: true } health)
+            if (member.Replica.Health is { Reachable: true, InRecovery: true } health)
             {
                 minimumReplay = minimumReplay is null ? health.ReplayLsn : Math.Min(minimumReplay.Value, health.ReplayLsn);
             }
@@ -224,7 +335,16 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 
     private async Task DetectSplitBrainAsync(CancellationToken cancellationToken)
     {
-        var (writable, problem) = await _splitBrain.FindAsync(_primaryServer, _replicas, _writableReplicas, _timeout, cancellationToken).ConfigureAwait(false);
+        var writableReplicas = new List<WritableServer>();
+        foreach (var member in _members)
+        {
+            if (member.Writable is { } server)
+            {
+                writableReplicas.Add(new WritableServer($"replica '{member.Replica.Name}'", server));
+            }
+        }
+
+        var (writable, problem) = await _splitBrain.FindAsync(_primaryServer, writableReplicas, _timeout, cancellationToken).ConfigureAwait(false);
         _writableServers = writable;
         var previous = _splitBrainProblem;
         _splitBrainProblem = problem;
@@ -253,16 +373,16 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
     }
 
-    private async Task ProbeReplicaAsync(int index, CancellationToken cancellationToken)
+    private async Task ProbeReplicaAsync(ReplicaProbe member, CancellationToken cancellationToken)
     {
-        var replica = _replicas[index];
+        var replica = member.Replica;
         ReplicaHealth health;
         try
         {
             var sentAt = _timeProvider.GetTimestamp(); // before the query (and any connect): the sample bounds every read served until then
-            var sample = await _channels[index].ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
+            var sample = await member.Channel.ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
-            _writableReplicas[index] = inRecovery ? null : sample.Server; // out of rotation too: not a standby
+            member.Writable = inRecovery ? null : sample.Server; // out of rotation too: not a standby
             health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
@@ -271,7 +391,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
-            _writableReplicas[index] = null;
+            member.Writable = null;
             health = new ReplicaHealth
             {
                 Reachable = false,
@@ -317,32 +437,80 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_stopping.IsCancellationRequested)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
 
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_loops is not null)
+        ReplicaProbe[] members;
+        Task? primaryLoop;
+        lock (_membersGate)
         {
-            try
-            {
-                await Task.WhenAll(_loops).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-            }
+            _stopping.Cancel();
+            (members, primaryLoop) = (_members, _primaryLoop);
+        }
+
+        try
+        {
+            await Task.WhenAll([primaryLoop ?? Task.CompletedTask, .. members.Select(static member => member.StopAsync())]).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
         }
 
         await _round.WaitAsync().ConfigureAwait(false);
         await _primary.DisposeAsync().ConfigureAwait(false);
-        foreach (var channel in _channels)
+        foreach (var member in members)
         {
-            await channel.DisposeAsync().ConfigureAwait(false);
+            await member.Channel.DisposeAsync().ConfigureAwait(false);
         }
 
         await _splitBrain.DisposeAsync().ConfigureAwait(false);
         _round.Dispose();
         _stopping.Dispose();
+    }
+
+    /// <summary>One replica the monitor watches: its probe line, its loop, and its answer as a writable server (split brain).</summary>
+    private sealed class ReplicaProbe(ReplicaEndpoint replica, long turns)
+    {
+        private CancellationTokenSource? _stop;
+
+        public ReplicaEndpoint Replica { get; } = replica;
+
+        public ProbeChannel Channel { get; } = new(replica.Server, turns);
+
+        /// <summary>The replica's identity while it answers as writable (not a standby), else null.</summary>
+        public ServerIdentity? Writable { get; set; }
+
+        /// <summary>The replica's loop, once started.</summary>
+        public Task? Loop { get; set; }
+
+        /// <summary>The token of this replica's loop: cancelled when the monitor stops or the replica leaves.</summary>
+        public CancellationToken Start(CancellationToken stopping)
+        {
+            _stop = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            return _stop.Token;
+        }
+
+        /// <summary>Ends the loop and waits for it.</summary>
+        public async Task StopAsync()
+        {
+            if (_stop is null)
+            {
+                return;
+            }
+
+            await _stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await (Loop ?? Task.CompletedTask).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            _stop.Dispose();
+            _stop = null;
+        }
     }
 }
