@@ -142,51 +142,9 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
             }
         }
 
-        CollectPatroni(options, prefix, failures);
+        PatroniOptionsValidator.Collect(options, prefix, failures);
         return failures;
     }
-
-    /// <summary>Problems with <see cref="EfReplicaOptions.Topology"/>'s Patroni settings, each naming its path, never its value.</summary>
-    private static void CollectPatroni(EfReplicaOptions options, string prefix, List<string> failures)
-    {
-        var patroni = options.Topology?.Patroni;
-        var endpoints = patroni?.Endpoints ?? [];
-        var path = $"{prefix}{nameof(EfReplicaOptions.Topology)}:{nameof(TopologyOptions.Patroni)}";
-        for (var i = 0; i < endpoints.Count; i++)
-        {
-            if (!IsPatroniEndpoint(endpoints[i]))
-            {
-                failures.Add($"{path}:{nameof(PatroniTopologyOptions.Endpoints)}:{i} must be an absolute http or https address of Patroni's REST API without credentials, for example http://127.0.0.1:8008; the value is not shown.");
-            }
-        }
-
-        if (patroni?.ConnectionString is { } template)
-        {
-            CheckConnectionString(template, $"{path}:{nameof(PatroniTopologyOptions.ConnectionString)}", failures);
-        }
-
-        if (endpoints.Count == 0)
-        {
-            if (patroni?.ConnectionString is not null)
-            {
-                failures.Add($"{path}:{nameof(PatroniTopologyOptions.ConnectionString)} is set but {path}:{nameof(PatroniTopologyOptions.Endpoints)} lists no Patroni address.");
-            }
-
-            return;
-        }
-
-        if ((options.Replicas?.Count ?? 0) > 0)
-        {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.Replicas)} must be empty when {path}:{nameof(PatroniTopologyOptions.Endpoints)} is set: Patroni reports the replicas.");
-        }
-    }
-
-    /// <summary>An absolute http(s) URL with a host and no user information (credentials do not belong in a logged address).</summary>
-    internal static bool IsPatroniEndpoint(string? value)
-        => Uri.TryCreate(value, UriKind.Absolute, out var uri)
-           && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
-           && uri.Host.Length > 0
-           && uri.UserInfo.Length == 0;
 
     /// <summary>The name a replica is reported under: its configured name, else <c>host:port</c>, else <c>replica-N</c>.</summary>
     public static string ReplicaName(ReplicaEndpointOptions replica, NpgsqlConnectionStringBuilder? builder, int index)
@@ -229,7 +187,7 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
         return $"{name.Trim('[', ']').ToUpperInvariant()}:{port}";
     }
 
-    private static NpgsqlConnectionStringBuilder? CheckConnectionString(string? value, string settingPath, List<string> failures)
+    internal static NpgsqlConnectionStringBuilder? CheckConnectionString(string? value, string settingPath, List<string> failures)
     {
         if (string.IsNullOrWhiteSpace(value))
         {

@@ -143,8 +143,10 @@ internal sealed class TopologyManager : IAsyncDisposable
 
             foreach (var replica in removed)
             {
+                // Out of rotation now, for every scope that still holds it too; nothing new starts on it from here.
+                var drained = replica.Server.Usage.CloseAsync();
                 Log.ReplicaLeftTopology(_logger, replica.Name, _cluster, snapshot.Source);
-                _retiring.Add((replica, RetireAsync(replica)));
+                _retiring.Add((replica, RetireAsync(replica, drained)));
             }
 
             var leader = snapshot.Leader?.Name;
@@ -208,13 +210,14 @@ internal sealed class TopologyManager : IAsyncDisposable
         return null;
     }
 
-    private async Task RetireAsync(ReplicaEndpoint replica)
+    private async Task RetireAsync(ReplicaEndpoint replica, Task drained)
     {
-        await Task.Yield(); // never inside the caller's lock
         var started = _timeProvider.GetTimestamp();
+        await Task.Yield(); // never inside the caller's lock
         try
         {
             await _monitor.RemoveAsync(replica).ConfigureAwait(false);
+            await drained.ConfigureAwait(false);
             await replica.RetireAsync().ConfigureAwait(false);
             Log.ReplicaDrained(_logger, replica.Name, _cluster, _timeProvider.GetElapsedTime(started).TotalSeconds);
         }
