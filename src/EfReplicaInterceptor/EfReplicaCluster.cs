@@ -235,7 +235,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
                 readYourWrites,
                 reads,
                 telemetry,
-                new WriteFailureTranslator(name, options.ShadowMode, loggerFactory),
+                new WriteFailureTranslator(name, options.ShadowMode, loggerFactory, membership.RequestRefresh),
                 new EfCommandWatchdog(primaryServer),
                 options.LearnVolatileFunctions ? null : classifier,
                 timeProvider);
