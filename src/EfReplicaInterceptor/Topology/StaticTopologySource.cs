@@ -95,7 +95,7 @@ internal sealed class StaticTopologySource : ITopologySource
             {
                 read = _live.Read();
             }
-            catch (Exception exception) when (exception is InvalidOperationException or FormatException or ArgumentException)
+            catch (Exception exception)
             {
                 // A file caught half-written, say; the next change reads it again.
                 read = new SettingsRead(null, [$"the configuration could not be read ({exception.GetType().Name})"], _startupSettings);
@@ -115,7 +115,16 @@ internal sealed class StaticTopologySource : ITopologySource
 
             _reportedRefusal = string.Empty;
             ReportRestartSettings(read.StartupSettings);
-            _publish(SnapshotOf(read.Options) with { Source = "configuration, changed" });
+            try
+            {
+                _publish(SnapshotOf(read.Options) with { Source = "configuration, changed" });
+            }
+            catch (Exception exception)
+            {
+                // Never out of the configuration's change callback (it runs on the file watcher's thread, and would stop
+                // the next change from being seen); the running topology stays.
+                Log.TopologySourceFailed(_logger, _cluster, "configuration", $"the change could not be applied ({exception.GetType().Name})");
+            }
         }
     }
 
