@@ -73,7 +73,7 @@ public sealed class TopologyReloadTests
         var reads = new ConcurrentQueue<Read>();
         var failures = new ConcurrentQueue<Exception>();
         var clock = Stopwatch.StartNew();
-        var readers = Enumerable.Range(0, 4).Select(_ => Task.Run(() => ReadUntilAsync(host.Services, clock, reads, failures, stop.Token))).ToArray();
+        var readers = Enumerable.Range(0, 4).Select(_ => Task.Run(() => ReadUntilAsync(host.Services, clock, () => cluster.Monitor.Rounds, reads, failures, stop.Token))).ToArray();
         try
         {
             await Poll.Until(() => reads.Count > 50, TimeSpan.FromSeconds(10));
@@ -86,8 +86,9 @@ public sealed class TopologyReloadTests
             var roundsWhenSeen = cluster.Monitor.Rounds;
             var seenAt = clock.Elapsed;
             await Poll.Until(() => reads.Any(read => read.Port == second.Port), TimeSpan.FromSeconds(10));
-            var roundsToFirstRead = cluster.Monitor.Rounds - roundsWhenSeen;
-            var firstReadAfter = reads.Where(read => read.Port == second.Port).Min(read => read.Ended) - seenAt;
+            var firstOnSecond = reads.Where(read => read.Port == second.Port).MinBy(read => read.Ended);
+            var roundsToFirstRead = firstOnSecond.Rounds - roundsWhenSeen;
+            var firstReadAfter = firstOnSecond.Ended - seenAt;
 
             // A bad edit: refused, the topology stays, reads go on.
             var badEdits = new[]
@@ -150,7 +151,7 @@ public sealed class TopologyReloadTests
     private static Task<long> LibrarySessions(PostgresServer server)
         => server.ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{ApplicationName}'");
 
-    private static async Task ReadUntilAsync(IServiceProvider services, Stopwatch clock, ConcurrentQueue<Read> reads, ConcurrentQueue<Exception> failures, CancellationToken stop)
+    private static async Task ReadUntilAsync(IServiceProvider services, Stopwatch clock, Func<long> rounds, ConcurrentQueue<Read> reads, ConcurrentQueue<Exception> failures, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {
@@ -160,7 +161,7 @@ public sealed class TopologyReloadTests
                 using var scope = services.CreateScope();
                 var context = scope.ServiceProvider.GetRequiredService<ShopContext>();
                 var side = await context.WhereAmI().SingleAsync(CancellationToken.None);
-                reads.Enqueue(new Read(side.Port, started, clock.Elapsed));
+                reads.Enqueue(new Read(side.Port, started, clock.Elapsed, rounds()));
             }
             catch (Exception exception)
             {
@@ -197,7 +198,8 @@ public sealed class TopologyReloadTests
         File.Move(temporary, file, overwrite: true);
     }
 
-    private readonly record struct Read(int Port, TimeSpan Started, TimeSpan Ended);
+    /// <summary>One read: the server that ran it, when it started and ended, and the monitor's completed probe rounds at its end.</summary>
+    private readonly record struct Read(int Port, TimeSpan Started, TimeSpan Ended, long Rounds);
 
     /// <summary>Every log line with its event id.</summary>
     private sealed class EventCollector : ILoggerProvider
