@@ -106,12 +106,16 @@ public sealed class TopologyReloadTests
                 Assert.That(cluster.ReplicaNames, Is.EqualTo(new[] { first.Name, second.Name }), "the running topology stays");
             }
 
-            // Removed: the first standby leaves the file.
+            // Removed: the first standby leaves the file, while a reader EF holds open was served by it.
             var sessionsBefore = await LibrarySessions(first);
+            var (heldScope, held) = await OpenReaderOnAsync(host.Services, first.Port);
             Write(file, Settings((second.Name, second.ConnectionString, 1)));
             await Poll.Until(() => !cluster.ReplicaNames.Contains(first.Name), TimeSpan.FromSeconds(10));
             await cluster.Topology.WhenDrainedAsync().WaitAsync(TimeSpan.FromSeconds(30));
             var drainedAt = clock.Elapsed;
+            var heldFinished = !await held.MoveNextAsync(); // the reader handed to EF before the removal ends normally
+            await held.DisposeAsync();
+            heldScope.Dispose();
             var readsAtDrain = reads.Count;
             await Poll.Until(() => reads.Count > readsAtDrain + 200, TimeSpan.FromSeconds(20));
             await Poll.Until(() => LibrarySessions(first).GetAwaiter().GetResult() == 0, TimeSpan.FromSeconds(5));
@@ -132,6 +136,7 @@ public sealed class TopologyReloadTests
                 Assert.That(sessionsBefore, Is.GreaterThan(0), "the library's sessions on the standby are seen (the probe's kept connection at least)");
                 Assert.That(roundsToFirstRead, Is.LessThanOrEqualTo(2), "the added standby takes reads within two probe rounds of the change being seen");
                 Assert.That(lateOnRemoved, Is.Zero, "no read reaches the removed standby after its drain");
+                Assert.That(heldFinished, Is.True, "a read in flight on the removed standby finishes on its old data source");
                 Assert.That(byPort.GetValueOrDefault(second.Port), Is.GreaterThan(100), "the added standby takes its share");
                 Assert.That(logs.Lines, Has.Some.Contains("Wieght"), "the refusal names the setting");
                 Assert.That(logs.Lines, Has.None.Contains(new NpgsqlConnectionStringBuilder(first.ConnectionString).Password ?? "no password at all"), "no value is logged");
@@ -145,6 +150,28 @@ public sealed class TopologyReloadTests
             await Task.WhenAll(readers);
             await host.StopAsync();
         }
+    }
+
+    /// <summary>
+    /// A query EF is still reading (its reader open, one row read) that the library ran on the server at
+    /// <paramref name="port"/>: new contexts are tried until round-robin puts one there.
+    /// </summary>
+    private static async Task<(IServiceScope Scope, IAsyncEnumerator<ServerSide> Reader)> OpenReaderOnAsync(IServiceProvider services, int port)
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            var scope = services.CreateScope();
+            var reader = scope.ServiceProvider.GetRequiredService<ShopContext>().WhereAmI().AsAsyncEnumerable().GetAsyncEnumerator();
+            if (await reader.MoveNextAsync() && reader.Current.Port == port)
+            {
+                return (scope, reader);
+            }
+
+            await reader.DisposeAsync();
+            scope.Dispose();
+        }
+
+        throw new InvalidOperationException($"No read reached port {port} in 100 tries.");
     }
 
     /// <summary>The library's sessions on <paramref name="server"/> (its replica connection strings carry the application name).</summary>
