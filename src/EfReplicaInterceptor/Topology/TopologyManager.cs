@@ -122,9 +122,22 @@ internal sealed class TopologyManager : IAsyncDisposable
                 || !previous.Replicas.AsSpan().SequenceEqual(replicas.ToArray());
 
             // Loops of new replicas first (a replica is probed as soon as it is known), then the set, then the departures.
-            foreach (var replica in added)
+            try
             {
-                _monitor.Add(replica);
+                foreach (var replica in added)
+                {
+                    _monitor.Add(replica);
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                // The cluster is stopping: the topology no longer changes; what was built here is let go.
+                foreach (var replica in added)
+                {
+                    replica.DataSource.Dispose();
+                }
+
+                return;
             }
 
             if (changed)

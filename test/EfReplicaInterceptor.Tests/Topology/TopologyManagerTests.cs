@@ -198,4 +198,17 @@ public sealed class TopologyManagerTests
         var picks = Enumerable.Range(0, 6).Select(i => selector.Select(ReplicaRequirement.Any, excluded: 1UL << b.Index, out _)?.Name).ToList();
         Assert.That(picks, Is.All.EqualTo("c"), "b is excluded by its slot, whatever its position in the new set; a is gone");
     }
+
+    [Test]
+    public async Task A_topology_reported_while_the_cluster_stops_changes_nothing()
+    {
+        _manager.Apply(Snapshot(Replica("a", 1)), initial: true);
+        var before = _membership.Current;
+        await _monitor.DisposeAsync();
+
+        _manager.Apply(Snapshot(Replica("a", 1), Replica("b", 2)));
+
+        Assert.That(_membership.Current, Is.SameAs(before));
+        Assert.Throws<ObjectDisposedException>(() => _built[1].DataSource.CreateConnection().Open(), "the endpoint built for it is let go");
+    }
 }
