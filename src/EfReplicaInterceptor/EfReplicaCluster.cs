@@ -38,7 +38,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
     /// <summary>The name of the cluster registered without a name.</summary>
     public const string DefaultName = "default";
 
-    private readonly ReplicaEndpoint[] _replicas;
+    private readonly ReplicaMembership _membership;
+    private readonly TopologyManager _topology;
+    private readonly ITopologySource _source;
     private readonly ClusterMonitor _monitor;
     private readonly ResiliencePipeline _idempotentRetry;
     private readonly CancellationTokenSource _stopping = new();
@@ -50,7 +52,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
     private EfReplicaCluster(
         string name,
         NpgsqlDataSource primary,
-        ReplicaEndpoint[] replicas,
+        ReplicaMembership membership,
+        TopologyManager topology,
+        ITopologySource source,
         CommandRouter router,
         ClusterMonitor monitor,
         EfReplicaMetrics metrics,
@@ -63,7 +67,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             && (exception is EfReplicaFailoverException || FailoverErrors.Classify(exception, FailurePhase.Executing, onStandby: false) != ServerErrorKind.None)), timeProvider);
         Name = name;
         PrimaryDataSource = primary;
-        _replicas = replicas;
+        _membership = membership;
+        _topology = topology;
+        _source = source;
         _monitor = monitor;
         Router = router;
         _metrics = metrics;
@@ -92,20 +98,28 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
     /// <summary>The interceptors to add to every DbContext that uses this cluster: <c>options.AddInterceptors(cluster.Interceptors)</c>.</summary>
     public IReadOnlyList<IInterceptor> Interceptors { get; }
 
-    /// <summary>The configured names of the replicas, in configuration order.</summary>
-    public IReadOnlyList<string> ReplicaNames => Array.ConvertAll(_replicas, static replica => replica.Name);
+    /// <summary>The names of the replicas now, in the topology source's order (configuration order for listed replicas).</summary>
+    public IReadOnlyList<string> ReplicaNames => Array.ConvertAll(_membership.Current.Replicas, static replica => replica.Name);
 
     internal CommandRouter Router { get; }
 
     internal ClusterMonitor Monitor => _monitor;
 
+    /// <summary>Turns the topology source's snapshots into the replica set.</summary>
+    internal TopologyManager Topology => _topology;
+
+    /// <summary>Where the replicas come from (configuration, Patroni).</summary>
+    internal ITopologySource TopologySource => _source;
+
     /// <summary>
-    /// Probes the primary and every replica now and updates the rotation, then returns. The cluster probes by itself in the
-    /// background from the moment it is created; replicas serve reads only once a probe has found them healthy, so call
-    /// this (the host does it at start) to route reads to replicas from the first command on.
+    /// Looks at the topology source (a Patroni poll), probes the primary and every replica now and updates the rotation,
+    /// then returns. The cluster probes by itself in the background from the moment it is created; replicas serve reads
+    /// only once a probe has found them healthy, so call this (the host does it at start) to route reads to replicas from
+    /// the first command on.
     /// </summary>
     public async Task RefreshHealthAsync(CancellationToken cancellationToken = default)
     {
+        await _source.RefreshAsync(cancellationToken).ConfigureAwait(false);
         await _monitor.ProbeNowAsync(cancellationToken).ConfigureAwait(false);
         await _learning.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -141,7 +155,15 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         }
     }
 
-    internal IReadOnlyList<ReplicaEndpoint> Replicas => _replicas;
+    /// <summary>The replicas now (the current set: one snapshot).</summary>
+    internal IReadOnlyList<ReplicaEndpoint> Replicas => _membership.Current.Replicas;
+
+    /// <summary>Stops following the topology and monitoring (the host stops); the data sources stay until disposal.</summary>
+    internal async Task StopMonitoringAsync()
+    {
+        await _source.DisposeAsync().ConfigureAwait(false);
+        await _monitor.DisposeAsync().ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Builds a cluster without dependency injection. <paramref name="options"/> is validated first and copied: later changes
@@ -165,7 +187,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         ILoggerFactory? loggerFactory,
         Action<NpgsqlDataSourceBuilder>? configureDataSource,
         IMeterFactory? meterFactory,
-        TimeProvider timeProvider)
+        TimeProvider timeProvider,
+        LiveConfiguration? live = null,
+        HttpMessageHandler? patroniHandler = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var failures = EfReplicaOptionsValidator.Collect(options, sectionPath);
@@ -174,64 +198,78 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             throw new OptionsValidationException(name, typeof(EfReplicaOptions), failures);
         }
 
+        // Every server's data source, every endpoint and the topology source are built by the parts, here and when the
+        // topology changes later.
         loggerFactory ??= NullLoggerFactory.Instance;
-        var primary = BuildDataSource(options.Primary!, $"{name}:primary", loggerFactory, configureDataSource);
-        var deadlines = new ServerDeadlines(FailoverOptionsValidator.ReadDeadline(options), options.HealthCheckTimeout, timeProvider);
-        var primaryServer = new WatchedServer("the primary", primary, new ServerLiveness(timeProvider), deadlines);
-        var replicas = new ReplicaEndpoint[options.Replicas.Count];
+        var parts = new ClusterParts(name, options, loggerFactory, configureDataSource, timeProvider);
+        var primary = parts.BuildDataSource(options.Primary!, "primary");
+        var primaryServer = parts.BuildPrimary(primary);
+        var membership = new ReplicaMembership(ReplicaSetSnapshot.Empty);
+        SplitBrainDetector? splitBrain = null;
+        ITopologySource? source = null;
+        ClusterMonitor? monitor = null;
+        TopologyManager? topology = null;
         try
         {
-            for (var i = 0; i < replicas.Length; i++)
+            var position = new PrimaryPosition();
+            splitBrain = parts.BuildSplitBrainDetector();
+            monitor = new ClusterMonitor(name, primaryServer, [], options, position, splitBrain, timeProvider, loggerFactory);
+            topology = new TopologyManager(name, membership, monitor, parts.BuildReplica, timeProvider, loggerFactory);
+            source = parts.BuildSource(live, patroniHandler);
+            if (source.Initial is { } initial)
             {
-                var replicaOptions = options.Replicas[i];
-                var replicaName = EfReplicaOptionsValidator.ReplicaName(replicaOptions, new NpgsqlConnectionStringBuilder(replicaOptions.ConnectionString), i);
-                var dataSource = BuildDataSource(replicaOptions.ConnectionString!, $"{name}:{replicaName}", loggerFactory, configureDataSource);
-                replicas[i] = new ReplicaEndpoint(i, replicaName, dataSource, timeProvider, options.HealthCheckInterval, deadlines);
+                topology.Apply(initial, initial: true);
             }
+
+            var ownsMetrics = meterFactory is null;
+            var metrics = new EfReplicaMetrics(meterFactory);
+            var configuredFunctions = options.WriteFunctions.ToArray();
+            var classifier = configuredFunctions.Length == 0 ? SqlClassifier.Default : new SqlClassifier(configuredFunctions);
+            var selector = new ReplicaSelector(membership, options.LoadBalancing, timeProvider, options.MaxReplicaLag, options.HealthCheckInterval);
+            var readYourWrites = new ReadYourWrites(name, primaryServer, position, selector, options, metrics, loggerFactory, timeProvider);
+            var telemetry = new RoutingTelemetry(name, options.ShadowMode, metrics, loggerFactory);
+            var reads = new ReadExecutor(name, primaryServer, selector, readYourWrites, telemetry, metrics, options.Failover, timeProvider, loggerFactory);
+            var router = new CommandRouter(
+                new RoutingRules(options.ReadYourWrites, options.ReadYourWritesWindow, timeProvider),
+                selector,
+                readYourWrites,
+                reads,
+                telemetry,
+                new WriteFailureTranslator(name, options.ShadowMode, loggerFactory, membership.RequestRefresh),
+                new EfCommandWatchdog(primaryServer),
+                options.LearnVolatileFunctions ? null : classifier,
+                timeProvider);
+            metrics.ObserveReplicas(name, () => Array.ConvertAll(membership.Current.Replicas, replica => new ReplicaGauge(
+                replica.Name, replica.CurrentLag(timeProvider.GetTimestamp()), replica.Health.LagBytes, replica.IsAdmitted)));
+            metrics.ObserveWritableServers(name, () => monitor.WritableServers);
+            Log.ClusterStarted(loggerFactory.CreateLogger(Log.TopologyCategory), name, membership.Current.Replicas.Length, options.ShadowMode ? " (shadow mode: everything runs on the primary)" : string.Empty);
+            var cluster = new EfReplicaCluster(name, primary, membership, topology, source, router, monitor, metrics, ownsMetrics, options.Failover, timeProvider);
+            membership.OnRefreshRequested(source.RequestRefresh);
+            source.Start(snapshot => topology.Apply(snapshot));
+            monitor.Start();
+            if (options.LearnVolatileFunctions)
+            {
+                cluster._learning = cluster.LearnVolatileFunctionsAsync(configuredFunctions, options.HealthCheckInterval, loggerFactory.CreateLogger(Log.TopologyCategory));
+            }
+
+            return cluster;
         }
         catch
         {
-            primary.Dispose();
-            foreach (var replica in replicas)
+            source?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            if (monitor is not null)
             {
-                replica?.DataSource.Dispose();
+                monitor.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+            else
+            {
+                splitBrain?.DisposeAsync().AsTask().GetAwaiter().GetResult();
             }
 
+            topology?.Dispose();
+            primary.Dispose();
             throw;
         }
-
-        var ownsMetrics = meterFactory is null;
-        var metrics = new EfReplicaMetrics(meterFactory);
-        var configuredFunctions = options.WriteFunctions.ToArray();
-        var classifier = configuredFunctions.Length == 0 ? SqlClassifier.Default : new SqlClassifier(configuredFunctions);
-        var position = new PrimaryPosition();
-        var selector = new ReplicaSelector(replicas, options.LoadBalancing, options.Replicas.Select(replica => replica.Weight).ToArray(), timeProvider, options.MaxReplicaLag, options.HealthCheckInterval);
-        var readYourWrites = new ReadYourWrites(name, primaryServer, position, selector, options, metrics, loggerFactory, timeProvider);
-        var telemetry = new RoutingTelemetry(name, options.ShadowMode, metrics, loggerFactory);
-        var reads = new ReadExecutor(name, primaryServer, selector, readYourWrites, telemetry, metrics, options.Failover, timeProvider, loggerFactory);
-        var router = new CommandRouter(
-            new RoutingRules(options.ReadYourWrites, options.ReadYourWritesWindow, timeProvider),
-            selector,
-            readYourWrites,
-            reads,
-            telemetry,
-            new WriteFailureTranslator(name, options.ShadowMode, loggerFactory),
-            new EfCommandWatchdog(primaryServer),
-            options.LearnVolatileFunctions ? null : classifier,
-            timeProvider);
-        var monitor = new ClusterMonitor(name, primaryServer, replicas, options, position, timeProvider, loggerFactory);
-        metrics.ObserveReplicas(name, () => Array.ConvertAll(replicas, replica => new ReplicaGauge(
-            replica.Name, replica.CurrentLag(timeProvider.GetTimestamp()), replica.Health.LagBytes, replica.IsAdmitted)));
-        metrics.ObserveWritableServers(name, () => monitor.WritableServers);
-        Log.ClusterStarted(loggerFactory.CreateLogger(Log.TopologyCategory), name, replicas.Length, options.ShadowMode ? " (shadow mode: everything runs on the primary)" : string.Empty);
-        var cluster = new EfReplicaCluster(name, primary, replicas, router, monitor, metrics, ownsMetrics, options.Failover, timeProvider);
-        monitor.Start();
-        if (options.LearnVolatileFunctions)
-        {
-            cluster._learning = cluster.LearnVolatileFunctionsAsync(configuredFunctions, options.HealthCheckInterval, loggerFactory.CreateLogger(Log.TopologyCategory));
-        }
-
-        return cluster;
     }
 
     /// <summary>
@@ -261,14 +299,6 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             cancellationToken).ConfigureAwait(false);
     }
 
-    private static NpgsqlDataSource BuildDataSource(string connectionString, string dataSourceName, ILoggerFactory loggerFactory, Action<NpgsqlDataSourceBuilder>? configure)
-    {
-        var builder = new NpgsqlDataSourceBuilder(connectionString) { Name = dataSourceName };
-        builder.UseLoggerFactory(loggerFactory);
-        configure?.Invoke(builder);
-        return builder.Build();
-    }
-
     /// <summary>Disposes the data sources (closing their idle pooled connections).</summary>
     public async ValueTask DisposeAsync()
     {
@@ -279,11 +309,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
 
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _learning.ConfigureAwait(false);
+        await _source.DisposeAsync().ConfigureAwait(false);
         await _monitor.DisposeAsync().ConfigureAwait(false);
-        foreach (var replica in _replicas)
-        {
-            await replica.DisposeAsync().ConfigureAwait(false);
-        }
+        await _topology.DisposeAsync().ConfigureAwait(false); // the replicas still draining, then the current ones
 
         await PrimaryDataSource.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
@@ -304,11 +332,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         // The monitor's loop is asynchronous; waiting for it here is the one place a sync caller must block.
         _stopping.Cancel();
         _learning.GetAwaiter().GetResult();
+        _source.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _monitor.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        foreach (var replica in _replicas)
-        {
-            replica.DataSource.Dispose();
-        }
+        _topology.Dispose();
 
         PrimaryDataSource.Dispose();
         _stopping.Dispose();

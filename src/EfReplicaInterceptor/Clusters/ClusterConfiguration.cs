@@ -31,6 +31,7 @@ internal static class ClusterConfiguration
         StrictConfiguration.Bind(root, options, StrictConfiguration.ClusterListKeys);
         options.Primary = null;
         options.Replicas = [];
+        options.Topology = new TopologyOptions(); // a cluster's servers are its own, Patroni's addresses too
         options.WriteFunctions = [.. options.WriteFunctions ?? []];
         return options;
     }
@@ -88,6 +89,31 @@ internal static class ClusterConfiguration
         }
 
         return failures;
+    }
+
+    /// <summary>
+    /// Reads the named cluster <paramref name="name"/> of <paramref name="root"/> again (its configuration changed), with the
+    /// start-up checks: the shared defaults' problems and the cluster's own, each naming its path.
+    /// </summary>
+    public static SettingsRead ReadCluster(IConfiguration root, string name)
+    {
+        var cluster = root.GetSection(ClustersKey).GetSection(name);
+        var startup = LiveSettings.StartupSettings(root, StrictConfiguration.ClusterListKeys);
+        foreach (var (key, value) in LiveSettings.StartupSettings(cluster, []))
+        {
+            startup[key] = value;
+        }
+
+        if (!cluster.Exists())
+        {
+            return new SettingsRead(null, [$"{cluster.Path} is no longer listed: a named cluster cannot be removed while the application runs."], startup);
+        }
+
+        var shared = ValidateShared(root);
+        var options = ForCluster(root, cluster);
+        var failures = new List<string>(shared);
+        failures.AddRange(ValidateCluster(root, cluster, options, shared));
+        return new SettingsRead(options, failures, startup);
     }
 
     /// <summary>

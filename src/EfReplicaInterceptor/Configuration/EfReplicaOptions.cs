@@ -18,8 +18,19 @@ public sealed class EfReplicaOptions
     /// <summary>How plain reads are spread over the replicas in rotation. Default: <see cref="LoadBalancing.RoundRobin"/>.</summary>
     public LoadBalancing LoadBalancing { get; set; } = LoadBalancing.RoundRobin;
 
-    /// <summary>The read replicas (hot standbys). Default: none, in which case every command goes to the primary.</summary>
+    /// <summary>
+    /// The read replicas (hot standbys). Default: none, in which case every command goes to the primary. With configuration
+    /// that reloads on change (<c>reloadOnChange</c>), the list and each replica's <see cref="ReplicaEndpointOptions.Weight"/>
+    /// apply while the application runs: a replica added, removed or re-pointed takes effect without a restart (a removed
+    /// one finishes the reads running on it first). Leave it empty when <see cref="Topology"/> names a source.
+    /// </summary>
     public IList<ReplicaEndpointOptions> Replicas { get; set; } = [];
+
+    /// <summary>
+    /// Where the replicas come from when they are not listed in <see cref="Replicas"/>: an HA manager's view of the cluster
+    /// (<see cref="TopologyOptions.Patroni"/>). Default: none (the replicas are <see cref="Replicas"/>).
+    /// </summary>
+    public TopologyOptions Topology { get; set; } = new();
 
     /// <summary>
     /// When <see langword="true"/>, every decision is made, logged and counted as usual, but every command is sent to the
@@ -155,4 +166,37 @@ public sealed class ReplicaEndpointOptions
 
     /// <summary>With round-robin balancing: this replica's share relative to the others, 1 to 100. Default: 1.</summary>
     public int Weight { get; set; } = 1;
+}
+
+/// <summary>Where a cluster learns its members when they are not listed in <see cref="EfReplicaOptions.Replicas"/>.</summary>
+public sealed class TopologyOptions
+{
+    /// <summary>Patroni's REST API. Default: not used (no endpoints).</summary>
+    public PatroniTopologyOptions Patroni { get; set; } = new();
+}
+
+/// <summary>
+/// The replicas as Patroni reports them (<c>GET /cluster</c> on its REST API). The leader is the primary; each member in the
+/// role of a replica (<c>replica</c>, <c>sync_standby</c>, …) whose state is <c>running</c> or <c>streaming</c> and that is
+/// not tagged <c>noloadbalance</c> takes reads; the others take none. Polled every
+/// <see cref="EfReplicaOptions.HealthCheckInterval"/>, and at once after a failover error. Patroni's own lag figure is only a
+/// hint: the library measures each replica's replay itself, as with listed replicas. The primary's EF connection stays
+/// <see cref="EfReplicaOptions.Primary"/> (list every member there with <c>Target Session Attributes=primary</c>, or a
+/// proxy's address).
+/// </summary>
+public sealed class PatroniTopologyOptions
+{
+    /// <summary>
+    /// Patroni REST API addresses, for example <c>http://10.0.0.1:8008</c>, one per member (any member answers for the whole
+    /// cluster). Tried in turn, starting with the one that answered last; one poll never takes longer than
+    /// <see cref="EfReplicaOptions.HealthCheckTimeout"/> in all. Default: none (Patroni is not used).
+    /// </summary>
+    public IList<string> Endpoints { get; set; } = [];
+
+    /// <summary>
+    /// The connection string the replicas are reached with: its credentials, database and settings, with each member's host
+    /// and port from Patroni in place of its own. Default: <see cref="EfReplicaOptions.Primary"/> (its hosts replaced, its
+    /// target session attributes removed).
+    /// </summary>
+    public string? ConnectionString { get; set; }
 }

@@ -142,6 +142,7 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
             }
         }
 
+        PatroniOptionsValidator.Collect(options, prefix, failures);
         return failures;
     }
 
@@ -186,7 +187,7 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
         return $"{name.Trim('[', ']').ToUpperInvariant()}:{port}";
     }
 
-    private static NpgsqlConnectionStringBuilder? CheckConnectionString(string? value, string settingPath, List<string> failures)
+    internal static NpgsqlConnectionStringBuilder? CheckConnectionString(string? value, string settingPath, List<string> failures)
     {
         if (string.IsNullOrWhiteSpace(value))
         {

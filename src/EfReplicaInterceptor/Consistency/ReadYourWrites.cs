@@ -267,6 +267,11 @@ internal sealed class ReadYourWrites
     /// </summary>
     internal async ValueTask<bool> CheckReplayAsync(ReplicaEndpoint replica, bool async, CancellationToken cancellationToken)
     {
+        if (replica.IsRetired)
+        {
+            return false; // no longer one of the cluster's replicas (a scope's own replica that left the topology)
+        }
+
         try
         {
             _metrics.ReplayChecked(_cluster);

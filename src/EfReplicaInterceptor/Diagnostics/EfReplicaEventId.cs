@@ -66,6 +66,36 @@ public static class EfReplicaEventId
     /// <summary>Warning (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' has one writable server again (the split brain ended); check for writes that went to the fenced server".</summary>
     public const int SplitBrainResolved = 2011;
 
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Replica '{Replica}' joined cluster '{Cluster}' ({Source}); it takes reads once a probe finds it healthy".</summary>
+    public const int ReplicaJoinedTopology = 2100;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Replica '{Replica}' left cluster '{Cluster}' ({Source}); it takes no more reads, and its connections close once the reads running there end".</summary>
+    public const int ReplicaLeftTopology = 2101;
+
+    /// <summary>Debug (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' drained in {Seconds} s; its data source is disposed".</summary>
+    public const int ReplicaDrained = 2102;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' could not be drained and disposed cleanly".</summary>
+    public const int ReplicaDrainFailed = 2103;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' could not join cluster '{Cluster}': {Reason}".</summary>
+    public const int ReplicaNotAdded = 2104;
+
+    /// <summary>Error (EfReplicaInterceptor.Topology): "Cluster '{Cluster}': the changed configuration was refused and the running topology stays: {Problems}".</summary>
+    public const int TopologyChangeRefused = 2105;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Cluster '{Cluster}': {Settings} changed in configuration; only the replica list and the replicas' weights apply while the application runs, the rest takes effect at the next start".</summary>
+    public const int SettingNeedsRestart = 2106;
+
+    /// <summary>Warning (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' could not read its topology from {Source}: {Problem}; the last known topology stays".</summary>
+    public const int TopologySourceFailed = 2107;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' reads its topology from {Source} again".</summary>
+    public const int TopologySourceRecovered = 2108;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Cluster '{Cluster}': member '{Leader}' is the primary now (before: {Previous}), says {Source}".</summary>
+    public const int LeaderChanged = 2109;
+
     /// <summary>Information (EfReplicaInterceptor.Clusters): "Created the cluster of tenant '{Tenant}' from {Source}".</summary>
     public const int TenantClusterCreated = 3000;
 

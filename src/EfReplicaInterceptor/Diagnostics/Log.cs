@@ -112,4 +112,44 @@ internal static partial class Log
     [LoggerMessage(EventId = EfReplicaEventId.TenantClusterDisposeFailed, EventName = nameof(EfReplicaEventId.TenantClusterDisposeFailed), Level = LogLevel.Warning,
         Message = "Closing the cluster of tenant '{Tenant}' failed")]
     public static partial void TenantClusterDisposeFailed(ILogger logger, Exception exception, string tenant);
+
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaJoinedTopology, EventName = nameof(EfReplicaEventId.ReplicaJoinedTopology), Level = LogLevel.Information,
+        Message = "Replica '{Replica}' joined cluster '{Cluster}' ({Source}); it takes reads once a probe finds it healthy")]
+    public static partial void ReplicaJoinedTopology(ILogger logger, string replica, string cluster, string source);
+
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaLeftTopology, EventName = nameof(EfReplicaEventId.ReplicaLeftTopology), Level = LogLevel.Information,
+        Message = "Replica '{Replica}' left cluster '{Cluster}' ({Source}); it takes no more reads, and its connections close once the reads running there end")]
+    public static partial void ReplicaLeftTopology(ILogger logger, string replica, string cluster, string source);
+
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaDrained, EventName = nameof(EfReplicaEventId.ReplicaDrained), Level = LogLevel.Debug,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' drained in {Seconds} s; its data source is disposed")]
+    public static partial void ReplicaDrained(ILogger logger, string replica, string cluster, double seconds);
+
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaDrainFailed, EventName = nameof(EfReplicaEventId.ReplicaDrainFailed), Level = LogLevel.Warning,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' could not be drained and disposed cleanly")]
+    public static partial void ReplicaDrainFailed(ILogger logger, Exception exception, string replica, string cluster);
+
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaNotAdded, EventName = nameof(EfReplicaEventId.ReplicaNotAdded), Level = LogLevel.Warning,
+        Message = "Replica '{Replica}' could not join cluster '{Cluster}': {Reason}")]
+    public static partial void ReplicaNotAdded(ILogger logger, string replica, string cluster, string reason);
+
+    [LoggerMessage(EventId = EfReplicaEventId.TopologyChangeRefused, EventName = nameof(EfReplicaEventId.TopologyChangeRefused), Level = LogLevel.Error,
+        Message = "Cluster '{Cluster}': the changed configuration was refused and the running topology stays: {Problems}")]
+    public static partial void TopologyChangeRefused(ILogger logger, string cluster, string problems);
+
+    [LoggerMessage(EventId = EfReplicaEventId.SettingNeedsRestart, EventName = nameof(EfReplicaEventId.SettingNeedsRestart), Level = LogLevel.Warning,
+        Message = "Cluster '{Cluster}': {Settings} changed in configuration; only the replica list and the replicas' weights apply while the application runs, the rest takes effect at the next start")]
+    public static partial void SettingNeedsRestart(ILogger logger, string cluster, string settings);
+
+    [LoggerMessage(EventId = EfReplicaEventId.TopologySourceFailed, EventName = nameof(EfReplicaEventId.TopologySourceFailed), Level = LogLevel.Warning,
+        Message = "Cluster '{Cluster}' could not read its topology from {Source}: {Problem}; the last known topology stays")]
+    public static partial void TopologySourceFailed(ILogger logger, string cluster, string source, string problem);
+
+    [LoggerMessage(EventId = EfReplicaEventId.TopologySourceRecovered, EventName = nameof(EfReplicaEventId.TopologySourceRecovered), Level = LogLevel.Information,
+        Message = "Cluster '{Cluster}' reads its topology from {Source} again")]
+    public static partial void TopologySourceRecovered(ILogger logger, string cluster, string source);
+
+    [LoggerMessage(EventId = EfReplicaEventId.LeaderChanged, EventName = nameof(EfReplicaEventId.LeaderChanged), Level = LogLevel.Information,
+        Message = "Cluster '{Cluster}': member '{Leader}' is the primary now (before: {Previous}), says {Source}")]
+    public static partial void LeaderChanged(ILogger logger, string cluster, string leader, string previous, string source);
 }

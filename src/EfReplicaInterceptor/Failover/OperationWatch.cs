@@ -60,6 +60,8 @@ internal sealed class OperationWatch : IDisposable
     private long _cancelledAt;
     private bool _done;
     private readonly bool _endsWhenIdle;
+    private readonly ServerUsage? _usage;
+    private readonly bool _refused;
 
     /// <param name="subject">What the server is, for messages: <c>replica 'standby1'</c>, <c>the primary</c>.</param>
     /// <param name="liveness">The server's signs of life; null for a plain deadline from the start.</param>
@@ -70,8 +72,16 @@ internal sealed class OperationWatch : IDisposable
     /// <param name="cancellationToken">The caller's token.</param>
     /// <param name="endsWhenIdle">The watch ends by itself at a check that finds its connection neither executing nor fetching
     /// (for commands whose end it may not be told of, such as one EF cancelled).</param>
-    public OperationWatch(string subject, ServerLiveness? liveness, TimeSpan deadline, TimeSpan grace, TimeSpan commandTimeout, TimeProvider timeProvider, CancellationToken cancellationToken, bool endsWhenIdle = false)
+    /// <param name="usage">The server's count of operations in flight, counted in until the watch completes (null: not
+    /// counted). When the server has left the topology, <see cref="OpenAsync"/> refuses to open.</param>
+    public OperationWatch(string subject, ServerLiveness? liveness, TimeSpan deadline, TimeSpan grace, TimeSpan commandTimeout, TimeProvider timeProvider, CancellationToken cancellationToken, bool endsWhenIdle = false, ServerUsage? usage = null)
     {
+        if (usage is not null)
+        {
+            _refused = !usage.TryEnter();
+            _usage = _refused ? null : usage;
+        }
+
         _endsWhenIdle = endsWhenIdle;
         _timeProvider = timeProvider;
         _liveness = liveness;
@@ -117,6 +127,12 @@ internal sealed class OperationWatch : IDisposable
     /// </summary>
     public async ValueTask<NpgsqlConnection> OpenAsync(NpgsqlDataSource dataSource, bool async, CancellationToken cancellationToken)
     {
+        if (_refused)
+        {
+            // Not one of the cluster's servers any more (removed from the topology): an opening failure, so a read goes elsewhere.
+            throw new NpgsqlException($"{_subject} is no longer one of the cluster's servers; the operation was not started.");
+        }
+
         var pending = dataSource.OpenConnectionAsync(cancellationToken);
         if (pending.IsCompleted)
         {
@@ -178,6 +194,7 @@ internal sealed class OperationWatch : IDisposable
 
         _timer.Dispose();
         _registration.Dispose();
+        _usage?.Exit();
         return Verdict;
     }
 

@@ -23,9 +23,12 @@ internal sealed class WatchedServer(string subject, NpgsqlDataSource dataSource,
 
     public ServerDeadlines Deadlines { get; } = deadlines;
 
+    /// <summary>The library's operations in flight on the server; closed when the server leaves the cluster's topology.</summary>
+    public ServerUsage Usage { get; } = new();
+
     /// <summary>A watch for a read-like operation: abandoned once it and the server have been silent for <see cref="SilenceFor"/>.</summary>
     public OperationWatch WatchRead(int commandTimeoutSeconds, CancellationToken cancellationToken)
-        => new(Subject, Liveness, SilenceFor(commandTimeoutSeconds), Deadlines.Probe, TimeSpan.FromSeconds(commandTimeoutSeconds), Deadlines.TimeProvider, cancellationToken);
+        => new(Subject, Liveness, SilenceFor(commandTimeoutSeconds), Deadlines.Probe, TimeSpan.FromSeconds(commandTimeoutSeconds), Deadlines.TimeProvider, cancellationToken, usage: Usage);
 
     /// <summary>
     /// How long the server may stay silent under a command with this timeout: the read deadline, but at most three quarters
@@ -38,5 +41,5 @@ internal sealed class WatchedServer(string subject, NpgsqlDataSource dataSource,
 
     /// <summary>A watch for a health probe: a plain deadline (the probe is itself the sign of life).</summary>
     public OperationWatch WatchProbe(CancellationToken cancellationToken)
-        => new(Subject, liveness: null, Deadlines.Probe, Deadlines.Probe, TimeSpan.Zero, Deadlines.TimeProvider, cancellationToken);
+        => new(Subject, liveness: null, Deadlines.Probe, Deadlines.Probe, TimeSpan.Zero, Deadlines.TimeProvider, cancellationToken, usage: Usage);
 }

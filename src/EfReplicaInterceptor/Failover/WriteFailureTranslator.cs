@@ -10,7 +10,11 @@ namespace EfReplicaInterceptor.Failover;
 /// whether the command was certainly not applied or its outcome is unknown, and clears that connection's pool so stale
 /// connections do not linger. Nothing is retried here. Other errors are left alone.
 /// </summary>
-internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILoggerFactory loggerFactory)
+/// <param name="cluster">The cluster's name, for messages and logs.</param>
+/// <param name="shadow">Shadow mode: nothing is translated.</param>
+/// <param name="loggerFactory">Where events go.</param>
+/// <param name="onFailover">Called for every failover error translated (the topology source looks again at once); null: nothing.</param>
+internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILoggerFactory loggerFactory, Action? onFailover = null)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
 
@@ -32,6 +36,7 @@ internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILogge
             return null;
         }
 
+        onFailover?.Invoke(); // the primary may have moved
         if (FailurePolicy.For(kind).ClearsPrimaryPool && connection is NpgsqlConnection npgsql)
         {
             NpgsqlConnection.ClearPool(npgsql);

@@ -22,7 +22,8 @@ internal sealed class EfReplicaHealthCheck(EfReplicaCluster cluster) : IHealthCh
         }
 
         var outOfRotation = new List<string>();
-        foreach (var replica in cluster.Replicas)
+        var replicas = cluster.Replicas; // one snapshot of the replica set for the whole report
+        foreach (var replica in replicas)
         {
             var health = replica.Health;
             if (replica.IsAdmitted)
@@ -47,11 +48,11 @@ internal sealed class EfReplicaHealthCheck(EfReplicaCluster cluster) : IHealthCh
         }
         else if (outOfRotation.Count > 0)
         {
-            result = HealthCheckResult.Degraded($"Cluster '{cluster.Name}': {outOfRotation.Count} of {cluster.Replicas.Count} replica(s) out of rotation ({string.Join(", ", outOfRotation)}); their reads go elsewhere", data: data);
+            result = HealthCheckResult.Degraded($"Cluster '{cluster.Name}': {outOfRotation.Count} of {replicas.Count} replica(s) out of rotation ({string.Join(", ", outOfRotation)}); their reads go elsewhere", data: data);
         }
         else
         {
-            result = HealthCheckResult.Healthy($"Cluster '{cluster.Name}': primary and {cluster.Replicas.Count} replica(s) healthy", data);
+            result = HealthCheckResult.Healthy($"Cluster '{cluster.Name}': primary and {replicas.Count} replica(s) healthy", data);
         }
 
         return Task.FromResult(result);

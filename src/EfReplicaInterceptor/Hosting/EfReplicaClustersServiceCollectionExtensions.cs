@@ -2,6 +2,7 @@ using EfReplicaInterceptor.Diagnostics;
 using System.Diagnostics.Metrics;
 using EfReplicaInterceptor;
 using EfReplicaInterceptor.Clusters;
+using EfReplicaInterceptor.Configuration;
 using EfReplicaInterceptor.Health;
 using EfReplicaInterceptor.Hosting;
 using EfReplicaInterceptor.Interception;
@@ -60,7 +61,7 @@ public static class EfReplicaClustersServiceCollectionExtensions
                 throw new InvalidOperationException($"An EfReplica cluster named '{name}' is already registered; cluster names must be unique in the application.");
             }
 
-            services.AddKeyedSingleton(name, (sp, _) => CreateNamedCluster(sp, listPath, name, configureDataSource));
+            services.AddKeyedSingleton(name, (sp, _) => CreateNamedCluster(sp, listPath, name, configuration, configureDataSource));
         }
 
         services.AddSingleton<IHostedService>(sp => new EfReplicaClustersHostedService(sp, listPath, names));
@@ -172,7 +173,7 @@ public static class EfReplicaClustersServiceCollectionExtensions
             tags));
     }
 
-    private static EfReplicaCluster CreateNamedCluster(IServiceProvider sp, string listPath, string name, Action<NpgsqlDataSourceBuilder>? configureDataSource)
+    private static EfReplicaCluster CreateNamedCluster(IServiceProvider sp, string listPath, string name, IConfiguration configuration, Action<NpgsqlDataSourceBuilder>? configureDataSource)
     {
         // Throws OptionsValidationException with every problem when the settings are invalid.
         var settings = sp.GetRequiredService<IOptionsMonitor<ClusterSet>>().Get(listPath);
@@ -188,6 +189,7 @@ public static class EfReplicaClustersServiceCollectionExtensions
             sp.GetService<ILoggerFactory>(),
             configureDataSource,
             sp.GetService<IMeterFactory>(),
-            sp.GetService<TimeProvider>() ?? TimeProvider.System);
+            sp.GetService<TimeProvider>() ?? TimeProvider.System,
+            new LiveConfiguration(configuration.GetReloadToken, () => ClusterConfiguration.ReadCluster(configuration, name)));
     }
 }

@@ -23,6 +23,6 @@ internal sealed class EfReplicaHostedService(IServiceProvider services) : IHoste
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         // Monitoring stops with the host; the container disposes the data sources afterwards.
-        await services.GetRequiredService<EfReplicaCluster>().Monitor.DisposeAsync().ConfigureAwait(false);
+        await services.GetRequiredService<EfReplicaCluster>().StopMonitoringAsync().ConfigureAwait(false);
     }
 }

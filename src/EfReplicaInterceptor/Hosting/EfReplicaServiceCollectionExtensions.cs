@@ -17,7 +17,9 @@ public static class EfReplicaServiceCollectionExtensions
     /// <summary>
     /// Registers an <see cref="EfReplicaCluster"/> configured from <paramref name="configuration"/> (by convention the
     /// <c>"EfReplica"</c> section). The settings are validated when the host starts: a bad setting stops start-up with a
-    /// message naming it. Configuration is strict: a key that is not a setting, a value that cannot be read, a replica equal
+    /// message naming it. When the configuration reloads (a JSON file added with <c>reloadOnChange: true</c>), the replica
+    /// list and the replicas' weights are read again and applied without a restart; a change that fails the same checks is
+    /// refused (event 2105) and the running replicas stay; other settings apply at the next start (event 2106). Configuration is strict: a key that is not a setting, a value that cannot be read, a replica equal
     /// to the primary or to another replica and contradictory settings are refused; no message shows a value.
     /// </summary>
     /// <param name="services">The service collection.</param>
@@ -65,7 +67,8 @@ public static class EfReplicaServiceCollectionExtensions
             sp.GetService<ILoggerFactory>(),
             configureDataSource,
             sp.GetService<IMeterFactory>(),
-            sp.GetService<TimeProvider>() ?? TimeProvider.System));
+            sp.GetService<TimeProvider>() ?? TimeProvider.System,
+            configuration is null ? null : new LiveConfiguration(configuration.GetReloadToken, () => LiveSettings.ReadSection(configuration, sectionPath))));
         services.AddHostedService<EfReplicaHostedService>();
         return services;
     }

@@ -183,6 +183,7 @@ internal sealed class ReadExecutor
     private void PrimaryFailed(ServerErrorKind kind, Exception exception, CommandEventData eventData)
     {
         Log.PrimaryReadFailed(_logger, exception, _cluster, eventData.CommandId, FailoverErrors.GetName(kind));
+        _selector.Membership.RequestRefresh(); // the cluster may have changed: the topology source looks again now
         if (FailurePolicy.For(kind).ClearsPrimaryPool)
         {
             _primary.DataSource.Clear(); // stale pooled connections after a restart or failover
@@ -199,6 +200,7 @@ internal sealed class ReadExecutor
     {
         Log.ReplicaFailedForCommand(_logger, exception, replica.Name, _cluster, eventData.CommandId, FailoverErrors.GetName(kind));
         _metrics.ReplicaError(_cluster, replica.Name, FailoverErrors.GetName(kind));
+        _selector.Membership.RequestRefresh(); // the cluster may have changed: the topology source looks again now
         var rule = FailurePolicy.For(kind);
         if (rule.ClearsReplicaPool)
         {

@@ -19,12 +19,12 @@ namespace EfReplicaInterceptor.Topology;
 /// <see cref="ReplicaAvailability.ReportProbe"/> says changed. Admission, hysteresis and the backoff between probes of an
 /// unreachable replica are <see cref="ReplicaAvailability"/>'s.
 /// </remarks>
-internal sealed class ClusterMonitor : IAsyncDisposable
+internal sealed partial class ClusterMonitor : IAsyncDisposable
 {
     private readonly string _cluster;
     private readonly ProbeChannel _primary;
-    private readonly ReplicaEndpoint[] _replicas;
-    private readonly ProbeChannel[] _channels;
+    private readonly Lock _membersGate = new();
+    private volatile ReplicaProbe[] _members; // swapped whole under _membersGate: one loop per replica of the current set
     private readonly TimeSpan _interval;
     private readonly TimeSpan _timeout;
     private readonly TimeSpan _maxLag;
@@ -37,9 +37,8 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private readonly SemaphoreSlim _round = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly SplitBrainDetector _splitBrain;
-    private readonly ServerIdentity?[] _writableReplicas; // a replica's identity while it answers as writable
     private ServerIdentity? _primaryServer;
-    private Task[]? _loops;
+    private Task? _primaryLoop;
 
     // Set once the primary has been probed (answered or not): a replica's lag is measured against the primary's samples,
     // so the replicas' loops start after it rather than report "lag unknown" at start-up.
@@ -47,23 +46,31 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     private volatile string? _primaryProblem = "not probed yet";
     private volatile string? _splitBrainProblem;
     private volatile int _writableServers;
+    private int _disposed;
 
+    /// <param name="cluster">The cluster's name, for logs.</param>
+    /// <param name="primary">The primary.</param>
+    /// <param name="replicas">The replicas to watch from the start; later ones come and go with <see cref="Add"/> and <see cref="RemoveAsync"/>.</param>
+    /// <param name="options">The cluster's settings (interval, timeout, lag budgets).</param>
+    /// <param name="position">Where the primary's latest position is recorded for read-your-writes.</param>
+    /// <param name="splitBrain">The split-brain detector (built by the composition root; disposed with the monitor).</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="loggerFactory">Where events go.</param>
     public ClusterMonitor(
         string cluster,
         WatchedServer primary,
-        ReplicaEndpoint[] replicas,
+        IEnumerable<ReplicaEndpoint> replicas,
         EfReplicaOptions options,
         PrimaryPosition position,
+        SplitBrainDetector splitBrain,
         TimeProvider timeProvider,
         ILoggerFactory loggerFactory)
     {
         _cluster = cluster;
         _position = position;
         _primary = new ProbeChannel(primary);
-        _replicas = replicas;
-        _channels = Array.ConvertAll(replicas, static replica => new ProbeChannel(replica.Server));
-        _writableReplicas = new ServerIdentity?[replicas.Length];
-        _splitBrain = new SplitBrainDetector(options.Primary);
+        _members = [.. replicas.Select(static replica => new ReplicaProbe(replica, turns: 0))];
+        _splitBrain = splitBrain;
         _interval = options.HealthCheckInterval;
         _timeout = options.HealthCheckTimeout;
         _maxLag = options.MaxReplicaLag;
@@ -82,19 +89,6 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     /// <summary>How many distinct servers of the cluster accepted writes in the last round (1 is normal).</summary>
     public int WritableServers => _writableServers;
 
-    /// <summary>Completed probe rounds: the turns of the server whose loop has made the fewest.</summary>
-    public long Rounds => Math.Min(_primary.Turns, _channels.Length == 0 ? long.MaxValue : _channels.Min(static channel => channel.Turns));
-
-    public void Start() => _loops ??=
-    [
-        Task.Run(() => LoopAsync(_primary, PrimaryTurnAsync)),
-        .. _channels.Select((channel, index) => Task.Run(async () =>
-        {
-            await _primarySampled.Task.WaitAsync(_stopping.Token).ConfigureAwait(false);
-            await LoopAsync(channel, token => ReplicaTurnAsync(index, force: false, token)).ConfigureAwait(false);
-        })),
-    ];
-
     /// <summary>
     /// Probes every server now (waiting for a probe of it in progress first), each within its deadline: the primary first,
     /// so that the replicas' lag is measured against a fresh sample, then every replica at once, then split-brain detection.
@@ -102,15 +96,17 @@ internal sealed class ClusterMonitor : IAsyncDisposable
     public async Task ProbeNowAsync(CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        ReplicaProbe[] members;
         await _round.WaitAsync(linked.Token).ConfigureAwait(false);
         try
         {
             await ProbePrimaryAsync(linked.Token).ConfigureAwait(false);
             _primarySampled.TrySetResult();
-            var probes = new Task[_replicas.Length];
-            for (var i = 0; i < _replicas.Length; i++)
+            members = _members;
+            var probes = new Task[members.Length];
+            for (var i = 0; i < members.Length; i++)
             {
-                probes[i] = ReplicaTurnAsync(i, force: true, linked.Token);
+                probes[i] = ReplicaTurnAsync(members[i], force: true, linked.Token);
             }
 
             await Task.WhenAll(probes).ConfigureAwait(false);
@@ -123,16 +119,15 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
 
         _primary.CountTurn();
-        foreach (var channel in _channels)
+        foreach (var member in members)
         {
-            channel.CountTurn();
+            member.Channel.CountTurn();
         }
     }
 
     /// <summary>One server's loop: a turn, then the interval; a failed turn is logged and the loop goes on.</summary>
-    private async Task LoopAsync(ProbeChannel channel, Func<CancellationToken, Task> turn)
+    private async Task LoopAsync(ProbeChannel channel, Func<CancellationToken, Task> turn, CancellationToken token)
     {
-        var token = _stopping.Token;
         while (!token.IsCancellationRequested)
         {
             try
@@ -177,12 +172,12 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
     }
 
-    /// <summary>A replica's turn: its probe, when its backoff allows (or <paramref name="force"/>).</summary>
-    private Task ReplicaTurnAsync(int index, bool force, CancellationToken cancellationToken)
-        => _replicas[index].Availability.TryStartProbe(force) ? ProbeReplicaAsync(index, cancellationToken) : Task.CompletedTask;
+    /// <summary>A replica's turn: its probe, when its backoff allows (or <paramref name="force"/>), unless it left the topology.</summary>
+    private Task ReplicaTurnAsync(ReplicaProbe member, bool force, CancellationToken cancellationToken)
+        => !member.Replica.IsRetired && member.Replica.Availability.TryStartProbe(force) ? ProbeReplicaAsync(member, cancellationToken) : Task.CompletedTask;
 
     /// <summary>Forgets the positions every listed replica has replayed (see <see cref="ClusterWalHistory.TrimFor"/>).</summary>
-    private void TrimHistory() => _history.TrimFor(_replicas);
+    private void TrimHistory() => _history.TrimFor(Replicas);
 
     private async Task ProbePrimaryAsync(CancellationToken cancellationToken)
     {
@@ -210,7 +205,16 @@ internal sealed class ClusterMonitor : IAsyncDisposable
 
     private async Task DetectSplitBrainAsync(CancellationToken cancellationToken)
     {
-        var (writable, problem) = await _splitBrain.FindAsync(_primaryServer, _replicas, _writableReplicas, _timeout, cancellationToken).ConfigureAwait(false);
+        var writableReplicas = new List<WritableServer>();
+        foreach (var member in _members)
+        {
+            if (member.Writable is { } server)
+            {
+                writableReplicas.Add(new WritableServer($"replica '{member.Replica.Name}'", server));
+            }
+        }
+
+        var (writable, problem) = await _splitBrain.FindAsync(_primaryServer, writableReplicas, _timeout, cancellationToken).ConfigureAwait(false);
         _writableServers = writable;
         var previous = _splitBrainProblem;
         _splitBrainProblem = problem;
@@ -243,16 +247,16 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
     }
 
-    private async Task ProbeReplicaAsync(int index, CancellationToken cancellationToken)
+    private async Task ProbeReplicaAsync(ReplicaProbe member, CancellationToken cancellationToken)
     {
-        var replica = _replicas[index];
+        var replica = member.Replica;
         ReplicaHealth health;
         try
         {
             var sentAt = _timeProvider.GetTimestamp(); // before the query (and any connect): the sample bounds every read served until then
-            var sample = await _channels[index].ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
+            var sample = await member.Channel.ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
-            _writableReplicas[index] = inRecovery ? null : sample.Server; // out of rotation too: not a standby
+            member.Writable = inRecovery ? null : sample.Server; // out of rotation too: not a standby
             health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
@@ -261,7 +265,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
-            _writableReplicas[index] = null;
+            member.Writable = null;
             health = new ReplicaHealth
             {
                 Reachable = false,
@@ -304,35 +308,4 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             ServerErrorKind.None => exception is PostgresException postgres ? $"error {postgres.SqlState}" : exception.GetType().Name,
             var kind => FailoverErrors.GetName(kind),
         };
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_stopping.IsCancellationRequested)
-        {
-            return;
-        }
-
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_loops is not null)
-        {
-            try
-            {
-                await Task.WhenAll(_loops).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        }
-
-        await _round.WaitAsync().ConfigureAwait(false);
-        await _primary.DisposeAsync().ConfigureAwait(false);
-        foreach (var channel in _channels)
-        {
-            await channel.DisposeAsync().ConfigureAwait(false);
-        }
-
-        await _splitBrain.DisposeAsync().ConfigureAwait(false);
-        _round.Dispose();
-        _stopping.Dispose();
-    }
 }

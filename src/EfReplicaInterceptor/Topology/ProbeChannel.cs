@@ -9,7 +9,9 @@ namespace EfReplicaInterceptor.Topology;
 /// probe ends at the deadline with its connection broken, and the next probe opens a new one. One probe at a time per
 /// server; probes of different servers never wait for each other.
 /// </summary>
-internal sealed class ProbeChannel(WatchedServer server) : IAsyncDisposable
+/// <param name="server">The server.</param>
+/// <param name="turns">The turns to count from (a server that joins a running cluster starts at the current round).</param>
+internal sealed class ProbeChannel(WatchedServer server, long turns = 0) : IAsyncDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private NpgsqlConnection? _connection;
@@ -19,7 +21,7 @@ internal sealed class ProbeChannel(WatchedServer server) : IAsyncDisposable
     /// <summary>Completed probe turns (answered or not); the monitor's rounds count the slowest server.</summary>
     public long Turns => Interlocked.Read(ref _turns);
 
-    private long _turns;
+    private long _turns = turns;
 
     /// <summary>Counts one turn of this server's loop (or of a forced round), whether it probed or skipped the server.</summary>
     public void CountTurn() => Interlocked.Increment(ref _turns);

@@ -27,7 +27,10 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
         Availability = new ReplicaAvailability(timeProvider, baseBackoff);
     }
 
-    /// <summary>Position in the cluster's replica list (at most 64 replicas).</summary>
+    /// <summary>
+    /// The replica's slot, under 64 (the read path tracks tried replicas in a 64-bit mask): unique among the cluster's
+    /// endpoints in use and draining, stable for the endpoint's life whatever its position in the current replica set.
+    /// </summary>
     public int Index { get; }
 
     /// <summary>The configured name (never the connection string).</summary>
@@ -44,8 +47,18 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     /// <summary>The replica's availability state: the one place that decides whether it is in rotation.</summary>
     public ReplicaAvailability Availability { get; }
 
-    /// <summary>True when the replica is in rotation: the monitor admits it and it is not paused after failures.</summary>
-    public bool IsAdmitted => Availability.IsInRotation;
+    /// <summary>
+    /// True when the replica is in rotation: the monitor admits it and it is not paused after failures, and it is still one
+    /// of the cluster's replicas (not <see cref="IsRetired"/>).
+    /// </summary>
+    public bool IsAdmitted => !IsRetired && Availability.IsInRotation;
+
+    /// <summary>
+    /// True once the replica has left the cluster's topology: it takes no read from then on (a scope whose own replica it was
+    /// moves as if it had left the rotation), reads already running on it finish, and its data source is disposed once they
+    /// have (<see cref="RetireAsync"/>).
+    /// </summary>
+    public bool IsRetired => Server.Usage.IsClosed;
 
     /// <summary>Set when a command failed on the replica: the monitor probes it in its next round, whatever its backoff.</summary>
     public bool ProbeRequested => Availability.ProbeRequested;
@@ -147,7 +160,7 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     /// True when a read may be sent here now. When the pause after a failure is over, only the first caller gets
     /// <see langword="true"/> (it probes); the others keep seeing it unavailable until that probe reports.
     /// </summary>
-    public bool TryAcquire() => Availability.TryAcquire();
+    public bool TryAcquire() => !IsRetired && Availability.TryAcquire();
 
     /// <summary>Records that a command failed on this replica for a reason that says the replica is unusable.</summary>
     /// <returns>True when this failure took the replica out of rotation (it was in rotation before).</returns>
@@ -162,6 +175,18 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     public bool ReportSuccess() => Availability.ReportSuccess() == AvailabilityChange.Rejoined;
 
     public ValueTask DisposeAsync() => DataSource.DisposeAsync();
+
+    /// <summary>
+    /// Takes the replica out of the cluster: no operation starts on it from now on (one that picked it a moment ago fails
+    /// over as if it were unreachable), and once the operations in flight have ended (each is bounded by its deadline) its
+    /// data source is disposed. A reader already handed to EF keeps its connection until EF disposes it; the disposed data
+    /// source then closes that connection instead of pooling it.
+    /// </summary>
+    public async Task RetireAsync()
+    {
+        await Server.Usage.CloseAsync().ConfigureAwait(false);
+        await DataSource.DisposeAsync().ConfigureAwait(false);
+    }
 }
 
 /// <summary>What is known of a replica's replay: the position, the run (postmaster start time, incarnation number), when the

@@ -43,17 +43,16 @@ internal readonly record struct ReplicaRequirement(ReplicaRequirementKind Kind, 
 /// </summary>
 internal sealed class ReplicaSelector
 {
-    private readonly ReplicaEndpoint[] _replicas;
+    private readonly ReplicaMembership _membership;
     private readonly bool _leastLag;
-    private readonly int[] _schedule;
     private readonly TimeProvider _timeProvider;
     private readonly TimeSpan _maxLag;
     private readonly TimeSpan _calmLag;
     private int _next = -1;
 
-    /// <param name="replicas">The cluster's replicas, by index.</param>
+    /// <param name="membership">The cluster's replica set (each selection reads the current snapshot once: its replicas
+    /// and their weights).</param>
     /// <param name="balancing">Which eligible replica comes first.</param>
-    /// <param name="weights">Each replica's weight for round-robin.</param>
     /// <param name="timeProvider">The clock of the lag arithmetic.</param>
     /// <param name="maxLag">
     /// The cluster's lag budget (<c>MaxReplicaLag</c>), checked again at every selection: a replica that was behind at its
@@ -66,28 +65,40 @@ internal sealed class ReplicaSelector
     /// </param>
     /// <param name="sampleInterval">How often the primary's position is sampled (<c>HealthCheckInterval</c>).</param>
     public ReplicaSelector(
-        ReplicaEndpoint[] replicas, LoadBalancing balancing, IReadOnlyList<int> weights, TimeProvider timeProvider, TimeSpan? maxLag = null, TimeSpan sampleInterval = default)
+        ReplicaMembership membership, LoadBalancing balancing, TimeProvider timeProvider, TimeSpan? maxLag = null, TimeSpan sampleInterval = default)
     {
         _maxLag = maxLag is { } budget ? budget - sampleInterval : TimeSpan.MaxValue;
         _calmLag = maxLag is { } calm ? calm / 2 : TimeSpan.MaxValue;
-        _replicas = replicas;
+        _membership = membership;
         _leastLag = balancing == LoadBalancing.LeastLag;
-        _schedule = BuildSchedule(weights);
         _timeProvider = timeProvider;
     }
 
-    public IReadOnlyList<ReplicaEndpoint> Replicas => _replicas;
+    /// <summary>A selector over a fixed set of replicas (tests), each with its weight.</summary>
+    public ReplicaSelector(
+        ReplicaEndpoint[] replicas, LoadBalancing balancing, IReadOnlyList<int> weights, TimeProvider timeProvider, TimeSpan? maxLag = null, TimeSpan sampleInterval = default)
+        : this(new ReplicaMembership(ReplicaSetSnapshot.Of(replicas, weights)), balancing, timeProvider, maxLag, sampleInterval)
+    {
+    }
 
-    public bool HasReplicas => _replicas.Length != 0;
+    /// <summary>The replica set this selector reads.</summary>
+    public ReplicaMembership Membership => _membership;
+
+    /// <summary>The replicas now (one snapshot).</summary>
+    public IReadOnlyList<ReplicaEndpoint> Replicas => _membership.Current.Replicas;
+
+    public bool HasReplicas => _membership.Current.Replicas.Length != 0;
 
     /// <summary>
-    /// The replica that takes the read, skipping those whose bit is set in <paramref name="excluded"/> (already tried), or
+    /// The replica that takes the read, skipping those whose <see cref="ReplicaEndpoint.Index"/> bit is set in
+    /// <paramref name="excluded"/> (already tried), or
     /// null when none can. <paramref name="lagging"/> tells why none could: some replica was out only for its lag.
     /// </summary>
     public ReplicaEndpoint? Select(in ReplicaRequirement requirement, ulong excluded, out bool lagging)
     {
         lagging = false;
-        var replicas = _replicas;
+        var snapshot = _membership.Current; // one replica set for the whole selection
+        var replicas = snapshot.Replicas;
         var count = replicas.Length;
         if (count == 0)
         {
@@ -96,8 +107,9 @@ internal sealed class ReplicaSelector
 
         // Weighted round-robin starts where the schedule says (it lists each replica as often as its weight); least-lag
         // starts one further each time, so that ties rotate.
+        var schedule = snapshot.Schedule;
         var ticket = (uint)Interlocked.Increment(ref _next);
-        var start = _leastLag ? (int)(ticket % (uint)count) : _schedule[(int)(ticket % (uint)_schedule.Length)];
+        var start = _leastLag ? (int)(ticket % (uint)count) : schedule[(int)(ticket % (uint)schedule.Length)];
         var now = _timeProvider.GetTimestamp();
         while (true)
         {
@@ -111,12 +123,12 @@ internal sealed class ReplicaSelector
                     index -= count;
                 }
 
-                if ((excluded & (1UL << index)) != 0)
+                var replica = replicas[index];
+                if ((excluded & (1UL << replica.Index)) != 0)
                 {
                     continue;
                 }
 
-                var replica = replicas[index];
                 if (!IsEligible(replica, requirement, now, ref lagging))
                 {
                     continue;
@@ -143,7 +155,7 @@ internal sealed class ReplicaSelector
                 return replicas[best];
             }
 
-            excluded |= 1UL << best; // paused, or lost the race for its half-open probe: the next one
+            excluded |= 1UL << replicas[best].Index; // paused, or lost the race for its half-open probe: the next one
         }
     }
 
@@ -154,7 +166,7 @@ internal sealed class ReplicaSelector
     public bool AnyInRotation(out bool lagging)
     {
         lagging = false;
-        foreach (var replica in _replicas)
+        foreach (var replica in _membership.Current.Replicas)
         {
             if (replica.IsAdmitted)
             {

@@ -19,9 +19,12 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
 {
     private readonly (string Label, NpgsqlDataSource DataSource)[] _hosts;
 
-    public SplitBrainDetector(string? primaryConnectionString)
+    /// <param name="primaryConnectionString">The primary's connection string; each of its hosts is probed on its own when it lists several.</param>
+    /// <param name="buildDataSource">Builds a host's data source from its single-host connection string and a name (the
+    /// composition root's, so that the application's data source configuration, a password provider say, applies).</param>
+    public SplitBrainDetector(string? primaryConnectionString, Func<string, string, NpgsqlDataSource> buildDataSource)
     {
-        _hosts = [.. HostConnectionStrings(primaryConnectionString).Select(host => (host.Label, NpgsqlDataSource.Create(host.ConnectionString)))];
+        _hosts = [.. HostConnectionStrings(primaryConnectionString).Select(host => (host.Label, buildDataSource(host.ConnectionString, host.Label)))];
     }
 
     /// <summary>
@@ -76,11 +79,11 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
     }
 
     /// <summary>
-    /// The <see cref="Judge"/> of one probe round: the primary's and the replicas' latest answers (the identity of each that
-    /// answered as writable, else null) and each host of a multi-host primary, probed now.
+    /// The <see cref="Judge"/> of one probe round: the primary's and the replicas' latest answers (the replicas of the current
+    /// set that answered as writable, labelled <c>replica 'name'</c>) and each host of a multi-host primary, probed now.
     /// </summary>
     public async Task<(int Writable, string? Problem)> FindAsync(
-        ServerIdentity? primary, ReplicaEndpoint[] replicas, ServerIdentity?[] writableReplicas, TimeSpan timeout, CancellationToken cancellationToken)
+        ServerIdentity? primary, IEnumerable<WritableServer> writableReplicas, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var writable = new List<WritableServer>();
         if (primary is { } server)
@@ -88,13 +91,7 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
             writable.Add(new WritableServer("primary", server));
         }
 
-        for (var i = 0; i < replicas.Length; i++)
-        {
-            if (writableReplicas[i] is { } replica)
-            {
-                writable.Add(new WritableServer($"replica '{replicas[i].Name}'", replica));
-            }
-        }
+        writable.AddRange(writableReplicas);
 
         await ProbeHostsAsync(writable, timeout, cancellationToken).ConfigureAwait(false);
         var problem = Judge(writable, out var count);

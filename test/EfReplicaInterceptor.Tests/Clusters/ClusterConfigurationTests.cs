@@ -16,6 +16,34 @@ public sealed class ClusterConfigurationTests
     internal const string DefaultPrimary = $"Host=127.0.0.9;Port=1;Database=shop;Username=app;Password={Secret}";
 
     [Test]
+    public void A_named_cluster_read_again_has_its_replicas_its_problems_by_path_and_its_start_up_settings()
+    {
+        var root = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["EfReplica:HealthCheckInterval"] = "00:00:03",
+            ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary,
+            ["EfReplica:Clusters:orders:Replicas:0:ConnectionString"] = OrdersReplica,
+            ["EfReplica:Clusters:orders:Replicas:0:Weight"] = "0",
+            ["EfReplica:Clusters:analytics:Primary"] = AnalyticsPrimary,
+        }).Build().GetSection("EfReplica");
+
+        var orders = ClusterConfiguration.ReadCluster(root, "orders");
+        var analytics = ClusterConfiguration.ReadCluster(root, "analytics");
+        var gone = ClusterConfiguration.ReadCluster(root, "billing");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(orders.Failures, Is.EqualTo(new[] { "EfReplica:Clusters:orders:Replicas:0:Weight must be between 1 and 100 (it was 0)." }));
+            Assert.That(orders.Options!.Replicas, Has.Count.EqualTo(1));
+            Assert.That(orders.StartupSettings.Keys, Is.EquivalentTo(new[] { "EfReplica:HealthCheckInterval", "EfReplica:Clusters:orders:Primary" }), "every setting but the replicas");
+            Assert.That(analytics.Failures, Is.Empty);
+            Assert.That(analytics.Options!.HealthCheckInterval, Is.EqualTo(TimeSpan.FromSeconds(3)));
+            Assert.That(gone.Options, Is.Null);
+            Assert.That(gone.Failures.Single(), Does.StartWith("EfReplica:Clusters:billing is no longer listed"));
+        });
+    }
+
+    [Test]
     public void A_cluster_inherits_the_shared_settings_and_overrides_its_own()
     {
         var clusters = Load(new()

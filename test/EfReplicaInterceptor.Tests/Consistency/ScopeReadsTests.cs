@@ -20,6 +20,7 @@ public sealed class ScopeReadsTests
     private readonly List<IDisposable> _disposables = [];
     private ReplicaEndpoint[] _replicas = null!;
     private ScopeReads _scopes = null!;
+    private ReadYourWrites _readYourWrites = null!;
 
     [SetUp]
     public void CreateCluster()
@@ -35,7 +36,8 @@ public sealed class ScopeReadsTests
 
         var selector = new ReplicaSelector(_replicas, LoadBalancing.RoundRobin, [1, 1], _time);
         var options = new EfReplicaOptions { Primary = "Host=127.0.0.1;Port=1" };
-        _scopes = new ReadYourWrites("c", _replicas[0].Server, new PrimaryPosition(), selector, options, metrics, NullLoggerFactory.Instance, _time).Scopes;
+        _readYourWrites = new ReadYourWrites("c", _replicas[0].Server, new PrimaryPosition(), selector, options, metrics, NullLoggerFactory.Instance, _time);
+        _scopes = _readYourWrites.Scopes;
     }
 
     [TearDown]
@@ -99,6 +101,21 @@ public sealed class ScopeReadsTests
         var paused = Scope(onReplica: 1);
         _replicas[1].ReportFailure();
         Assert.That(_scopes.TryChoose(paused, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "out of rotation");
+    }
+
+    [Test]
+    public async Task A_scope_whose_replica_left_the_topology_moves_as_if_it_had_left_the_rotation()
+    {
+        var scope = Scope(onReplica: 1);
+        scope.History.Raise(900);
+        _ = _replicas[1].Server.Usage.CloseAsync(); // removed from the topology (what TopologyManager does)
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(_scopes.TryChoose(scope, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "its own replica no longer qualifies: resolved like one out of rotation");
+            Assert.That(Enumerable.Range(0, 4).Select(i => Choose(new ReadYourWritesState())), Is.All.EqualTo("r0"), "a new scope never gets it");
+        });
+        Assert.That(await _readYourWrites.CheckReplayAsync(_replicas[1], async: true, CancellationToken.None), Is.False, "no replay check is sent to it");
     }
 
     [Test]
