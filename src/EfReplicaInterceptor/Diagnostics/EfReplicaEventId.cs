@@ -66,6 +66,12 @@ public static class EfReplicaEventId
     /// <summary>Warning (EfReplicaInterceptor.Topology): "Cluster '{Cluster}' has one writable server again (the split brain ended); check for writes that went to the fenced server".</summary>
     public const int SplitBrainResolved = 2011;
 
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' answers as the primary; it takes no standby reads while it is". Logged once per change of role (a node listed in every role, a promotion); not an outage: a second writable server is event 2010.</summary>
+    public const int ReplicaAnswersAsPrimary = 2020;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' is now a standby of the primary and in rotation (lag {LagSeconds} s)": a node that answered as the primary joined the rotation (a switchover's old primary rebuilt as a standby).</summary>
+    public const int ReplicaNowStandby = 2021;
+
     /// <summary>Information (EfReplicaInterceptor.Clusters): "Created the cluster of tenant '{Tenant}' from {Source}".</summary>
     public const int TenantClusterCreated = 3000;
 

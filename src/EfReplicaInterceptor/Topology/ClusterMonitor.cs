@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using Microsoft.Extensions.Logging;
@@ -19,7 +20,7 @@ namespace EfReplicaInterceptor.Topology;
 /// <see cref="ReplicaAvailability.ReportProbe"/> says changed. Admission, hysteresis and the backoff between probes of an
 /// unreachable replica are <see cref="ReplicaAvailability"/>'s.
 /// </remarks>
-internal sealed class ClusterMonitor : IAsyncDisposable
+internal sealed partial class ClusterMonitor : IAsyncDisposable
 {
     private readonly string _cluster;
     private readonly ProbeChannel _primary;
@@ -204,6 +205,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         {
             var sample = await _primary.ProbeAsync(static connection => ServerQueries.ProbePrimaryAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             _primaryServer = sample.InRecovery ? null : sample.Server;
+            _primaryAnswer = sample.InRecovery ? null : new StrongBox<ServerIdentity>(sample.Server);
             if (sample.InRecovery)
             {
                 SetPrimaryProblem("the configured primary is in recovery (a standby)");
@@ -218,6 +220,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
             _primaryServer = null;
+            _primaryAnswer = null;
             SetPrimaryProblem(Describe(exception), unanswered: true);
         }
     }
@@ -263,6 +266,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
             var sample = await _channels[index].ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
             _writableReplicas[index] = inRecovery ? null : sample.Server; // out of rotation too: not a standby
+            replica.WritableServer = inRecovery ? null : sample.Server;
             health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
@@ -272,6 +276,7 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
             _writableReplicas[index] = null;
+            replica.WritableServer = null;
             health = new ReplicaHealth
             {
                 Reachable = false,
@@ -283,29 +288,6 @@ internal sealed class ClusterMonitor : IAsyncDisposable
         replica.Health = health;
         var wasAdmitted = replica.Availability.IsAdmittedByMonitor; // only this monitor's probes change it
         Announce(replica, replica.Availability.ReportProbe(health, _maxLag, _maxLagBytes), health, wasAdmitted);
-    }
-
-    private void Announce(ReplicaEndpoint replica, AvailabilityChange change, ReplicaHealth health, bool wasAdmitted)
-    {
-        switch (change)
-        {
-            case AvailabilityChange.Left:
-                Log.ReplicaLeftRotation(_logger, replica.Name, _cluster, health.Problem!);
-                break;
-            case AvailabilityChange.KeptOut:
-                Log.ReplicaKeptOut(_logger, replica.Name, _cluster, health.Problem!);
-                break;
-            case AvailabilityChange.Rejoined when wasAdmitted:
-                // The pause after failed reads ended: the monitor found the replica healthy.
-                Log.ReplicaRejoinedRotation(_logger, replica.Name, _cluster, $"a health probe found it healthy again (lag {health.Lag!.Value.TotalSeconds:0.###} s)");
-                break;
-            case AvailabilityChange.Rejoined:
-                Log.ReplicaRejoinedRotation(_logger, replica.Name, _cluster, $"lag {health.Lag!.Value.TotalSeconds:0.###} s, {health.LagBytes} bytes");
-                break;
-            case AvailabilityChange.Admitted:
-                Log.ReplicaAdmitted(_logger, replica.Name, _cluster, health.Lag!.Value.TotalSeconds);
-                break;
-        }
     }
 
     private static string Describe(Exception exception)
