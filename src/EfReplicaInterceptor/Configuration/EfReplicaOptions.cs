@@ -18,7 +18,12 @@ public sealed class EfReplicaOptions
     /// <summary>How plain reads are spread over the replicas in rotation. Default: <see cref="LoadBalancing.RoundRobin"/>.</summary>
     public LoadBalancing LoadBalancing { get; set; } = LoadBalancing.RoundRobin;
 
-    /// <summary>The read replicas (hot standbys). Default: none, in which case every command goes to the primary.</summary>
+    /// <summary>
+    /// The read replicas (hot standbys). Default: none, in which case every command goes to the primary. Any node may be
+    /// listed whatever its role, the primary included (a high-availability cluster lists every node): a listed node that
+    /// answers as the primary takes no standby reads while it is, and joins the rotation when it becomes a standby. A list
+    /// that is only the primary is refused.
+    /// </summary>
     public IList<ReplicaEndpointOptions> Replicas { get; set; } = [];
 
     /// <summary>

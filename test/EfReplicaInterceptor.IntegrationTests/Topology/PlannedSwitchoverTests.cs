@@ -44,6 +44,10 @@ public sealed class PlannedSwitchoverTests
         options.Replicas.Add(new ReplicaEndpointOptions { Name = "node-a", ConnectionString = TestCluster.WithPool(servers.Primary.ConnectionString, TestCluster.DefaultMaxPoolSize) });
         options.Replicas.Add(new ReplicaEndpointOptions { Name = "node-b", ConnectionString = TestCluster.WithPool(servers.Standby.ConnectionString, TestCluster.DefaultMaxPoolSize) });
         options.HealthCheckInterval = Interval;
+
+        // The bound of a read's wait for the topology. The switchover by hand (pg_ctl stop -w, then promote) takes 0.2 s on a
+        // quiet machine and up to 2 s on a loaded one: a margin for the machine, not for the library.
+        options.Failover.ReadDeadline = TimeSpan.FromSeconds(6);
     }
 
     [Test]
@@ -92,6 +96,7 @@ public sealed class PlannedSwitchoverTests
             .ToArray();
 
         await Poll.Until(() => run.Writes >= 20 && run.Reads.Count >= 100, TimeSpan.FromSeconds(20));
+        var stoppedAt = clock.Elapsed;
         await nodeA.StopAsync(StopMode.Fast);
         await nodeB.PromoteAsync();
         var promotedAt = clock.Elapsed;
@@ -127,7 +132,7 @@ public sealed class PlannedSwitchoverTests
             $"{run.Reads.Count} reads and {run.ReadBacks} read-backs: {run.FailedReads.Count} failed; {run.Writes} writes acknowledged, {run.NotApplied.Count} not applied, " +
             $"{run.Unknown.Count} unknown ({run.Unknown.Count(present.Contains)} present), {run.Untyped.Count} untyped; writes succeeded again {writesBack.TotalMilliseconds:0} ms " +
             $"after the promotion; A rebuilt {(rebuiltAt - promotedAt).TotalMilliseconds:0} ms after it, first read on A {firstReadOnA.TotalMilliseconds:0} ms after that, {onA} reads on A; " +
-            $"read-your-writes misses: {run.Misses}");
+            $"read-your-writes misses: {run.Misses}; A stopped at {stoppedAt.TotalMilliseconds:0} ms, B promoted at {promotedAt.TotalMilliseconds:0} ms");
         foreach (var failure in run.FailedReads.Concat(run.Untyped).Take(5))
         {
             TestContext.Out.WriteLine($"  {failure}");
@@ -189,6 +194,18 @@ public sealed class PlannedSwitchoverTests
 
         public int ReadBacks => Volatile.Read(ref _readBacks);
 
+        /// <summary>The exception and its inner ones, type and message each (no stack: the test's output stays readable).</summary>
+        private static string Describe(Exception exception)
+        {
+            var parts = new List<string>();
+            for (Exception? current = exception; current is not null; current = current.InnerException)
+            {
+                parts.Add($"{current.GetType().Name}: {current.Message}");
+            }
+
+            return string.Join(" -> ", parts);
+        }
+
         public TimeSpan? SucceededAfter(TimeSpan at) => _acknowledged.Where(write => write.At > at).Select(write => (TimeSpan?)write.At).Min();
 
         public async Task ReadAsync(Stopwatch clock, CancellationToken stop)
@@ -202,7 +219,7 @@ public sealed class PlannedSwitchoverTests
                 }
                 catch (Exception exception)
                 {
-                    FailedReads.Enqueue($"read: {exception.GetType().Name}: {exception.Message}");
+                    FailedReads.Enqueue($"read at {clock.Elapsed.TotalMilliseconds:0} ms: {Describe(exception)}");
                 }
             }
         }
@@ -227,7 +244,7 @@ public sealed class PlannedSwitchoverTests
                 }
                 catch (Exception exception)
                 {
-                    Untyped.Enqueue($"write: {exception.GetType().Name}: {exception.Message}");
+                    Untyped.Enqueue($"write at {clock.Elapsed.TotalMilliseconds:0} ms: {Describe(exception)}");
                     await Task.Delay(20, CancellationToken.None);
                     continue;
                 }
@@ -242,7 +259,7 @@ public sealed class PlannedSwitchoverTests
                 }
                 catch (Exception exception)
                 {
-                    FailedReads.Enqueue($"read-back: {exception.GetType().Name}: {exception.Message}");
+                    FailedReads.Enqueue($"read-back at {clock.Elapsed.TotalMilliseconds:0} ms: {Describe(exception)}");
                 }
             }
         }
