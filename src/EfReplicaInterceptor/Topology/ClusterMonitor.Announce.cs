@@ -34,7 +34,11 @@ internal sealed partial class ClusterMonitor
                 break;
             case AvailabilityChange.NowPrimary:
                 Log.ReplicaAnswersAsPrimary(_logger, replica.Name, _cluster);
-                RecheckPrimaryHosts();
+                if (_primaryProblem is not null)
+                {
+                    RecheckPrimaryHosts(); // the primary's string reaches no primary, and this node is one now
+                }
+
                 break;
             case AvailabilityChange.NowStandby:
                 Log.ReplicaNowStandby(_logger, replica.Name, _cluster, health.Lag!.Value.TotalSeconds);
@@ -42,10 +46,21 @@ internal sealed partial class ClusterMonitor
         }
     }
 
+    /// <summary>The primary's probe found no primary: if a listed node answers as one, the primary's hosts are checked again.</summary>
+    private void PrimaryUnanswered()
+    {
+        if (ClusterRoles.OnlyWritable(_replicas) is not null)
+        {
+            RecheckPrimaryHosts();
+        }
+    }
+
     /// <summary>
-    /// A listed node became writable: a multi-host primary connection string forgets what it knew of its hosts (Npgsql keeps
-    /// a host it last saw as a standby out for <c>Host Recheck Seconds</c>, 10 s by default), so that writes reach the new
-    /// primary as soon as it is one rather than when that cache expires.
+    /// The primary's connection string reaches no primary while a listed node answers as one (a promotion): a multi-host
+    /// primary connection string forgets what it knew of its hosts (Npgsql keeps a host it last saw as a standby out for
+    /// <c>Host Recheck Seconds</c>, 10 s by default), so that writes reach the new primary as soon as it is one rather than
+    /// when that cache expires. Never while the primary's string reaches a primary: with two writable servers (a split
+    /// brain) Npgsql would then take the first listed, possibly the promoted one.
     /// </summary>
     private void RecheckPrimaryHosts()
     {

@@ -222,6 +222,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
             _primaryServer = null;
             _primaryAnswer = null;
             SetPrimaryProblem(Describe(exception), unanswered: true);
+            PrimaryUnanswered();
         }
     }
 
