@@ -39,7 +39,7 @@ namespace EfReplicaInterceptor.Testing;
 /// <see cref="StartAsync"/>; live sets are disposed when the process exits normally.
 /// </para>
 /// </remarks>
-public sealed class PostgresReplicaSet : IAsyncDisposable
+public sealed partial class PostgresReplicaSet : IAsyncDisposable
 {
     /// <summary>The environment variable with the connection string of an existing primary: <c>EFREPLICA_TEST_PRIMARY</c>.</summary>
     public const string PrimaryEnvironmentVariable = "EFREPLICA_TEST_PRIMARY";

@@ -19,10 +19,13 @@ public sealed class EfReplicaOptions
     public LoadBalancing LoadBalancing { get; set; } = LoadBalancing.RoundRobin;
 
     /// <summary>
-    /// The read replicas (hot standbys). Default: none, in which case every command goes to the primary. With configuration
-    /// that reloads on change (<c>reloadOnChange</c>), the list and each replica's <see cref="ReplicaEndpointOptions.Weight"/>
-    /// apply while the application runs: a replica added, removed or re-pointed takes effect without a restart (a removed
-    /// one finishes the reads running on it first). Leave it empty when <see cref="Topology"/> names a source.
+    /// The read replicas (hot standbys). Default: none, in which case every command goes to the primary. Any node may be
+    /// listed whatever its role, the primary included (a high-availability cluster lists every node): a listed node that
+    /// answers as the primary takes no standby reads while it is, and joins the rotation when it becomes a standby. A list
+    /// that is only the primary is refused. With configuration that reloads on change (<c>reloadOnChange</c>), the list and
+    /// each replica's <see cref="ReplicaEndpointOptions.Weight"/> apply while the application runs: a replica added, removed
+    /// or re-pointed takes effect without a restart (a removed one finishes the reads running on it first). Leave it empty
+    /// when <see cref="Topology"/> names a source.
     /// </summary>
     public IList<ReplicaEndpointOptions> Replicas { get; set; } = [];
 

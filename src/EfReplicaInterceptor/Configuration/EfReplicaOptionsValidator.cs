@@ -35,6 +35,7 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
         var primaryKey = primary is null ? null : ServerKey(primary);
 
         var endpoints = new Dictionary<string, string>(StringComparer.Ordinal);
+        var primaryListed = new List<string>(); // replicas that are the primary's own server
         var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         var replicas = options.Replicas ?? [];
         if (replicas.Count > MaxReplicas)
@@ -61,17 +62,17 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
                 }
 
                 var endpoint = ServerKey(builder);
-                if (endpoint == primaryKey)
-                {
-                    failures.Add($"{replicaPath}:{nameof(ReplicaEndpointOptions.ConnectionString)} points at the same server and database as {primaryPath}: a replica must be a hot standby of the primary, not the primary itself.");
-                }
-                else if (endpoints.TryGetValue(endpoint, out var firstPath))
+                if (endpoints.TryGetValue(endpoint, out var firstPath))
                 {
                     failures.Add($"{replicaPath} is a duplicate replica: it points at the same server and database as {firstPath}.");
                 }
                 else
                 {
                     endpoints[endpoint] = replicaPath;
+                    if (endpoint == primaryKey)
+                    {
+                        primaryListed.Add(replicaPath);
+                    }
                 }
             }
 
@@ -88,6 +89,17 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
             else
             {
                 names[replicaName] = replicaPath;
+            }
+        }
+
+        // Any node may be listed as a replica, the primary included: a high-availability cluster lists every node, and after a
+        // switchover the listed primary is a standby. What stays wrong is a list of replicas that is only the primary (a copy
+        // of the primary's string where a standby's was meant): reads would never leave the primary, silently.
+        if (primaryListed.Count > 0 && primaryListed.Count == endpoints.Count)
+        {
+            foreach (var listedPath in primaryListed)
+            {
+                failures.Add($"{listedPath}:{nameof(ReplicaEndpointOptions.ConnectionString)} points at the same server and database as {primaryPath}, and no other replica is listed: reads would never leave the primary. List the hot standbys (a high-availability cluster may list every node, the primary among them).");
             }
         }
 

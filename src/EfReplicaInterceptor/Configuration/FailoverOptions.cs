@@ -6,7 +6,10 @@ public sealed class FailoverOptions
     /// <summary>
     /// Retries of a read (outside a transaction) that failed with a failover error, after the first attempt: the first
     /// retry runs at once on another replica or on the primary (with a fresh connection); later ones back off. 0 to 10.
-    /// Writes and anything in a transaction are never retried. Default: 2.
+    /// Writes and anything in a transaction are never retried. When the retries are spent on a primary that is gone (a role
+    /// change: no standby took the read and the primary's connection string reaches no primary yet), the read waits for the
+    /// topology up to <see cref="ReadDeadline"/> from its start, running on a listed node as soon as it answers as the
+    /// primary; 0 retries: no wait either. Default: 2.
     /// </summary>
     public int MaxRetries { get; set; } = 2;
 

@@ -88,7 +88,7 @@ internal sealed class ReadYourWrites
                 await CaptureAsync(lease, ambient, async, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Executing, onStandby: false) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+        catch (Exception exception) when (FailoverErrors.IsFailoverOfOwnStatement(exception) && !cancellationToken.IsCancellationRequested)
         {
             // The position cannot be obtained: the scope's reads stay on the primary (the write is pending still).
             return new(null, RoutingReason.AfterWrite, false);

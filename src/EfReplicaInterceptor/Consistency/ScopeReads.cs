@@ -131,7 +131,7 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
                 : RoutingReason.ReplicaUnavailable;
             return new(null, reason, false);
         }
-        catch (Exception exception) when (FailoverErrors.Classify(exception, FailurePhase.Executing, onStandby: false) is not ServerErrorKind.None && !cancellationToken.IsCancellationRequested)
+        catch (Exception exception) when (FailoverErrors.IsFailoverOfOwnStatement(exception) && !cancellationToken.IsCancellationRequested)
         {
             // A position cannot be obtained from the primary: the read goes there (nothing is lost, it is the newest).
             return new(null, RoutingReason.AfterWrite, false);

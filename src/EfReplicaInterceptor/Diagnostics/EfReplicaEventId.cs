@@ -95,6 +95,11 @@ public static class EfReplicaEventId
 
     /// <summary>Information (EfReplicaInterceptor.Topology): "Cluster '{Cluster}': member '{Leader}' is the primary now (before: {Previous}), says {Source}".</summary>
     public const int LeaderChanged = 2109;
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' answers as the primary; it takes no standby reads while it is". Logged once per change of role (a node listed in every role, a promotion); not an outage: a second writable server is event 2010.</summary>
+    public const int ReplicaAnswersAsPrimary = 2020;
+
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' is now a standby of the primary and in rotation (lag {LagSeconds} s)": a node that answered as the primary joined the rotation (a switchover's old primary rebuilt as a standby).</summary>
+    public const int ReplicaNowStandby = 2021;
 
     /// <summary>Information (EfReplicaInterceptor.Clusters): "Created the cluster of tenant '{Tenant}' from {Source}".</summary>
     public const int TenantClusterCreated = 3000;

@@ -93,6 +93,14 @@ internal static partial class Log
         Message = "Cluster '{Cluster}' has one writable server again (the split brain ended); check for writes that went to the fenced server")]
     public static partial void SplitBrainResolved(ILogger logger, string cluster);
 
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaAnswersAsPrimary, EventName = nameof(EfReplicaEventId.ReplicaAnswersAsPrimary), Level = LogLevel.Information,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' answers as the primary; it takes no standby reads while it is")]
+    public static partial void ReplicaAnswersAsPrimary(ILogger logger, string replica, string cluster);
+
+    [LoggerMessage(EventId = EfReplicaEventId.ReplicaNowStandby, EventName = nameof(EfReplicaEventId.ReplicaNowStandby), Level = LogLevel.Information,
+        Message = "Replica '{Replica}' of cluster '{Cluster}' is now a standby of the primary and in rotation (lag {LagSeconds} s)")]
+    public static partial void ReplicaNowStandby(ILogger logger, string replica, string cluster, double lagSeconds);
+
     [LoggerMessage(EventId = EfReplicaEventId.TenantClusterCreated, EventName = nameof(EfReplicaEventId.TenantClusterCreated), Level = LogLevel.Information,
         Message = "Created the cluster of tenant '{Tenant}' from {Source}")]
     public static partial void TenantClusterCreated(ILogger logger, string tenant, string source);

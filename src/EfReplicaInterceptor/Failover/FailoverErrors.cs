@@ -55,6 +55,15 @@ internal enum FailurePhase
 /// </summary>
 internal static class FailoverErrors
 {
+    /// <summary>
+    /// Whether a statement the library ran itself on a connection of its own (a position capture, a replay check) failed over,
+    /// whichever phase it failed in (such a statement opens its connection first: "No suitable host was found." from a
+    /// multi-host data source during a promotion is a failure to open).
+    /// </summary>
+    public static bool IsFailoverOfOwnStatement(Exception exception)
+        => Classify(exception, FailurePhase.Executing, onStandby: false) is not ServerErrorKind.None
+            || Classify(exception, FailurePhase.Opening, onStandby: false) is not ServerErrorKind.None;
+
     /// <param name="exception">The error, possibly wrapped by EF.</param>
     /// <param name="phase">Opening the connection, or running a command on it.</param>
     /// <param name="onStandby">The command ran on a hot standby (a 40001 or 40P01 there is a recovery conflict).</param>

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using EfReplicaInterceptor.Consistency;
 using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
@@ -18,9 +19,22 @@ namespace EfReplicaInterceptor.Routing;
 /// about the replica. A statement's own error is not a failover error: it is thrown as the server's exception, once, and
 /// changes nothing. The first attempt does not touch Polly, so the steady state costs nothing.
 /// </summary>
-internal sealed class ReadExecutor
+/// <remarks>
+/// A read for the primary whose server is gone (unreachable, connection lost, hung) runs next on the listed node the
+/// monitor knows answers as the primary, if there is exactly one (a promotion the primary's multi-host connection string
+/// has not noticed yet: Npgsql keeps a host it saw as a standby out for its recheck time). When the retries are spent
+/// and the primary is still gone, the read waits for the topology, polling with a growing step, until a node answers as
+/// the primary or the primary's string reaches a primary again, bounded by the read deadline (<c>Failover:ReadDeadline</c>)
+/// from the read's start; only then does it fail. Writes never come here.
+/// </remarks>
+internal sealed partial class ReadExecutor
 {
     private static readonly ResiliencePropertyKey<bool> FailoverFailure = new("EfReplica.FailoverFailure");
+
+    /// <summary>The first and the longest step of the wait for the topology (the step doubles in between).</summary>
+    private static readonly TimeSpan MinTopologyPoll = TimeSpan.FromMilliseconds(25);
+
+    private static readonly TimeSpan MaxTopologyPoll = TimeSpan.FromMilliseconds(400);
 
     private readonly string _cluster;
     private readonly WatchedServer _primary;
@@ -33,6 +47,7 @@ internal sealed class ReadExecutor
     private readonly ResiliencePipeline _laterRetries;
     private readonly ILogger _logger;
     private readonly ILogger _topologyLogger;
+    private readonly TimeSpan _firstTopologyPoll;
 
     public ReadExecutor(
         string cluster,
@@ -55,6 +70,7 @@ internal sealed class ReadExecutor
         _maxRetries = options.MaxRetries;
         _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
         _topologyLogger = loggerFactory.CreateLogger(Log.TopologyCategory);
+        _firstTopologyPoll = options.BaseDelay < MinTopologyPoll ? MinTopologyPoll : options.BaseDelay;
 
         // The pipeline's own first run is the first retry, at once; its retries back off.
         _laterRetries = RetryPipelines.Build("EfReplica.ReadRetry", options.MaxRetries - 1, options, static args => ValueTask.FromResult(
@@ -75,6 +91,7 @@ internal sealed class ReadExecutor
             // fresh pool); its own retries back off.
         }
 
+        ExceptionDispatchInfo failure;
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         try
         {
@@ -88,9 +105,56 @@ internal sealed class ReadExecutor
 
             return _laterRetries.Execute(static (context, attempt) => attempt.RunInPipeline(context), context, attempt);
         }
+        catch (Exception exception) when (attempt.PrimaryGone && !cancellationToken.IsCancellationRequested)
+        {
+            failure = ExceptionDispatchInfo.Capture(exception);
+        }
         finally
         {
             ResilienceContextPool.Shared.Return(context);
+        }
+
+        return await WaitForTopologyAsync(attempt, failure, async, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The retries are spent and the primary is gone (a role change in progress: no standby took the read, and the primary's
+    /// connection string reaches no primary yet): polls, with a step doubling from <see cref="MinTopologyPoll"/> (or the
+    /// retries' base delay) to <see cref="MaxTopologyPoll"/>, for a listed node that answers as the primary or the primary
+    /// reached again, and runs the read there; until the read deadline from the read's start, then throws the last failure.
+    /// </summary>
+    private async ValueTask<T> WaitForTopologyAsync<T>(Attempt<T> attempt, ExceptionDispatchInfo failure, bool async, CancellationToken cancellationToken)
+    {
+        var deadline = _primary.Deadlines.Read;
+        var step = _firstTopologyPoll;
+        while (true)
+        {
+            var left = deadline - _timeProvider.GetElapsedTime(attempt.StartedAt);
+            if (left <= TimeSpan.Zero)
+            {
+                failure.Throw();
+            }
+
+            var wait = step < left ? step : left;
+            if (async)
+            {
+                await Task.Delay(wait, _timeProvider, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                Task.Delay(wait, _timeProvider, cancellationToken).GetAwaiter().GetResult();
+            }
+
+            step = step * 2 < MaxTopologyPoll ? step * 2 : MaxTopologyPoll;
+            attempt.ForPrimary(_selector.OnlyWritable());
+            try
+            {
+                return await attempt.RunAsync(async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception exception) when (attempt.PrimaryGone && !cancellationToken.IsCancellationRequested)
+            {
+                failure = ExceptionDispatchInfo.Capture(exception);
+            }
         }
     }
 
@@ -102,7 +166,7 @@ internal sealed class ReadExecutor
     /// </summary>
     private async ValueTask<T> RunOnceAsync<T>(Attempt<T> attempt, bool async, CancellationToken cancellationToken)
     {
-        var server = attempt.Target?.Server ?? _primary;
+        var server = attempt.Target?.Server ?? attempt.Writable?.Server ?? _primary;
         using var watch = server.WatchRead(attempt.Source.CommandTimeout, cancellationToken);
         NpgsqlConnection connection;
         try
@@ -180,15 +244,19 @@ internal sealed class ReadExecutor
         _telemetry.Report(eventData, replica is null ? RoutingTarget.Primary : RoutingTarget.Replica, reason, replica);
     }
 
-    private void PrimaryFailed(ServerErrorKind kind, Exception exception, CommandEventData eventData)
+    private void PrimaryFailed(ServerErrorKind kind, Exception exception, CommandEventData eventData, ReplicaEndpoint? writable)
     {
         Log.PrimaryReadFailed(_logger, exception, _cluster, eventData.CommandId, FailoverErrors.GetName(kind));
         _selector.Membership.RequestRefresh(); // the cluster may have changed: the topology source looks again now
         if (FailurePolicy.For(kind).ClearsPrimaryPool)
         {
-            _primary.DataSource.Clear(); // stale pooled connections after a restart or failover
+            (writable?.DataSource ?? _primary.DataSource).Clear(); // stale pooled connections after a restart or failover
         }
     }
+
+    /// <summary>Whether a read for the primary that failed this way says the primary's server is gone (not a session's own trouble).</summary>
+    private static bool MeansPrimaryGone(ServerErrorKind kind)
+        => kind is ServerErrorKind.Unreachable or ServerErrorKind.ConnectionLost or ServerErrorKind.Unresponsive;
 
     /// <summary>
     /// A read failed on <paramref name="replica"/> with a failover error: applies the failure policy (the replica may leave
@@ -257,84 +325,5 @@ internal sealed class ReadExecutor
         }
 
         return target;
-    }
-
-    /// <summary>One read's journey over servers: where it runs next and why.</summary>
-    private sealed class Attempt<T>(ReadExecutor executor, NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, ReadOperation<T> operation, RoutingDecision decision)
-    {
-        private ulong _tried;
-
-        /// <summary>What the failure of the current run was, classified where it happened (see <see cref="Observe"/>).</summary>
-        private ServerErrorKind _observed;
-
-        public NpgsqlCommand Source { get; } = source;
-
-        public ReadOperation<T> Operation { get; } = operation;
-
-        public ReplicaEndpoint? Target { get; private set; } = decision.Replica;
-
-        public RoutingReason Reason { get; private set; } = decision.Reason;
-
-        public ServerErrorKind LastFailure { get; private set; }
-
-        /// <summary>Classifies a failure of this run while its connection (if one was opened) can still be looked at.</summary>
-        public void Observe(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
-            => _observed = FailoverErrors.Classify(exception, phase, onStandby: Target is not null, connection);
-
-        public async ValueTask<T> RunAsync(bool async, CancellationToken cancellationToken)
-        {
-            LastFailure = ServerErrorKind.None;
-            _observed = ServerErrorKind.None;
-            try
-            {
-                var value = await executor.RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
-                executor.Succeeded(eventData, lease, Target, Reason);
-                return value;
-            }
-            catch (Exception exception) when (!cancellationToken.IsCancellationRequested && _observed is not ServerErrorKind.None and var kind)
-            {
-                LastFailure = kind;
-                OnFailure(kind, exception);
-                throw;
-            }
-        }
-
-        public ValueTask<T> RunInPipelineAsync(ResilienceContext context)
-            => Track(context, RunAsync(async: true, context.CancellationToken));
-
-        public T RunInPipeline(ResilienceContext context)
-            => Track(context, RunAsync(async: false, context.CancellationToken)).GetAwaiter().GetResult();
-
-        private async ValueTask<T> Track(ResilienceContext context, ValueTask<T> run)
-        {
-            context.Properties.Set(FailoverFailure, false);
-            try
-            {
-                return await run.ConfigureAwait(false);
-            }
-            catch (Exception) when (LastFailure != ServerErrorKind.None)
-            {
-                context.Properties.Set(FailoverFailure, true);
-                throw;
-            }
-        }
-
-        private void OnFailure(ServerErrorKind kind, Exception exception)
-        {
-            var failed = Target;
-            if (failed is null)
-            {
-                executor.PrimaryFailed(kind, exception, eventData);
-                return; // the primary again, with a fresh connection
-            }
-
-            _tried |= 1UL << failed.Index;
-            var next = executor.ReplicaFailed(failed, kind, exception, eventData, lease, _tried, constrained: decision.IsConstrained);
-            Target = next;
-            if (next is null && Reason == RoutingReason.Read)
-            {
-                Reason = FailurePolicy.For(kind).ReadNext == ReadFailureNext.PrimaryAsWrite ? RoutingReason.Unrecognized : RoutingReason.ReplicaUnavailable;
-            }
-        }
     }
 }

@@ -119,7 +119,7 @@ internal sealed partial class ClusterMonitor
         }, CancellationToken.None);
     }
 
-    /// <summary>One replica the monitor watches: its probe line, its loop, and its answer as a writable server (split brain).</summary>
+    /// <summary>One replica the monitor watches: its probe line and its loop.</summary>
     private sealed class ReplicaProbe(ReplicaEndpoint replica, long turns)
     {
         private CancellationTokenSource? _stop;
@@ -127,9 +127,6 @@ internal sealed partial class ClusterMonitor
         public ReplicaEndpoint Replica { get; } = replica;
 
         public ProbeChannel Channel { get; } = new(replica.Server, turns);
-
-        /// <summary>The replica's identity while it answers as writable (not a standby), else null.</summary>
-        public ServerIdentity? Writable { get; set; }
 
         /// <summary>The replica's loop, once started.</summary>
         public Task? Loop { get; set; }

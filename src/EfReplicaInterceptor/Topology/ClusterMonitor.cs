@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using Microsoft.Extensions.Logging;
@@ -185,6 +186,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         {
             var sample = await _primary.ProbeAsync(static connection => ServerQueries.ProbePrimaryAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             _primaryServer = sample.InRecovery ? null : sample.Server;
+            _primaryAnswer = sample.InRecovery ? null : new StrongBox<ServerIdentity>(sample.Server);
             if (sample.InRecovery)
             {
                 SetPrimaryProblem("the configured primary is in recovery (a standby)");
@@ -199,7 +201,9 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
             _primaryServer = null;
+            _primaryAnswer = null;
             SetPrimaryProblem(Describe(exception), unanswered: true);
+            PrimaryUnanswered();
         }
     }
 
@@ -208,7 +212,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         var writableReplicas = new List<WritableServer>();
         foreach (var member in _members)
         {
-            if (member.Writable is { } server)
+            if (member.Replica.WritableServer is { } server)
             {
                 writableReplicas.Add(new WritableServer($"replica '{member.Replica.Name}'", server));
             }
@@ -256,7 +260,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
             var sentAt = _timeProvider.GetTimestamp(); // before the query (and any connect): the sample bounds every read served until then
             var sample = await member.Channel.ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
-            member.Writable = inRecovery ? null : sample.Server; // out of rotation too: not a standby
+            replica.WritableServer = inRecovery ? null : sample.Server; // out of rotation too: not a standby
             health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
@@ -265,7 +269,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
-            member.Writable = null;
+            replica.WritableServer = null;
             health = new ReplicaHealth
             {
                 Reachable = false,
@@ -277,29 +281,6 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         replica.Health = health;
         var wasAdmitted = replica.Availability.IsAdmittedByMonitor; // only this monitor's probes change it
         Announce(replica, replica.Availability.ReportProbe(health, _maxLag, _maxLagBytes), health, wasAdmitted);
-    }
-
-    private void Announce(ReplicaEndpoint replica, AvailabilityChange change, ReplicaHealth health, bool wasAdmitted)
-    {
-        switch (change)
-        {
-            case AvailabilityChange.Left:
-                Log.ReplicaLeftRotation(_logger, replica.Name, _cluster, health.Problem!);
-                break;
-            case AvailabilityChange.KeptOut:
-                Log.ReplicaKeptOut(_logger, replica.Name, _cluster, health.Problem!);
-                break;
-            case AvailabilityChange.Rejoined when wasAdmitted:
-                // The pause after failed reads ended: the monitor found the replica healthy.
-                Log.ReplicaRejoinedRotation(_logger, replica.Name, _cluster, $"a health probe found it healthy again (lag {health.Lag!.Value.TotalSeconds:0.###} s)");
-                break;
-            case AvailabilityChange.Rejoined:
-                Log.ReplicaRejoinedRotation(_logger, replica.Name, _cluster, $"lag {health.Lag!.Value.TotalSeconds:0.###} s, {health.LagBytes} bytes");
-                break;
-            case AvailabilityChange.Admitted:
-                Log.ReplicaAdmitted(_logger, replica.Name, _cluster, health.Lag!.Value.TotalSeconds);
-                break;
-        }
     }
 
     private static string Describe(Exception exception)

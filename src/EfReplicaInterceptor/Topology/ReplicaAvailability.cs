@@ -17,20 +17,32 @@ internal enum AvailabilityChange
 
     /// <summary>Never admitted and found unusable: announced once.</summary>
     KeptOut,
+
+    /// <summary>
+    /// The replica answers as the primary (<c>pg_is_in_recovery()</c> false): first seen so, or promoted. It takes no standby
+    /// reads while it is, and it is not an outage: in a high-availability cluster every node is listed, the primary too.
+    /// </summary>
+    NowPrimary,
+
+    /// <summary>A replica that last answered as the primary is a standby now and in rotation (a switchover's old primary rebuilt).</summary>
+    NowStandby,
 }
 
 /// <summary>
 /// The single owner of one replica's availability: the monitor's verdict with hysteresis, the pause after failures, the
-/// half-open trial, and when the monitor should probe next. It logs nothing and does no I/O; its transitions return an
-/// <see cref="AvailabilityChange"/> for the caller to log.
+/// half-open trial, the role the node answers in, and when the monitor should probe next. It logs nothing and does no
+/// I/O; its transitions return an <see cref="AvailabilityChange"/> for the caller to log.
 /// </summary>
 /// <remarks>
 /// <para>States and transitions (see <c>ReplicaAvailabilityTests</c>, one test each):</para>
 /// <code>
 /// Unknown  --healthy probe-------------------------------&gt; InRotation  (Admitted)
 /// Unknown  --bad probe (first)---------------------------&gt; Unknown     (KeptOut, once)
-/// InRotation --bad probe (lagging, not a standby, unreachable)--&gt; Left (Left)
+/// any      --answers as the primary----------------------&gt; Primary     (NowPrimary, once per change of role)
+/// Primary  --healthy probe as a standby------------------&gt; InRotation  (NowStandby)
+/// InRotation --bad probe (lagging, unreachable)----------&gt; Left        (Left)
 /// Left     --two calm probes in a row--------------------&gt; InRotation  (Rejoined)
+/// Left (unreachable, not flapping) --one calm probe------&gt; InRotation  (Rejoined; catching up first is fine)
 /// Left     --healthy probe that is not calm--------------&gt; Left        (streak reset)
 /// InRotation --failed read-------------------------------&gt; Paused      (Left; probe requested)
 /// Paused   --backoff over, first TryAcquire--------------&gt; HalfOpen    (that caller only)
@@ -40,30 +52,44 @@ internal enum AvailabilityChange
 /// </code>
 /// <para>
 /// Calm: reachable, a standby, and lag at most half the budget (bytes too, when a byte budget is set). A replica that has
-/// never been in rotation is admitted on its first healthy probe; one that left needs two calm probes in a row.
+/// never been in rotation is admitted on its first healthy probe, and so is a node that last answered as the primary and
+/// is a standby now. One that left for its lag needs two calm probes in a row.
 /// </para>
 /// <para>
-/// One backoff, <see cref="Backoff"/>: after the n-th consecutive failure (failed reads and unreachable probes alike,
-/// counted until the replica answers again) the replica waits <c>interval × 2^(n-1)</c>, capped at 8 × interval: 1, 2, 4,
-/// then 8 intervals. The same schedule pauses reads after failed reads and spaces the monitor's probes of an unreachable
-/// replica. Eight intervals (8 s by default) keep a dead host to one connection attempt every few seconds while a
-/// replica back from a restart is in use again within seconds; a longer cap saved almost nothing and kept a recovered
-/// replica out for half a minute. A failed read also asks for a probe at once, so a healthy replica is back after the
-/// next monitor round whatever its pause. The half-open trial holds its claim for one interval: if its caller never
-/// reports, another caller may try then.
+/// Roles: any listed node may be the primary (an HA cluster lists every node, and a switchover swaps them). A node that
+/// answers as the primary is out of the standby rotation without being an outage: it is announced once per change of role
+/// (<see cref="AvailabilityChange.NowPrimary"/>), never as leaving or kept out, and when it answers as a standby again it
+/// joins the rotation (<see cref="AvailabilityChange.NowStandby"/>). Whether two writable servers are one is the split-brain
+/// detector's question, not this one's.
+/// </para>
+/// <para>
+/// Fast re-admission without flapping. A replica that becomes unreachable is probed every interval, and once it answers
+/// one calm probe brings it back: it is in rotation again within two probe intervals of answering (the probe that found it
+/// still down may have just started). A replica that fails again within <see cref="ProbationIntervals"/> intervals of its
+/// return is flapping: that outage follows <see cref="Backoff"/> (after the n-th consecutive failure the next probe waits
+/// <c>interval × 2^(n-1)</c>, capped at 8 × interval: 1, 2, 4, then 8 intervals) and needs two calm probes in a row to
+/// come back, as a replica that left for its lag does. The same schedule pauses reads after failed reads. A failed read
+/// also asks for a probe at once, so a healthy replica is back after the next monitor round whatever its pause. The
+/// half-open trial holds its claim for one interval: if its caller never reports, another caller may try then.
 /// </para>
 /// <para>
 /// Thread-safe. <see cref="IsInRotation"/> and <see cref="TryAcquire"/> are two volatile reads in steady state;
 /// transitions take a lock (the half-open claim is a compare-and-swap).
 /// </para>
 /// </remarks>
-internal sealed class ReplicaAvailability
+internal sealed partial class ReplicaAvailability
 {
     /// <summary>The backoff doubles three times: 1, 2, 4, then 8 intervals.</summary>
     public const int MaxBackoffExponent = 3;
 
-    /// <summary>Consecutive calm probes a replica that left needs to come back.</summary>
+    /// <summary>Consecutive calm probes a replica that left needs to come back (one left unreachable and not flapping needs one).</summary>
     public const int CalmProbesToRejoin = 2;
+
+    /// <summary>
+    /// How long, in intervals, a replica is on probation after it returned to the rotation: failing again within it makes
+    /// the new outage a flapping one (probes back off, two calm probes to return). The longest backoff step.
+    /// </summary>
+    public const int ProbationIntervals = 1 << MaxBackoffExponent;
 
     private readonly Lock _gate = new();
     private readonly TimeProvider _timeProvider;
@@ -76,6 +102,11 @@ internal sealed class ReplicaAvailability
     private int _calmStreak;
     private bool _everAdmitted;
     private bool _announced;                 // its being in or out has been reported once
+    private volatile bool _answersAsPrimary; // its last answer: not in recovery
+    private bool _wasPrimary;                // answered as the primary since it was last in rotation
+    private long _returnedAt;                // TimeProvider timestamp of its last return to the rotation; 0 = none
+    private bool _flapping;                  // this outage began within probation of a return
+    private bool _quickReturn;               // it left unreachable, not flapping: one calm probe brings it back
 
     public ReplicaAvailability(TimeProvider timeProvider, TimeSpan interval)
     {
@@ -141,6 +172,7 @@ internal sealed class ReplicaAvailability
         {
             _probeRequested = true;
             var wasInRotation = IsInRotation;
+            BeginOutage();
             var failures = _failures + 1;
             Volatile.Write(ref _failures, failures);
             Interlocked.Exchange(ref _pausedUntil, _timeProvider.GetTimestamp() + ToTicks(Backoff(failures)));
@@ -161,7 +193,13 @@ internal sealed class ReplicaAvailability
         {
             Volatile.Write(ref _failures, 0);
             var wasPaused = Interlocked.Exchange(ref _pausedUntil, 0) != 0;
-            return wasPaused && _admitted ? AvailabilityChange.Rejoined : AvailabilityChange.None;
+            if (wasPaused && _admitted)
+            {
+                _returnedAt = _timeProvider.GetTimestamp();
+                return AvailabilityChange.Rejoined;
+            }
+
+            return AvailabilityChange.None;
         }
     }
 
@@ -191,8 +229,22 @@ internal sealed class ReplicaAvailability
     {
         lock (_gate)
         {
-            ScheduleNextProbe(health.Reachable);
-            return health.Problem is null ? OnHealthyProbe(IsCalm(health, maxLag, maxLagBytes)) : OnBadProbe();
+            if (!health.Reachable)
+            {
+                _answersAsPrimary = false;
+                BeginOutage();
+                ScheduleNextProbe(reachable: false);
+                return OnBadProbe(unreachable: true);
+            }
+
+            ScheduleNextProbe(reachable: true);
+            if (!health.InRecovery)
+            {
+                return OnPrimaryProbe();
+            }
+
+            _answersAsPrimary = false;
+            return health.Problem is null ? OnHealthyProbe(IsCalm(health, maxLag, maxLagBytes)) : OnBadProbe(unreachable: false);
         }
     }
 
@@ -212,10 +264,12 @@ internal sealed class ReplicaAvailability
 
         var failures = _failures + 1;
         Volatile.Write(ref _failures, failures);
-        _nextProbeAt = _timeProvider.GetTimestamp() + ToTicks(Backoff(failures));
+
+        // Not flapping: probed every round, so that it is back within two intervals of answering again. Flapping: the backoff.
+        _nextProbeAt = _flapping ? _timeProvider.GetTimestamp() + ToTicks(Backoff(failures)) : 0;
     }
 
-    private AvailabilityChange OnBadProbe()
+    private AvailabilityChange OnBadProbe(bool unreachable)
     {
         _calmStreak = 0;
         if (_admitted)
@@ -224,6 +278,7 @@ internal sealed class ReplicaAvailability
             var wasInRotation = IsInRotation;
             _admitted = false;
             _announced = true;
+            _quickReturn = unreachable && !_flapping;
             return wasInRotation ? AvailabilityChange.Left : AvailabilityChange.None;
         }
 
@@ -241,21 +296,32 @@ internal sealed class ReplicaAvailability
         if (_admitted)
         {
             // A pause after failed reads ends as soon as the monitor finds the replica healthy.
-            return Interlocked.Exchange(ref _pausedUntil, 0) != 0 ? AvailabilityChange.Rejoined : AvailabilityChange.None;
+            if (Interlocked.Exchange(ref _pausedUntil, 0) == 0)
+            {
+                return AvailabilityChange.None;
+            }
+
+            _returnedAt = _timeProvider.GetTimestamp();
+            return AvailabilityChange.Rejoined;
         }
 
         _calmStreak = calm ? _calmStreak + 1 : 0;
-        if (_everAdmitted && _calmStreak < CalmProbesToRejoin)
+        var needed = _wasPrimary || !_everAdmitted ? 0 : _quickReturn && !_flapping ? 1 : CalmProbesToRejoin;
+        if (_calmStreak < needed)
         {
             return AvailabilityChange.None; // hysteresis: a replica that left comes back only once it is clearly within budget
         }
 
         Interlocked.Exchange(ref _pausedUntil, 0);
         _admitted = true;
+        var wasPrimary = _wasPrimary;
+        _wasPrimary = false;
+        _quickReturn = false;
+        _returnedAt = _everAdmitted ? _timeProvider.GetTimestamp() : 0;
         _everAdmitted = true;
         var wasAnnounced = _announced;
         _announced = true;
-        return wasAnnounced ? AvailabilityChange.Rejoined : AvailabilityChange.Admitted;
+        return wasPrimary ? AvailabilityChange.NowStandby : wasAnnounced ? AvailabilityChange.Rejoined : AvailabilityChange.Admitted;
     }
 
     private long ToTicks(TimeSpan duration) => (long)(duration.TotalSeconds * _timeProvider.TimestampFrequency);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EfReplicaInterceptor.Failover;
 using Npgsql;
 
@@ -14,6 +15,7 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     private volatile ReplayKnowledge _replay = ReplayKnowledge.None;
     private long _failedAt;
     private volatile ReplicaHealth _health = ReplicaHealth.Unknown;
+    private volatile StrongBox<ServerIdentity>? _writableAs;
 
     public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff, ServerDeadlines? deadlines = null)
     {
@@ -132,6 +134,17 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// Which server answered the monitor's latest probe as writable (not in recovery), or null while the node answers as a
+    /// standby or not at all: compared with the primary's identity to tell "the primary, also listed here" from a second
+    /// writable server.
+    /// </summary>
+    public ServerIdentity? WritableServer
+    {
+        get => _writableAs?.Value;
+        set => _writableAs = value is { } server ? new StrongBox<ServerIdentity>(server) : null;
     }
 
     /// <summary>The monitor's latest measurement.</summary>

@@ -49,6 +49,7 @@ internal sealed class ReplicaSelector
     private readonly TimeSpan _maxLag;
     private readonly TimeSpan _calmLag;
     private int _next = -1;
+    private int _spill = -1;
 
     /// <param name="membership">The cluster's replica set (each selection reads the current snapshot once: its replicas
     /// and their weights).</param>
@@ -94,57 +95,43 @@ internal sealed class ReplicaSelector
     /// <paramref name="excluded"/> (already tried), or
     /// null when none can. <paramref name="lagging"/> tells why none could: some replica was out only for its lag.
     /// </summary>
+    /// <remarks>
+    /// Weighted round-robin takes the replica the schedule names (it lists each replica as often as its weight) when that one
+    /// can take the read; when it cannot (out of rotation, paused, not fresh enough, already tried), its share is spread over
+    /// the replicas that can, by weight, with a second counter: with three equal replicas and one out, each of the other two
+    /// gets half, not one of them two thirds. Least-lag takes the freshest, ties rotating over the tied replicas alike.
+    /// </remarks>
     public ReplicaEndpoint? Select(in ReplicaRequirement requirement, ulong excluded, out bool lagging)
     {
         lagging = false;
         var snapshot = _membership.Current; // one replica set for the whole selection
         var replicas = snapshot.Replicas;
-        var count = replicas.Length;
-        if (count == 0)
+        if (replicas.Length == 0)
         {
             return null;
         }
 
-        // Weighted round-robin starts where the schedule says (it lists each replica as often as its weight); least-lag
-        // starts one further each time, so that ties rotate.
-        var schedule = snapshot.Schedule;
         var ticket = (uint)Interlocked.Increment(ref _next);
-        var start = _leastLag ? (int)(ticket % (uint)count) : schedule[(int)(ticket % (uint)schedule.Length)];
         var now = _timeProvider.GetTimestamp();
+        if (!_leastLag)
+        {
+            var schedule = snapshot.Schedule;
+            var scheduled = schedule[(int)(ticket % (uint)schedule.Length)];
+            if (scheduled < replicas.Length && (excluded & (1UL << replicas[scheduled].Index)) == 0 && IsEligible(replicas[scheduled], requirement, now, ref lagging))
+            {
+                if (replicas[scheduled].TryAcquire())
+                {
+                    lagging = false;
+                    return replicas[scheduled];
+                }
+
+                excluded |= 1UL << replicas[scheduled].Index; // paused, or lost the race for its half-open probe
+            }
+        }
+
         while (true)
         {
-            var best = -1;
-            var bestRank = long.MaxValue;
-            for (var offset = 0; offset < count; offset++)
-            {
-                var index = start + offset;
-                if (index >= count)
-                {
-                    index -= count;
-                }
-
-                var replica = replicas[index];
-                if ((excluded & (1UL << replica.Index)) != 0)
-                {
-                    continue;
-                }
-
-                if (!IsEligible(replica, requirement, now, ref lagging))
-                {
-                    continue;
-                }
-
-                var rank = _leastLag ? LagRank(replica, now) : offset;
-                if (rank < bestRank)
-                {
-                    (best, bestRank) = (index, rank);
-                    if (!_leastLag)
-                    {
-                        break; // round-robin: the first eligible one in order
-                    }
-                }
-            }
-
+            var best = _leastLag ? Freshest(replicas, requirement, excluded, ticket, now, ref lagging) : ByWeight(replicas, snapshot.Weights, requirement, excluded, now, ref lagging);
             if (best < 0)
             {
                 return null;
@@ -158,6 +145,99 @@ internal sealed class ReplicaSelector
             excluded |= 1UL << replicas[best].Index; // paused, or lost the race for its half-open probe: the next one
         }
     }
+
+    /// <summary>
+    /// The share of a replica that cannot take the read, spread by weight over those that can: a second counter drawn over
+    /// the eligible replicas' total weight. -1 when none is eligible.
+    /// </summary>
+    private int ByWeight(ReplicaEndpoint[] replicas, int[] weights, in ReplicaRequirement requirement, ulong excluded, long now, ref bool lagging)
+    {
+        var total = 0u;
+        var eligible = 0UL;
+        for (var index = 0; index < replicas.Length; index++)
+        {
+            if ((excluded & (1UL << replicas[index].Index)) == 0 && IsEligible(replicas[index], requirement, now, ref lagging))
+            {
+                eligible |= 1UL << index; // by position in this snapshot; excluded is by ReplicaEndpoint.Index
+                total += (uint)WeightOf(weights, index);
+            }
+        }
+
+        if (total == 0)
+        {
+            return -1;
+        }
+
+        var draw = (uint)Interlocked.Increment(ref _spill) % total;
+        for (var index = 0; index < replicas.Length; index++)
+        {
+            if ((eligible & (1UL << index)) == 0)
+            {
+                continue;
+            }
+
+            var weight = (uint)WeightOf(weights, index);
+            if (draw < weight)
+            {
+                return index;
+            }
+
+            draw -= weight;
+        }
+
+        return -1; // not reached: the draw is below the total
+    }
+
+    /// <summary>The eligible replica with the least lag now; ties rotate with <paramref name="ticket"/>. -1 when none is eligible.</summary>
+    private int Freshest(ReplicaEndpoint[] replicas, in ReplicaRequirement requirement, ulong excluded, uint ticket, long now, ref bool lagging)
+    {
+        var bestRank = long.MaxValue;
+        var ties = 0u;
+        var tied = 0UL;
+        for (var index = 0; index < replicas.Length; index++)
+        {
+            if ((excluded & (1UL << replicas[index].Index)) != 0 || !IsEligible(replicas[index], requirement, now, ref lagging))
+            {
+                continue;
+            }
+
+            var rank = LagRank(replicas[index], now);
+            if (rank < bestRank)
+            {
+                (bestRank, ties, tied) = (rank, 1, 1UL << index);
+            }
+            else if (rank == bestRank)
+            {
+                ties++;
+                tied |= 1UL << index;
+            }
+        }
+
+        if (ties == 0)
+        {
+            return -1;
+        }
+
+        var skip = ticket % ties;
+        for (var index = 0; index < replicas.Length; index++)
+        {
+            if ((tied & (1UL << index)) != 0 && skip-- == 0)
+            {
+                return index;
+            }
+        }
+
+        return -1; // not reached
+    }
+
+    private static int WeightOf(int[] weights, int index) => index < weights.Length ? weights[index] : 1;
+
+    /// <summary>
+    /// The one listed node that answers as the primary (see <see cref="ClusterRoles.OnlyWritable"/>), or null: where a read
+    /// for the primary can run while the primary's own connection string does not reach it yet (a promotion a multi-host
+    /// string has not noticed).
+    /// </summary>
+    public ReplicaEndpoint? OnlyWritable() => ClusterRoles.OnlyWritable(_membership.Current.Replicas);
 
     /// <summary>
     /// Whether some replica is in rotation now; <paramref name="lagging"/> tells, when none is, that some replica was out

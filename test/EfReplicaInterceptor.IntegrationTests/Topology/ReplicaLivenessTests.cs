@@ -143,11 +143,16 @@ public sealed class ReplicaLivenessTests
         await host.StopAsync();
 
         var keptOut = recorder.AllEvents.Where(e => e.EventId == 2003).ToList();
+        var primaries = recorder.AllEvents.Where(e => e.EventId == 2020).ToList();
         Assert.Multiple(() =>
         {
             Assert.That(keptOut.Select(e => e.Level), Is.All.EqualTo(LogLevel.Warning));
-            Assert.That(keptOut.Select(e => e.Message), Has.One.Contains("'actually-the-primary'").And.Contains("not a standby"));
             Assert.That(keptOut.Select(e => e.Message), Has.One.Contains("'nothing-there'").And.Contains("unreachable"));
+
+            // Issue 20: the primary listed as a replica is the primary, not a fault (an HA cluster lists every node).
+            Assert.That(keptOut.Select(e => e.Message), Has.None.Contains("'actually-the-primary'"));
+            Assert.That(primaries.Select(e => (e.Level, e.Message)), Has.One.EqualTo((LogLevel.Information, "Replica 'actually-the-primary' of cluster 'default' answers as the primary; it takes no standby reads while it is")));
+            Assert.That(health.Entries.Single().Value.Description, Does.Contain("(nothing-there)"), "only the unreachable one degrades the cluster");
             Assert.That(cluster.Replicas.Select(r => (r.Name, r.IsAdmitted)), Is.EqualTo(new[] { ("actually-the-primary", false), ("nothing-there", false), ("real-standby", true) }));
             Assert.That(sides.Select(s => s.Port), Is.All.EqualTo(_servers.Standby.Port), "reads go to the one real standby");
             Assert.That(health.Status, Is.EqualTo(HealthStatus.Degraded));

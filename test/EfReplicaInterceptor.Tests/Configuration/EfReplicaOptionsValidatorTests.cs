@@ -116,6 +116,47 @@ public sealed class EfReplicaOptionsValidatorTests
     }
 
     [Test]
+    public void An_HA_list_naming_every_node_the_single_host_primary_among_them_is_accepted()
+    {
+        var failures = EfReplicaOptionsValidator.Collect(new EfReplicaOptions
+        {
+            Primary = Primary,
+            Replicas =
+            [
+                new ReplicaEndpointOptions { ConnectionString = Primary.Replace("Host=db-primary;Port=5432", "Host=DB-PRIMARY", StringComparison.Ordinal) },
+                new ReplicaEndpointOptions { ConnectionString = Replica1 },
+            ],
+        }, "EfReplica");
+
+        Assert.That(failures, Is.Empty);
+    }
+
+    [Test]
+    public void An_HA_list_under_a_multi_host_primary_is_accepted()
+    {
+        var failures = EfReplicaOptionsValidator.Collect(new EfReplicaOptions
+        {
+            Primary = $"Host=db-primary,db-replica-1;Database=shop;Username=app;Password={Secret};Target Session Attributes=primary",
+            Replicas = [new ReplicaEndpointOptions { ConnectionString = Primary }, new ReplicaEndpointOptions { ConnectionString = Replica1 }],
+        }, "EfReplica");
+
+        Assert.That(failures, Is.Empty);
+    }
+
+    [Test]
+    public void Replicas_that_are_only_the_primary_are_still_refused_naming_the_setting()
+    {
+        var failures = EfReplicaOptionsValidator.Collect(new EfReplicaOptions
+        {
+            Primary = Primary,
+            Replicas = [new ReplicaEndpointOptions { ConnectionString = Primary.Replace("Username=app", "Username=reader", StringComparison.Ordinal) }],
+        }, "EfReplica");
+
+        Assert.That(failures, Has.One.StartsWith("EfReplica:Replicas:0:ConnectionString points at the same server and database as EfReplica:Primary, and no other replica is listed"));
+        Assert.That(string.Join(" ", failures), Does.Not.Contain(Secret).And.Not.Contain("db-primary"));
+    }
+
+    [Test]
     public void Defaults_are_documented_values()
     {
         var options = new EfReplicaOptions();

@@ -138,7 +138,7 @@ public sealed class StrictConfigurationTests
         var json = Section(
             ("Primary", Primary),
             ("HealthCheckIntervall", "00:00:05"),
-            ("Replicas", new JsonArray(new JsonObject { ["ConnectionString"] = Replica1, ["Weight"] = "heavy" }, new JsonObject { ["ConnectionString"] = Primary })),
+            ("Replicas", new JsonArray(new JsonObject { ["ConnectionString"] = Replica1, ["Weight"] = "heavy" }, new JsonObject { ["ConnectionString"] = $"Host=127.0.0.4,127.0.0.5;Port=1;Database=shop;Password={Secret}" })),
             ("Failover", new JsonObject { ["BaseDelay"] = "00:00:03", ["MaxDelay"] = "00:00:02" })).ToJsonString();
         using var host = BuildHost(json, new CapturingLoggerProvider());
 

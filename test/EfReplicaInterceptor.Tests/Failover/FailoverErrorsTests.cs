@@ -139,6 +139,22 @@ public sealed class FailoverErrorsTests
         protected override DbCommand CreateDbCommand() => throw new NotSupportedException();
     }
 
+    /// <summary>
+    /// Issue 20: a read-your-writes position capture during a promotion failed to open with "No suitable host was found."
+    /// (a multi-host data source with no primary yet), which the capture's handler took for a statement error and threw to
+    /// the caller instead of reading on the primary.
+    /// </summary>
+    [Test]
+    public void A_statement_of_the_library_s_own_that_could_not_open_its_connection_failed_over()
+    {
+        var noHost = new NpgsqlException("No suitable host was found.");
+
+        Assert.That(FailoverErrors.Classify(noHost, FailurePhase.Executing, onStandby: false), Is.EqualTo(ServerErrorKind.None), "taken alone as a statement's error");
+        Assert.That(FailoverErrors.IsFailoverOfOwnStatement(noHost), Is.True);
+        Assert.That(FailoverErrors.IsFailoverOfOwnStatement(new NpgsqlException("Failed to connect", new SocketException((int)SocketError.ConnectionRefused))), Is.True);
+        Assert.That(FailoverErrors.IsFailoverOfOwnStatement(new OperationCanceledException()), Is.False, "the caller cancelled");
+    }
+
     [Test]
     public void Every_kind_has_a_stable_name()
         => Assert.That(Enum.GetValues<ServerErrorKind>().Select(FailoverErrors.GetName),

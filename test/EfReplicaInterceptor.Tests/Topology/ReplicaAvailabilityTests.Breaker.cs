@@ -141,23 +141,133 @@ public sealed partial class ReplicaAvailabilityTests
         => Assert.That(_replica.Backoff(failures), Is.EqualTo(Interval * intervals));
 
     [Test]
-    public void Probes_of_an_unreachable_replica_follow_the_same_backoff()
+    public void An_unreachable_replica_that_is_not_flapping_is_probed_every_round()
     {
+        Probe(Calm());
+        for (var probe = 1; probe <= 12; probe++)
+        {
+            Assert.That(_replica.TryStartProbe(force: false), Is.True, $"probe {probe}");
+            Probe(Unreachable());
+            Assert.That(_replica.ConsecutiveFailures, Is.EqualTo(probe));
+            _time.Advance(Interval);
+        }
+
+        Assert.That(_replica.IsFlapping, Is.False);
+    }
+
+    [Test]
+    public void A_replica_that_fails_again_within_probation_of_its_return_is_probed_on_the_backoff()
+    {
+        MakeFlapping();
+
         var waits = new List<double>();
         for (var probe = 1; probe <= 6; probe++)
         {
             Assert.That(_replica.TryStartProbe(force: false), Is.True);
             Probe(Unreachable());
             waits.Add(ProbeWait().TotalSeconds);
-            Assert.That(_replica.ConsecutiveFailures, Is.EqualTo(probe));
         }
 
+        Assert.That(_replica.IsFlapping, Is.True);
         Assert.That(waits, Is.EqualTo(new[] { 1.0, 2, 4, 8, 8, 8 }));
+    }
+
+    [Test]
+    public void A_replica_back_from_an_outage_is_in_rotation_on_its_first_calm_probe()
+    {
+        Probe(Calm());
+        for (var probe = 0; probe < 30; probe++)
+        {
+            Probe(Unreachable());
+            _time.Advance(Interval);
+        }
+
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined));
+        Assert.That(_replica.IsInRotation, Is.True);
+    }
+
+    [Test]
+    public void A_replica_back_from_an_outage_may_catch_up_first_and_still_needs_one_calm_probe()
+    {
+        Probe(Calm());
+        Probe(Unreachable());
+
+        Assert.That(Probe(Lagging()), Is.EqualTo(AvailabilityChange.None));
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined));
+    }
+
+    /// <summary>
+    /// Issue 20: a restarted standby waited for the probe backoff (up to 8 intervals) and two calm probes. Driven as the
+    /// monitor's loop drives it (a turn every interval, probing when due), counted in turns from the one at which the
+    /// server answers again: at most two, however long it was down.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(10)]
+    [TestCase(60)]
+    public void A_restarted_standby_is_back_within_two_probe_turns_of_answering(int turnsDown)
+    {
+        Probe(Calm());
+        var turns = 0;
+        for (var turn = 0; turn < turnsDown; turn++)
+        {
+            if (_replica.TryStartProbe(force: false))
+            {
+                Probe(Unreachable());
+            }
+
+            _time.Advance(Interval);
+        }
+
+        while (!_replica.IsInRotation)
+        {
+            turns++;
+            if (_replica.TryStartProbe(force: false))
+            {
+                Probe(Calm());
+            }
+
+            _time.Advance(Interval);
+            Assert.That(turns, Is.LessThanOrEqualTo(2), "back within two turns of answering");
+        }
+    }
+
+    [Test]
+    public void A_flapping_replica_needs_two_calm_probes_to_return()
+    {
+        MakeFlapping();
+        Probe(Unreachable());
+
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.None), "flapping: the hysteresis applies");
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined));
+    }
+
+    [Test]
+    public void After_its_probation_a_new_outage_is_a_fast_one_again()
+    {
+        MakeFlapping(); // returned just now
+        _time.Advance(Interval * ReplicaAvailability.ProbationIntervals);
+
+        Probe(Unreachable());
+
+        Assert.That(_replica.IsFlapping, Is.False);
+        Assert.That(_replica.TryStartProbe(force: false), Is.True, "probed every round");
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined), "one calm probe");
+    }
+
+    [Test]
+    public void A_failed_read_soon_after_a_return_counts_as_flapping_too()
+    {
+        MakeFlapping();
+
+        _replica.ReportFailure();
+
+        Assert.That(_replica.IsFlapping, Is.True);
     }
 
     [Test]
     public void A_replica_that_answers_is_probed_every_round_again()
     {
+        MakeFlapping();
         for (var probe = 0; probe < 3; probe++)
         {
             Probe(Unreachable());
@@ -172,8 +282,8 @@ public sealed partial class ReplicaAvailabilityTests
     [Test]
     public void A_probe_requested_after_a_failed_read_is_due_at_once()
     {
-        Probe(Calm());
-        Probe(Unreachable()); // next probe one interval away
+        MakeFlapping();
+        Probe(Unreachable()); // flapping: next probe one interval away
         Assert.That(_replica.TryStartProbe(force: false), Is.False);
 
         _replica.ReportFailure(); // a read that was already running fails
@@ -187,7 +297,7 @@ public sealed partial class ReplicaAvailabilityTests
     [Test]
     public void Failed_reads_and_unreachable_probes_count_toward_one_backoff()
     {
-        Probe(Calm());
+        MakeFlapping();
         _replica.ReportFailure();
         Assert.That(_replica.TryStartProbe(force: false), Is.True, "the monitor takes the requested probe");
 
@@ -200,11 +310,20 @@ public sealed partial class ReplicaAvailabilityTests
     [Test]
     public void A_forced_probe_ignores_the_backoff()
     {
+        MakeFlapping();
         Probe(Unreachable());
         Probe(Unreachable());
 
         Assert.That(_replica.TryStartProbe(force: false), Is.False);
         Assert.That(_replica.TryStartProbe(force: true), Is.True);
+    }
+
+    /// <summary>In rotation, out unreachable, back on one calm probe just now: a failure within probation makes the next outage a flapping one.</summary>
+    private void MakeFlapping()
+    {
+        Probe(Calm());
+        Probe(Unreachable());
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined));
     }
 
     /// <summary>Advances the clock to the end of the pause (claiming the half-open trial), checking it is not over a tick earlier.</summary>

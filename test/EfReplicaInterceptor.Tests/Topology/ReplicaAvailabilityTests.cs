@@ -22,8 +22,8 @@ public sealed partial class ReplicaAvailabilityTests
         _replica = new ReplicaAvailability(_time, Interval);
     }
 
-    /// <summary>The three ways a probe finds a replica unusable.</summary>
-    public static readonly string[] BadProbes = ["lagging", "not a standby", "unreachable"];
+    /// <summary>The two ways a probe finds a replica unusable (answering as the primary is a role, not a fault: see the role tests).</summary>
+    public static readonly string[] BadProbes = ["lagging", "unreachable"];
 
     [Test]
     public void An_unprobed_replica_is_out_of_rotation_and_due_for_a_probe()
@@ -111,6 +111,69 @@ public sealed partial class ReplicaAvailabilityTests
         Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined));
     }
 
+    [Test]
+    public void A_node_that_answers_as_the_primary_is_announced_once_and_never_as_kept_out()
+    {
+        Assert.That(Probe(AnswersAsPrimary()), Is.EqualTo(AvailabilityChange.NowPrimary));
+        Assert.That(Probe(AnswersAsPrimary()), Is.EqualTo(AvailabilityChange.None), "announced once");
+        Assert.Multiple(() =>
+        {
+            Assert.That(_replica.IsInRotation, Is.False, "the primary takes no standby reads");
+            Assert.That(_replica.AnswersAsPrimary, Is.True);
+            Assert.That(_replica.TryStartProbe(force: false), Is.True, "probed every round: it answers");
+        });
+    }
+
+    [Test]
+    public void A_replica_in_rotation_that_is_promoted_is_announced_as_the_primary_not_as_leaving()
+    {
+        Probe(Calm());
+
+        Assert.That(Probe(AnswersAsPrimary()), Is.EqualTo(AvailabilityChange.NowPrimary));
+        Assert.That(_replica.IsInRotation, Is.False);
+        Assert.That(_replica.TryAcquire(), Is.False);
+    }
+
+    [Test]
+    public void The_primary_that_becomes_a_standby_joins_on_its_first_healthy_probe_as_now_a_standby()
+    {
+        Probe(Calm());
+        Probe(AnswersAsPrimary());
+
+        Assert.That(Probe(Healthy(TimeSpan.FromSeconds(9))), Is.EqualTo(AvailabilityChange.NowStandby), "a new role: no hysteresis");
+        Assert.That(_replica.IsInRotation, Is.True);
+        Assert.That(_replica.AnswersAsPrimary, Is.False);
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.None));
+    }
+
+    [Test]
+    public void The_primary_stopped_then_rebuilt_as_a_catching_up_standby_announces_only_its_joining()
+    {
+        Probe(AnswersAsPrimary());
+
+        var changes = new List<AvailabilityChange>();
+        for (var probe = 0; probe < 3; probe++)
+        {
+            changes.Add(Probe(Unreachable()));
+            _time.Advance(Interval);
+        }
+
+        changes.Add(Probe(Lagging())); // a standby again, still catching up
+        Assert.That(changes, Is.All.EqualTo(AvailabilityChange.None), "no 'left', no 'kept out': it was never in rotation");
+        Assert.That(_replica.AnswersAsPrimary, Is.False);
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.NowStandby));
+    }
+
+    [Test]
+    public void Reads_on_a_node_that_answers_as_the_primary_announce_nothing()
+    {
+        Probe(AnswersAsPrimary());
+
+        Assert.That(_replica.ReportFailure(), Is.EqualTo(AvailabilityChange.None));
+        Assert.That(_replica.ReportSuccess(), Is.EqualTo(AvailabilityChange.None));
+        Assert.That(_replica.IsInRotation, Is.False);
+    }
+
     [TestCase(0.0, null, null, true)]
     [TestCase(5.0, null, null, true, Description = "exactly half the budget")]
     [TestCase(5.001, null, null, false)]
@@ -150,12 +213,11 @@ public sealed partial class ReplicaAvailabilityTests
     private static ReplicaHealth Bad(string kind) => kind switch
     {
         "lagging" => Lagging(),
-        "not a standby" => NotAStandby(),
         "unreachable" => Unreachable(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
-    private static ReplicaHealth NotAStandby() => new() { Reachable = true, Problem = "not a standby" };
+    private static ReplicaHealth AnswersAsPrimary() => new() { Reachable = true, InRecovery = false, Problem = "not a standby" };
 
     private static ReplicaHealth Unreachable() => new() { Reachable = false, Problem = "unreachable: the probe timed out" };
 }

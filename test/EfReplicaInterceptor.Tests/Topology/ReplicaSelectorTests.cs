@@ -55,6 +55,8 @@ public sealed class ReplicaSelectorTests
         replica.Availability.ReportProbe(health, Budget, maxLagBytes: null);
     }
 
+    private static Dictionary<string, int> Counts(List<string> picks) => picks.GroupBy(name => name).ToDictionary(g => g.Key, g => g.Count());
+
     private static List<string> Picks(ReplicaSelector selector, ReplicaRequirement requirement, int count)
         => Enumerable.Range(0, count).Select(i => selector.Select(requirement, 0, out _)?.Name ?? "none").ToList();
 
@@ -123,6 +125,86 @@ public sealed class ReplicaSelectorTests
 
         Assert.That(picks.Count(name => name == "r0"), Is.EqualTo(300));
         Assert.That(picks.Count(name => name == "r1"), Is.EqualTo(100));
+    }
+
+    /// <summary>Issue 20: the share of a member out of rotation went to the next in list order (393 vs 758 reads).</summary>
+    [TestCase(0, TestName = "Two equal replicas share evenly with the first of three out")]
+    [TestCase(1, TestName = "Two equal replicas share evenly with the middle of three out")]
+    [TestCase(2, TestName = "Two equal replicas share evenly with the last of three out")]
+    public void Two_equal_replicas_share_evenly_with_a_third_out(int outOfRotation)
+    {
+        var time = new FakeTimeProvider();
+        var replicas = Replicas(time, 3);
+        foreach (var replica in replicas)
+        {
+            Healthy(replica, time, TimeSpan.Zero);
+        }
+
+        Lagging(replicas[outOfRotation], time);
+        var selector = new ReplicaSelector(replicas, LoadBalancing.RoundRobin, [1, 1, 1], time);
+
+        var counts = Counts(Picks(selector, ReplicaRequirement.Any, 3000));
+
+        Assert.That(counts.ContainsKey($"r{outOfRotation}"), Is.False);
+        Assert.That(counts.Values.Sum(), Is.EqualTo(3000));
+        Assert.That(counts.Values, Has.All.InRange(1350, 1650), "within 10 % of each other's share: " + string.Join(", ", counts));
+    }
+
+    [Test]
+    public void The_share_of_a_replica_out_of_rotation_is_spread_by_weight()
+    {
+        var time = new FakeTimeProvider();
+        var replicas = Replicas(time, 3);
+        foreach (var replica in replicas)
+        {
+            Healthy(replica, time, TimeSpan.Zero);
+        }
+
+        Lagging(replicas[1], time);
+        var selector = new ReplicaSelector(replicas, LoadBalancing.RoundRobin, [1, 3, 2], time);
+
+        var counts = Counts(Picks(selector, ReplicaRequirement.Any, 3000));
+
+        Assert.That(counts["r0"], Is.InRange(950, 1050), "weight 1 of the remaining 3");
+        Assert.That(counts["r2"], Is.InRange(1950, 2050), "weight 2 of the remaining 3");
+    }
+
+    [Test]
+    public void A_paused_replica_s_share_is_spread_too()
+    {
+        var time = new FakeTimeProvider();
+        var replicas = Replicas(time, 3);
+        foreach (var replica in replicas)
+        {
+            Healthy(replica, time, TimeSpan.Zero);
+        }
+
+        replicas[0].ReportFailure(); // paused for one interval; the clock does not move
+        var selector = new ReplicaSelector(replicas, LoadBalancing.RoundRobin, [1, 1, 1], time);
+
+        var counts = Counts(Picks(selector, ReplicaRequirement.Any, 3000));
+
+        Assert.That(counts.Keys, Is.EquivalentTo(new[] { "r1", "r2" }));
+        Assert.That(counts.Values, Has.All.InRange(1350, 1650));
+    }
+
+    [Test]
+    public void Least_lag_spreads_ties_evenly_with_a_third_out()
+    {
+        var time = new FakeTimeProvider();
+        var replicas = Replicas(time, 3);
+        foreach (var replica in replicas)
+        {
+            Healthy(replica, time, TimeSpan.Zero);
+        }
+
+        Lagging(replicas[0], time);
+        var selector = new ReplicaSelector(replicas, LoadBalancing.LeastLag, [1, 1, 1], time);
+
+        var counts = Counts(Picks(selector, ReplicaRequirement.Any, 3000));
+
+        Assert.That(counts.Keys, Is.EquivalentTo(new[] { "r1", "r2" }));
+        Assert.That(counts.Values, Has.All.InRange(1350, 1650));
     }
 
     [Test]

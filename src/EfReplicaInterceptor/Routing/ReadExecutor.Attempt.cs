@@ -1,0 +1,117 @@
+using EfReplicaInterceptor.Failover;
+using EfReplicaInterceptor.Topology;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Npgsql;
+using Polly;
+
+namespace EfReplicaInterceptor.Routing;
+
+/// <summary>One read's journey over servers (see <see cref="ReadExecutor"/>).</summary>
+internal sealed partial class ReadExecutor
+{
+    /// <summary>One read's journey over servers: where it runs next and why.</summary>
+    private sealed class Attempt<T>(ReadExecutor executor, NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, ReadOperation<T> operation, RoutingDecision decision)
+    {
+        private ulong _tried;
+
+        /// <summary>What the failure of the current run was, classified where it happened (see <see cref="Observe"/>).</summary>
+        private ServerErrorKind _observed;
+
+        public NpgsqlCommand Source { get; } = source;
+
+        public ReadOperation<T> Operation { get; } = operation;
+
+        public ReplicaEndpoint? Target { get; private set; } = decision.Replica;
+
+        /// <summary>
+        /// While <see cref="Target"/> is null: the listed node that answers as the primary, through which the read for the
+        /// primary runs (its own data source), or null for the primary's connection string.
+        /// </summary>
+        public ReplicaEndpoint? Writable { get; private set; }
+
+        /// <summary>When the read started (<see cref="TimeProvider.GetTimestamp"/>): the read deadline bounds a wait for the topology from here.</summary>
+        public long StartedAt { get; } = executor._timeProvider.GetTimestamp();
+
+        /// <summary>The last run was for the primary and failed because its server is gone.</summary>
+        public bool PrimaryGone { get; private set; }
+
+        public RoutingReason Reason { get; private set; } = decision.Reason;
+
+        public ServerErrorKind LastFailure { get; private set; }
+
+        /// <summary>Classifies a failure of this run while its connection (if one was opened) can still be looked at.</summary>
+        public void Observe(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
+            => _observed = FailoverErrors.Classify(exception, phase, onStandby: Target is not null, connection);
+
+        public async ValueTask<T> RunAsync(bool async, CancellationToken cancellationToken)
+        {
+            LastFailure = ServerErrorKind.None;
+            PrimaryGone = false;
+            _observed = ServerErrorKind.None;
+            try
+            {
+                var value = await executor.RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
+                executor.Succeeded(eventData, lease, Target, Reason);
+                return value;
+            }
+            catch (Exception exception) when (!cancellationToken.IsCancellationRequested && _observed is not ServerErrorKind.None and var kind)
+            {
+                LastFailure = kind;
+                OnFailure(kind, exception);
+                throw;
+            }
+        }
+
+        public ValueTask<T> RunInPipelineAsync(ResilienceContext context)
+            => Track(context, RunAsync(async: true, context.CancellationToken));
+
+        public T RunInPipeline(ResilienceContext context)
+            => Track(context, RunAsync(async: false, context.CancellationToken)).GetAwaiter().GetResult();
+
+        private async ValueTask<T> Track(ResilienceContext context, ValueTask<T> run)
+        {
+            context.Properties.Set(FailoverFailure, false);
+            try
+            {
+                return await run.ConfigureAwait(false);
+            }
+            catch (Exception) when (LastFailure != ServerErrorKind.None)
+            {
+                context.Properties.Set(FailoverFailure, true);
+                throw;
+            }
+        }
+
+        /// <summary>The next run is for the primary: through <paramref name="writable"/> when not null, else the primary's connection string.</summary>
+        public void ForPrimary(ReplicaEndpoint? writable)
+        {
+            Target = null;
+            Writable = writable;
+        }
+
+        private void OnFailure(ServerErrorKind kind, Exception exception)
+        {
+            var failed = Target;
+            if (failed is null)
+            {
+                var through = Writable;
+                executor.PrimaryFailed(kind, exception, eventData, through);
+                PrimaryGone = MeansPrimaryGone(kind);
+
+                // Next: the node the monitor knows answers as the primary when the primary's server is gone (not the one that
+                // just failed), else the primary again with a fresh connection.
+                var writable = PrimaryGone ? executor._selector.OnlyWritable() : null;
+                Writable = ReferenceEquals(writable, through) ? null : writable;
+                return;
+            }
+
+            _tried |= 1UL << failed.Index;
+            var next = executor.ReplicaFailed(failed, kind, exception, eventData, lease, _tried, constrained: decision.IsConstrained);
+            Target = next;
+            if (next is null && Reason == RoutingReason.Read)
+            {
+                Reason = FailurePolicy.For(kind).ReadNext == ReadFailureNext.PrimaryAsWrite ? RoutingReason.Unrecognized : RoutingReason.ReplicaUnavailable;
+            }
+        }
+    }
+}
