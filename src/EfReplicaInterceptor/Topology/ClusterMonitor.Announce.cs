@@ -8,6 +8,7 @@ namespace EfReplicaInterceptor.Topology;
 internal sealed partial class ClusterMonitor
 {
     private volatile StrongBox<ServerIdentity>? _primaryAnswer; // the primary's latest answer, for readers outside the round
+    private readonly SemaphoreSlim _primaryWake = new(0, 1); // a replica's turn asks for the primary's turn now
 
     /// <summary>The server that answered the primary's latest probe as a primary, or null (unreachable, or a standby).</summary>
     public ServerIdentity? PrimaryServer => _primaryAnswer?.Value;
@@ -36,7 +37,7 @@ internal sealed partial class ClusterMonitor
                 Log.ReplicaAnswersAsPrimary(_logger, replica.Name, _cluster);
                 if (_primaryProblem is not null)
                 {
-                    RecheckPrimaryHosts(); // the primary's string reaches no primary, and this node is one now
+                    WakePrimaryTurn(); // the primary's string reaches no primary, and this node is one now: look again at once
                 }
 
                 break;
@@ -46,13 +47,47 @@ internal sealed partial class ClusterMonitor
         }
     }
 
-    /// <summary>The primary's probe found no primary: if a listed node answers as one, the primary's hosts are checked again.</summary>
-    private void PrimaryUnanswered()
+    /// <summary>
+    /// At the end of the primary's turn, after split-brain detection has probed each host of the primary's connection string on
+    /// its own: when the primary's string reached no primary, one listed node answers as one, and no other server of the
+    /// cluster accepts writes (a promotion, not a split brain), the primary's hosts are checked again. Decided here rather than
+    /// when a probe fails: a primary that is only slow to answer (a loaded machine) beside a promoted standby is a split brain,
+    /// and clearing Npgsql's host states then would send the primary's sessions to the first listed writable host.
+    /// </summary>
+    private void RecheckPrimaryHostsIfPromoted()
     {
-        if (ClusterRoles.OnlyWritable(Replicas) is not null)
+        if (_primaryProblem is not null && _splitBrainProblem is null && _writableServers <= 1 && ClusterRoles.OnlyWritable(Replicas) is not null)
         {
             RecheckPrimaryHosts();
         }
+    }
+
+    private void WakePrimaryTurn()
+    {
+        try
+        {
+            if (_primaryWake.CurrentCount == 0)
+            {
+                _primaryWake.Release();
+            }
+        }
+        catch (SemaphoreFullException)
+        {
+            // another replica's turn woke it first
+        }
+        catch (ObjectDisposedException)
+        {
+            // the monitor stopped
+        }
+    }
+
+    /// <summary>The pause between two turns of the primary: the interval, or less when a replica's turn wakes it.</summary>
+    private async Task PausePrimaryAsync(CancellationToken token)
+    {
+        using var pause = CancellationTokenSource.CreateLinkedTokenSource(token);
+        await Task.WhenAny(_primaryWake.WaitAsync(pause.Token), Task.Delay(_interval, _timeProvider, pause.Token)).ConfigureAwait(false);
+        await pause.CancelAsync().ConfigureAwait(false);
+        token.ThrowIfCancellationRequested();
     }
 
     /// <summary>

@@ -193,6 +193,7 @@ internal sealed partial class ClusterMonitor
 
         await _splitBrain.DisposeAsync().ConfigureAwait(false);
         _round.Dispose();
+        _primaryWake.Dispose();
         _stopping.Dispose();
     }
 }

@@ -112,6 +112,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
 
             await Task.WhenAll(probes).ConfigureAwait(false);
             await DetectSplitBrainAsync(linked.Token).ConfigureAwait(false);
+            RecheckPrimaryHostsIfPromoted();
             TrimHistory();
         }
         finally
@@ -135,7 +136,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
             {
                 await turn(token).ConfigureAwait(false);
                 channel.CountTurn();
-                await Task.Delay(_interval, _timeProvider, token).ConfigureAwait(false);
+                await (channel == _primary ? PausePrimaryAsync(token) : Task.Delay(_interval, _timeProvider, token)).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
@@ -165,6 +166,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
             await ProbePrimaryAsync(cancellationToken).ConfigureAwait(false);
             _primarySampled.TrySetResult();
             await DetectSplitBrainAsync(cancellationToken).ConfigureAwait(false);
+            RecheckPrimaryHostsIfPromoted();
             TrimHistory();
         }
         finally
@@ -203,7 +205,6 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
             _primaryServer = null;
             _primaryAnswer = null;
             SetPrimaryProblem(Describe(exception), unanswered: true);
-            PrimaryUnanswered();
         }
     }
 
@@ -219,8 +220,15 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         }
 
         var (writable, problem) = await _splitBrain.FindAsync(_primaryServer, writableReplicas, _timeout, cancellationToken).ConfigureAwait(false);
-        _writableServers = writable;
         var previous = _splitBrainProblem;
+        if (problem is not null && previous is null)
+        {
+            // A second writable server may be a listed replica whose own probe has not seen its promotion yet: probe every
+            // replica now, before the split brain is published, so that none is still in rotation as a standby.
+            await Task.WhenAll(Array.ConvertAll(_members, member => ReplicaTurnAsync(member, force: true, cancellationToken))).ConfigureAwait(false);
+        }
+
+        _writableServers = writable;
         _splitBrainProblem = problem;
         if (problem is not null && problem != previous)
         {
