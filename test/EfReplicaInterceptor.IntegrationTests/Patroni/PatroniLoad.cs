@@ -295,17 +295,29 @@ public sealed class PatroniLoadReport
     /// <summary>Reads the final primary's rows (through <paramref name="leader"/>'s own connection string) and judges the load.</summary>
     public static async Task<PatroniLoadReport> CreateAsync(PatroniLoad load, PatroniMember leader, TimeSpan lagBudget)
     {
-        var present = new HashSet<(int, long)>();
-        await using var connection = new NpgsqlConnection(leader.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT writer, seq FROM patroni_writes", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
+        // Its own unpooled connection (a promotion or a restart ends pooled sessions), tried again a few times.
+        var connectionString = new NpgsqlConnectionStringBuilder(leader.ConnectionString) { Pooling = false }.ConnectionString;
+        for (var attempt = 1; ; attempt++)
         {
-            present.Add((reader.GetInt32(0), reader.GetInt64(1)));
-        }
+            try
+            {
+                var present = new HashSet<(int, long)>();
+                await using var connection = new NpgsqlConnection(connectionString);
+                await connection.OpenAsync();
+                await using var command = new NpgsqlCommand("SELECT writer, seq FROM patroni_writes", connection);
+                await using var reader = await command.ExecuteReaderAsync();
+                while (await reader.ReadAsync())
+                {
+                    present.Add((reader.GetInt32(0), reader.GetInt64(1)));
+                }
 
-        return new PatroniLoadReport(load, present, lagBudget);
+                return new PatroniLoadReport(load, present, lagBudget);
+            }
+            catch (NpgsqlException) when (attempt < 5)
+            {
+                await Task.Delay(500);
+            }
+        }
     }
 
     /// <summary>Every figure, one line each, for the test output.</summary>
@@ -324,17 +336,17 @@ public sealed class PatroniLoadReport
         return string.Join(Environment.NewLine, lines);
     }
 
-    /// <summary>Drops writes absent from the final primary and reads that returned one: what a failover lost is no session guarantee's business.</summary>
+    /// <summary>
+    /// Drops writes absent from the final primary and reads whose newest write of a writer is one of those: what a failover lost
+    /// (asynchronous replication) is no session guarantee's business. A read whose newest write is present saw a real state.
+    /// </summary>
     private IEnumerable<Operation> FilterLostWrites(IReadOnlyList<Operation> history)
     {
-        var lostFloor = new Dictionary<string, long>();
-        foreach (var lost in _load.WriteRecords.Where(w => w.Outcome != PatroniWriteOutcome.NotApplied && !_present.Contains((w.Writer, w.Seq))))
-        {
-            var key = string.Create(CultureInfo.InvariantCulture, $"w{lost.Writer}");
-            lostFloor[key] = Math.Min(lostFloor.GetValueOrDefault(key, long.MaxValue), lost.Seq);
-        }
-
-        return history.Where(op => op.Outcome != OperationOutcome.Ok || !op.Values.Any(v => lostFloor.TryGetValue(v.Key, out var floor) && v.Value >= floor));
+        var lost = _load.WriteRecords
+            .Where(w => w.Outcome != PatroniWriteOutcome.NotApplied && !_present.Contains((w.Writer, w.Seq)))
+            .Select(w => (string.Create(CultureInfo.InvariantCulture, $"w{w.Writer}"), w.Seq))
+            .ToHashSet();
+        return history.Where(op => op.Outcome != OperationOutcome.Ok || !op.Values.Any(v => lost.Contains((v.Key, v.Value))));
     }
 
     private void ComputeStaleness()
