@@ -252,7 +252,7 @@ public sealed partial class PatroniScenarioTests
 
     /// <summary>
     /// Kills the leader (its Patroni and postmaster) under load, waits for the new leader and for writes to succeed on it, keeps the
-    /// load for 4 s more (the window where a lagging standby would serve stale reads), then judges against the final primary and
+    /// load for 4 s more (6 s with a delayed standby) (the window where a lagging standby would serve stale reads), then judges against the final primary and
     /// starts the killed member again as a replica.
     /// </summary>
     private async Task<ScenarioReport> FailOverUnderLoadAsync(Library library, PatroniMember? delayed)
@@ -265,6 +265,9 @@ public sealed partial class PatroniScenarioTests
             // The library sees the delayed standby behind the budget before the crash (judged from the servers, not asserted here).
             await WaitForAsync(() => library.Replica(delayed.Name).IsAdmitted ? null : (bool?)true, TimeSpan.FromSeconds(15), $"{delayed.Name} to leave the rotation for its lag", required: false);
             Report($"{delayed.Name} replays 16 s late; in rotation before the crash: {library.Replica(delayed.Name).IsAdmitted}");
+
+            // Writes for 6 s before the crash: the delayed standby lacks all of them until 16 s after each, well past the promotion.
+            await WaitForAsync(() => load.Now >= TimeSpan.FromSeconds(6) ? true : (bool?)null, TimeSpan.FromSeconds(30), "6 s of load before the crash");
         }
 
         var killAt = load.Now;
@@ -272,7 +275,7 @@ public sealed partial class PatroniScenarioTests
         var newLeader = await _patroni.WaitForNewLeaderAsync(killed.Name);
         var writableAt = await WaitForAsync(() => watch.FirstWritable(newLeader.Name, killAt), TimeSpan.FromSeconds(10), "the new leader to answer as the primary");
         await WaitForAsync(() => load.WriteRecords.Any(w => w.Outcome == PatroniWriteOutcome.Succeeded && w.End >= writableAt) ? true : (bool?)null, WritesBackBound, "a write to succeed on the new leader");
-        var until = writableAt + TimeSpan.FromSeconds(4);
+        var until = writableAt + TimeSpan.FromSeconds(delayed is null ? 4 : 6);
         await WaitForAsync(() => load.Now >= until ? true : (bool?)null, TimeSpan.FromSeconds(30), "the load after the failover");
         await load.StopAsync();
         var healthAfter = await library.HealthAsync();
