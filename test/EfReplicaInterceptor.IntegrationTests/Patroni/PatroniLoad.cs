@@ -118,8 +118,13 @@ public sealed class PatroniLoad : IAsyncDisposable
     public IReadOnlyList<PatroniReadRecord> ReadRecords => [.. _reads];
 
     /// <summary>Starts the readers and writers; writers number their writes from <paramref name="firstSeq"/>.</summary>
-    public static PatroniLoad Start(EfReplicaCluster cluster, long firstSeq)
+    /// <param name="cluster">The library under test.</param>
+    /// <param name="firstSeq">Each writer's first sequence number (above every earlier run's).</param>
+    /// <param name="writers">How many writers, 0 to <see cref="Writers"/>.</param>
+    public static PatroniLoad Start(EfReplicaCluster cluster, long firstSeq, int writers = Writers)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(writers);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(writers, Writers);
         var load = new PatroniLoad(cluster);
         for (var reader = 0; reader < Readers; reader++)
         {
@@ -127,7 +132,7 @@ public sealed class PatroniLoad : IAsyncDisposable
             load._workers.Add(Task.Run(() => load.ReaderAsync(number), CancellationToken.None));
         }
 
-        for (var writer = 0; writer < Writers; writer++)
+        for (var writer = 0; writer < writers; writer++)
         {
             var number = writer;
             load._workers.Add(Task.Run(() => load.WriterAsync(number, firstSeq), CancellationToken.None));

@@ -68,8 +68,11 @@ public sealed partial class PatroniScenarioTests
     {
         await using var library = await Library.CreateAsync(_patroni);
         var health = await library.WaitForHealthyAsync(HealthBound);
-        var load = PatroniLoad.Start(library.Cluster, _nextSeq);
-        await WaitForReadsAsync(load, 2000, TimeSpan.FromSeconds(30));
+
+        // The 4 readers without the writers: while writes run, a scope's monotonic reads and read-your-writes rightly steer its
+        // reads to the standby that has replayed more (measured: 976 vs 851 with writers), which is not the balancer's choice.
+        var load = PatroniLoad.Start(library.Cluster, _nextSeq, writers: 0);
+        await WaitForReadsAsync(load, 3000, TimeSpan.FromSeconds(30));
         await load.StopAsync();
 
         var leader = await _patroni.WaitForLeaderAsync();
