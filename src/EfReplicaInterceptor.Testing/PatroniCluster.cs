@@ -661,7 +661,7 @@ public sealed class PatroniCluster : IAsyncDisposable
     /// (<c>VmRSS</c>) where that is not readable.
     /// </summary>
     /// <returns>The sum in bytes.</returns>
-    public long GetResidentMemoryBytes()
+    public long GetMemoryBytes()
     {
         var roots = new List<int>();
         if (_etcd is { IsAlive: true } etcd)

@@ -47,7 +47,7 @@ public sealed class PatroniClusterTests
     {
         if (_cluster is not null)
         {
-            Report($"memory (PSS) of etcd, Patroni and PostgreSQL at the end: {_cluster.GetResidentMemoryBytes() / (1024 * 1024)} MiB");
+            Report($"memory (PSS) of etcd, Patroni and PostgreSQL at the end: {_cluster.GetMemoryBytes() / (1024 * 1024)} MiB");
             await _cluster.DisposeAsync();
         }
     }
@@ -57,7 +57,7 @@ public sealed class PatroniClusterTests
     {
         var state = await _cluster.GetClusterAsync();
         Report("GET /cluster: " + state.Json);
-        Report($"memory (PSS) of etcd, Patroni and PostgreSQL (3 members): {_cluster.GetResidentMemoryBytes() / (1024 * 1024)} MiB");
+        Report($"memory (PSS) of etcd, Patroni and PostgreSQL (3 members): {_cluster.GetMemoryBytes() / (1024 * 1024)} MiB");
 
         Assert.That(state.Members.Select(member => member.Name), Is.EquivalentTo(new[] { "member1", "member2", "member3" }));
         Assert.That(_cluster.RestApiEndpoints, Has.Count.EqualTo(3));
@@ -164,6 +164,7 @@ public sealed class PatroniClusterTests
         var killed = await _cluster.KillLeaderAsync();
         Assert.That(killed.IsRunning, Is.False);
         Assert.That(killed.IsPostgresRunning, Is.False);
+        Report("GET /cluster right after the leader was killed: " + (await _cluster.GetClusterAsync()).Json);
 
         var leader = await _cluster.WaitForNewLeaderAsync(killed.Name);
         var failover = clock.Elapsed;
@@ -190,6 +191,9 @@ public sealed class PatroniClusterTests
         var stopped = clock.Elapsed;
         Assert.That(replica.IsRunning || replica.IsPostgresRunning, Is.False);
         Assert.ThrowsAsync(Is.InstanceOf<NpgsqlException>(), async () => await Ask(replica), "a stopped member does not answer");
+        var withoutIt = await _cluster.GetClusterAsync();
+        Report("GET /cluster with a member stopped: " + withoutIt.Json);
+        Assert.That(withoutIt.Member(replica.Name)?.IsRunning ?? false, Is.False, "Patroni does not report a stopped member as running");
 
         var missed = await InsertAsync(leader);
         clock.Restart();
@@ -221,7 +225,7 @@ public sealed class PatroniClusterTests
         Assert.That(state.Members, Has.Count.EqualTo(4));
         Assert.That(await Scalar<long>(_cluster.Member(state.Leader!.Name), "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"), Is.EqualTo(3));
         await AssertReplicatesAsync();
-        Report($"memory (PSS) of etcd, Patroni and PostgreSQL (4 members): {_cluster.GetResidentMemoryBytes() / (1024 * 1024)} MiB");
+        Report($"memory (PSS) of etcd, Patroni and PostgreSQL (4 members): {_cluster.GetMemoryBytes() / (1024 * 1024)} MiB");
     }
 
     /// <summary>A row written on the leader reaches every running replica.</summary>
