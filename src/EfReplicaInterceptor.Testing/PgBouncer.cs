@@ -43,6 +43,7 @@ public sealed class PgBouncer : IAsyncDisposable
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(2);
     private static readonly ConcurrentDictionary<PgBouncer, byte> LiveBouncers = new();
+    private static readonly UTF8Encoding Utf8NoBom = new(encoderShouldEmitUTF8Identifier: false); // PgBouncer reads a byte order mark as a syntax error
 
     private readonly string _probeConnectionString;
     private readonly Lock _gate = new();
@@ -332,7 +333,7 @@ public sealed class PgBouncer : IAsyncDisposable
     {
         var server = new NpgsqlConnectionStringBuilder(Server.ConnectionString);
         var userList = Path.Combine(Directory, "userlist.txt");
-        File.WriteAllText(userList, $"{Quoted(server.Username ?? ServerConfiguration.UserName)} {Quoted(server.Password ?? ServerConfiguration.Password)}\n", Encoding.UTF8);
+        File.WriteAllText(userList, $"{Quoted(server.Username ?? ServerConfiguration.UserName)} {Quoted(server.Password ?? ServerConfiguration.Password)}\n", Utf8NoBom);
 
         var configuration = Path.Combine(Directory, "pgbouncer.ini");
         var text = string.Create(
@@ -356,7 +357,7 @@ public sealed class PgBouncer : IAsyncDisposable
             log_disconnections = 0
 
             """);
-        File.WriteAllText(configuration, text, Encoding.UTF8);
+        File.WriteAllText(configuration, text, Utf8NoBom);
         return configuration;
     }
 
