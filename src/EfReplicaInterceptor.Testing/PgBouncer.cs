@@ -17,7 +17,8 @@ namespace EfReplicaInterceptor.Testing;
 /// <para>
 /// Clients authenticate to PgBouncer with the server's own user name and password (SCRAM; PgBouncer keeps them in a
 /// <c>userlist.txt</c>) and PgBouncer logs in to the server with them. It lives in a fresh folder under
-/// <c>/tmp/efreplica-pgbouncer</c> (<c>pgbouncer.ini</c>, <c>userlist.txt</c>, <c>pgbouncer.log</c>) and, when this process is
+/// <c>/tmp/efreplica-pgbouncer</c> (<c>pgbouncer.ini</c>, <c>userlist.txt</c>, <c>pgbouncer.log</c> with every client login and
+/// server connection logged, as by default) and, when this process is
 /// root, runs as the unprivileged user the harness's servers run as (PgBouncer refuses root). A PgBouncer whose owning test
 /// process died is killed and its folder removed by the next <see cref="StartAsync"/>.
 /// </para>
@@ -353,8 +354,8 @@ public sealed class PgBouncer : IAsyncDisposable
             max_client_conn = 500
             default_pool_size = 40
             ignore_startup_parameters = extra_float_digits,options
-            log_connections = 0
-            log_disconnections = 0
+            log_connections = 1
+            log_disconnections = 1
 
             """);
         File.WriteAllText(configuration, text, Utf8NoBom);
