@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test in the solution (unit and integration) in Release, from the repository root,
 # whatever the current directory. Installs PostgreSQL first when it is missing (the integration
-# tests start real servers), and Patroni with etcd (build/ensure-patroni.sh) for the Patroni tests. Extra arguments go to `dotnet test`, e.g.:
+# tests start real servers), Patroni with etcd (build/ensure-patroni.sh) for the Patroni tests, and PgBouncer
+# (build/ensure-pgbouncer.sh) for the PgBouncer tests. Extra arguments go to `dotnet test`, e.g.:
 #   bash build/test.sh --filter "FullyQualifiedName~Harness"
 # The last line printed is the summary, `N passed, N failed, N skipped`, counted from the TRX
 # results. Exits non-zero when a test failed, when no test ran, or when dotnet test failed.
@@ -27,6 +28,15 @@ if source "$root/build/ensure-patroni.sh"; then
   echo "test.sh: Patroni $EFREPLICA_PATRONI, etcd $EFREPLICA_ETCD" >&2
 else
   echo "test.sh: Patroni or etcd could not be found or installed (see above); the Patroni tests will fail on CI and skip elsewhere." >&2
+fi
+
+# The PgBouncer tests put a real PgBouncer in front of the servers; like the Patroni tests they fail on CI and skip
+# elsewhere when it cannot be installed.
+# shellcheck source=build/ensure-pgbouncer.sh
+if source "$root/build/ensure-pgbouncer.sh"; then
+  echo "test.sh: PgBouncer $EFREPLICA_PGBOUNCER" >&2
+else
+  echo "test.sh: PgBouncer could not be found or installed (see above); the PgBouncer tests will fail on CI and skip elsewhere." >&2
 fi
 
 results=$(mktemp -d "${TMPDIR:-/tmp}/efreplica-test-results.XXXXXX")

@@ -23,6 +23,9 @@ internal static class HarnessDirectories
     /// Patroni processes still run.
     /// </summary>
     public const string DefaultPatroniRoot = "/tmp/efreplica-patroni";
+
+    /// <summary>Where PgBouncer processes live (<see cref="PgBouncer"/>): a root of their own, for the same reason as Patroni's.</summary>
+    public const string DefaultPgBouncerRoot = "/tmp/efreplica-pgbouncer";
     public const string OwnerMarker = "owner";
     public const string TemplatePrefix = "tpl-";
 
@@ -31,12 +34,16 @@ internal static class HarnessDirectories
 
     private static readonly Lazy<string> RootValue = new(() => ChooseRoot(DefaultRoot));
     private static readonly Lazy<string> PatroniRootValue = new(() => ChooseRoot(DefaultPatroniRoot));
+    private static readonly Lazy<string> PgBouncerRootValue = new(() => ChooseRoot(DefaultPgBouncerRoot));
     private static readonly SemaphoreSlim CleanupGate = new(1, 1);
 
     public static string Root => RootValue.Value;
 
     /// <summary>The root of Patroni clusters' folders (<see cref="DefaultPatroniRoot"/>, or one of this user's own).</summary>
     public static string PatroniRoot => PatroniRootValue.Value;
+
+    /// <summary>The root of PgBouncer processes' folders (<see cref="DefaultPgBouncerRoot"/>, or one of this user's own).</summary>
+    public static string PgBouncerRoot => PgBouncerRootValue.Value;
 
     /// <summary>Creates a new, empty set folder with this process's marker in it.</summary>
     public static string CreateSetDirectory(bool sharedWithServerUser, string? root = null)
