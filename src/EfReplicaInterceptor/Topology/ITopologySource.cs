@@ -37,8 +37,17 @@ internal sealed record TopologySnapshot(IReadOnlyList<TopologyMember> Members, s
     /// <summary>The member the source names as the primary (Patroni's leader), or null (a static source names none).</summary>
     public TopologyMember? Leader => Members.FirstOrDefault(static member => member.Role == MemberRole.Primary);
 
-    /// <summary>The members that take reads, in order: the replica set.</summary>
+    /// <summary>The members that take reads, in order.</summary>
     public IEnumerable<TopologyMember> Readable => Members.Where(static member => member.Role == MemberRole.Replica && member.TakesReads);
+
+    /// <summary>
+    /// The members that get an endpoint, in order: the replica set. Those that take reads, and the leader while the source
+    /// says it runs: the monitor probes it like any listed node, keeps it out of rotation while it answers as the primary
+    /// (so a read for the primary can run on it while the primary's multi-host string has not noticed a promotion yet,
+    /// Npgsql keeping a host it saw as a standby out for its recheck time), and admits it as soon as it answers as a
+    /// standby (a switchover's old leader), whatever the source says a moment later.
+    /// </summary>
+    public IEnumerable<TopologyMember> Watched => Members.Where(static member => member.TakesReads || (member.Role == MemberRole.Primary && member.State == "running"));
 }
 
 /// <summary>

@@ -9,7 +9,9 @@ namespace EfReplicaInterceptor.Topology;
 /// <summary>
 /// The cluster's members as Patroni's REST API reports them (<c>GET /cluster</c>, on each listed address in turn, the one
 /// that answered last first). The leader is the primary; a member in a replica's role takes reads while its state is
-/// <c>running</c> or <c>streaming</c> and it is not tagged <c>noloadbalance</c>. Polled every interval, and as soon as the
+/// <c>running</c> or <c>streaming</c> and it is not tagged <c>noloadbalance</c>. The running leader is watched too (see
+/// <see cref="TopologySnapshot.Watched"/>): the library's own probe says whether it answers as the primary, as Patroni keeps
+/// reporting a killed leader until its key expires. Polled every interval, and as soon as the
 /// read path asks (<see cref="RequestRefresh"/>, after a failover error), at most once per quarter interval. One poll never
 /// takes longer than the probe timeout in all: each address gets the time left shared by the addresses left, so a hung one
 /// cannot keep the others from being asked. When no address answers, the last known topology stays. Patroni's lag is

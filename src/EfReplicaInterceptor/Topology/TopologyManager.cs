@@ -83,7 +83,7 @@ internal sealed class TopologyManager : IAsyncDisposable
             var replicas = new List<ReplicaEndpoint>();
             var weights = new List<int>();
             var added = new List<ReplicaEndpoint>();
-            foreach (var member in snapshot.Readable)
+            foreach (var member in snapshot.Watched)
             {
                 if (next.ContainsKey(member.Key))
                 {

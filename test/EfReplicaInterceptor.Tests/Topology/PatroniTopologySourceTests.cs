@@ -52,7 +52,32 @@ public sealed class PatroniTopologySourceTests
                 ("m6", MemberRole.Replica, false, "in archive recovery"),
             }));
             Assert.That(snapshot.Readable.Select(static m => m.Name), Is.EqualTo(new[] { "m3", "m5" }));
+            Assert.That(snapshot.Watched.Select(static m => m.Name), Is.EqualTo(new[] { "m1", "m3", "m5" }), "the running leader is watched, out of rotation while it is the primary");
             Assert.That(snapshot.Members.Select(static m => m.LagHintBytes), Is.EqualTo(new long?[] { null, 0, 16, null, null, null }), "a hint only; \"unknown\" is none");
+        });
+    }
+
+    [Test]
+    public void A_leader_that_does_not_run_is_not_watched_and_a_noloadbalance_tag_does_not_keep_the_leader_out()
+    {
+        const string Document = """
+            {"members":[
+              {"name":"m1","role":"leader","state":"stopped","host":"127.0.0.1","port":5432,"timeline":1},
+              {"name":"m2","role":"replica","state":"streaming","host":"127.0.0.1","port":5433,"timeline":1,"lag":0}
+            ]}
+            """;
+        const string Tagged = """
+            {"members":[
+              {"name":"m1","role":"leader","state":"running","host":"127.0.0.1","port":5432,"timeline":2,"tags":{"noloadbalance":true}},
+              {"name":"m2","role":"replica","state":"streaming","host":"127.0.0.1","port":5433,"timeline":2,"lag":0}
+            ]}
+            """;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(PatroniTopologySource.Parse(Document, Template, "test").Watched.Select(static m => m.Name), Is.EqualTo(new[] { "m2" }));
+            Assert.That(PatroniTopologySource.Parse(Tagged, Template, "test").Watched.Select(static m => m.Name), Is.EqualTo(new[] { "m1", "m2" }),
+                "the tag keeps reads off a replica; the leader takes none anyway, and is watched so that a read for the primary can find it");
         });
     }
 
@@ -179,7 +204,7 @@ public sealed class PatroniTopologySourceTests
         Assert.That(cluster.ReplicaNames, Is.Empty, "known after the first poll");
         await cluster.TopologySource.RefreshAsync(CancellationToken.None);
 
-        Assert.That(cluster.ReplicaNames, Is.EqualTo(new[] { "m3", "m5" }));
+        Assert.That(cluster.ReplicaNames, Is.EqualTo(new[] { "m1", "m3", "m5" }), "the readable replicas, and the leader (watched, out of rotation while it answers as the primary)");
         Assert.That(cluster.Topology.Leader, Is.EqualTo("m1"));
     }
 

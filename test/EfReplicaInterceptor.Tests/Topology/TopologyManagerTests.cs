@@ -52,6 +52,9 @@ public sealed class TopologyManagerTests
     private static TopologyMember Replica(string name, int port, int weight = 1, bool takesReads = true)
         => new(name, $"Host=127.0.0.1;Port={port};Database=none;Username=nobody", MemberRole.Replica, takesReads, weight);
 
+    /// <summary>A member the source names as the leader and reports running (Patroni's <c>leader</c>/<c>running</c>).</summary>
+    private static TopologyMember Leader(string name, int port) => Replica(name, port, takesReads: false) with { Role = MemberRole.Primary, State = "running" };
+
     private static TopologySnapshot Snapshot(params TopologyMember[] members) => new(members, "test");
 
     private static void Admit(ReplicaEndpoint replica, FakeTimeProvider time)
@@ -76,6 +79,22 @@ public sealed class TopologyManagerTests
             Assert.That(set.Schedule.Count(static position => position == 1), Is.EqualTo(3), "the schedule follows the weights");
             Assert.That(_monitor.Replicas.Select(static r => r.Name), Is.EqualTo(new[] { "a", "b" }), "the monitor watches each one");
             Assert.That(_manager.Leader, Is.EqualTo("leader"));
+        });
+    }
+
+    [Test]
+    public void A_leader_the_source_reports_running_gets_an_endpoint_and_keeps_it_when_it_becomes_a_replica()
+    {
+        _manager.Apply(Snapshot(Replica("a", 1), Leader("leader", 4)), initial: true);
+        var leader = _membership.Current.Replicas.Single(static r => r.Name == "leader");
+
+        _manager.Apply(Snapshot(Leader("a", 1), Replica("leader", 4)));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(_membership.Current.Replicas.Select(static r => r.Name), Is.EqualTo(new[] { "a", "leader" }), "both watched, whatever their role");
+            Assert.That(_membership.Current.Replicas.Single(static r => r.Name == "leader"), Is.SameAs(leader), "a switchover keeps the endpoint (same name and string)");
+            Assert.That(_manager.Leader, Is.EqualTo("a"));
         });
     }
 
