@@ -23,15 +23,7 @@ public sealed class PatroniClusterTests
     [OneTimeSetUp]
     public async Task StartCluster()
     {
-        if (!PatroniPrograms.TryLocate(out _, out var problem))
-        {
-            if (PatroniPrograms.AreRequired)
-            {
-                Assert.Fail($"Patroni is required here (CI=true or {PatroniPrograms.RequireEnvironmentVariable}=1) but missing. {problem}");
-            }
-
-            Assert.Ignore(problem ?? "Patroni is not installed.");
-        }
+        PatroniRequirement.EnsureInstalled();
 
         var clock = Stopwatch.StartNew();
         _cluster = await PatroniCluster.StartAsync(members: 3);

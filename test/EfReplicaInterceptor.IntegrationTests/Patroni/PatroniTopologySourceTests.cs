@@ -37,15 +37,7 @@ public sealed class PatroniTopologySourceTests
     [OneTimeSetUp]
     public async Task StartCluster()
     {
-        if (!PatroniPrograms.TryLocate(out _, out var problem))
-        {
-            if (PatroniPrograms.AreRequired)
-            {
-                Assert.Fail($"Patroni is required here (CI=true or {PatroniPrograms.RequireEnvironmentVariable}=1) but missing. {problem}");
-            }
-
-            Assert.Ignore(problem ?? "Patroni is not installed.");
-        }
+        PatroniRequirement.EnsureInstalled();
 
         _patroni = await PatroniCluster.StartAsync(members: 3);
         var state = await _patroni.WaitForHealthyAsync();
