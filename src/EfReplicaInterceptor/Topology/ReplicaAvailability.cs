@@ -42,7 +42,7 @@ internal enum AvailabilityChange
 /// Primary  --healthy probe as a standby------------------&gt; InRotation  (NowStandby)
 /// InRotation --bad probe (lagging, unreachable)----------&gt; Left        (Left)
 /// Left     --two calm probes in a row--------------------&gt; InRotation  (Rejoined)
-/// Left (unreachable, not flapping) --one calm probe------&gt; InRotation  (Rejoined; catching up first is fine)
+/// Left (unreachable or paused by failed reads, not flapping) --one calm probe--&gt; InRotation  (Rejoined; catching up first is fine)
 /// Left     --healthy probe that is not calm--------------&gt; Left        (streak reset)
 /// InRotation --failed read-------------------------------&gt; Paused      (Left; probe requested)
 /// Paused   --backoff over, first TryAcquire--------------&gt; HalfOpen    (that caller only)
@@ -65,7 +65,8 @@ internal enum AvailabilityChange
 /// <para>
 /// Fast re-admission without flapping. A replica that becomes unreachable is probed every interval, and once it answers
 /// one calm probe brings it back: it is in rotation again within two probe intervals of answering (the probe that found it
-/// still down may have just started). A replica that fails again within <see cref="ProbationIntervals"/> intervals of its
+/// still down may have just started). The same holds whichever way it left: a replica paused by failed reads that the
+/// monitor then finds unreachable, or already restarted and catching up (lagging), comes back on one calm probe too. A replica that fails again within <see cref="ProbationIntervals"/> intervals of its
 /// return is flapping: that outage follows <see cref="Backoff"/> (after the n-th consecutive failure the next probe waits
 /// <c>interval × 2^(n-1)</c>, capped at 8 × interval: 1, 2, 4, then 8 intervals) and needs two calm probes in a row to
 /// come back, as a replica that left for its lag does. The same schedule pauses reads after failed reads. A failed read
@@ -275,10 +276,13 @@ internal sealed partial class ReplicaAvailability
         if (_admitted)
         {
             // A replica already paused by a failed read was announced then; say it once.
+            // A failure began this outage (an unreachable probe, or failed reads that paused it): it comes back on one calm
+            // probe unless it is flapping. A standby restarted before the monitor saw it down is first found catching up.
             var wasInRotation = IsInRotation;
+            var failed = unreachable || Volatile.Read(ref _pausedUntil) != 0;
             _admitted = false;
             _announced = true;
-            _quickReturn = unreachable && !_flapping;
+            _quickReturn = failed && !_flapping;
             return wasInRotation ? AvailabilityChange.Left : AvailabilityChange.None;
         }
 

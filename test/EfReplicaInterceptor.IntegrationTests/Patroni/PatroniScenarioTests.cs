@@ -148,15 +148,20 @@ public sealed partial class PatroniScenarioTests
         var stoppedAt = load.Now;
         await WaitForAsync(() => library.Replica(replica.Name).IsAdmitted ? null : (bool?)true, TimeSpan.FromSeconds(10), $"{replica.Name} to leave the rotation", required: false);
         var startAt = load.Now;
+
+        // Watched from the start, alongside it: StartMemberAsync returns only once Patroni reports the member streaming, often a
+        // second or more after it answers and has replayed (and the library has taken it back); looking only then measured
+        // the harness's wait (4-6 rounds), not the library (back one round after the watch first saw it caught up).
+        var admission = WaitForAsync(
+            () => library.Replica(replica.Name).IsAdmitted ? (load.Now, library.Cluster.Monitor.Rounds) : ((TimeSpan, long)?)null,
+            TimeSpan.FromSeconds(60),
+            $"{replica.Name} back in rotation",
+            required: false);
         await _patroni.StartMemberAsync(replica.Name);
         var streamingAt = load.Now;
         var caughtUp = await WaitForAsync(() => watch.FirstCaughtUp(replica.Name, startAt), TimeSpan.FromSeconds(30), $"{replica.Name} to answer as a standby and replay what the leader wrote");
         var answeredAt = watch.FirstStandby(replica.Name, startAt);
-        var admitted = await WaitForAsync(
-            () => library.Replica(replica.Name).IsAdmitted ? (load.Now, library.Cluster.Monitor.Rounds) : ((TimeSpan, long)?)null,
-            TimeSpan.FromSeconds(30),
-            $"{replica.Name} back in rotation",
-            required: false);
+        var admitted = await admission;
         var admittedAt = admitted.Item1 == TimeSpan.Zero ? (TimeSpan?)null : admitted.Item1;
 
         // Admission can precede the watch's own sample that saw it caught up (the watch asks every 50 ms): that counts as 0 rounds.

@@ -231,6 +231,90 @@ public sealed partial class ReplicaAvailabilityTests
         }
     }
 
+    /// <summary>
+    /// Issue 20 (Patroni): a standby stopped under load leaves through the read path (a failed read pauses it), and a
+    /// restart can come before any monitor probe finds it down: the first probe then finds it catching up (lagging). Left
+    /// by a failure, not flapping: one calm probe brings it back, as one that the monitor found unreachable.
+    /// </summary>
+    [Test]
+    public void A_replica_paused_by_a_failed_read_and_found_catching_up_is_back_on_one_calm_probe()
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+
+        Assert.That(Probe(Lagging()), Is.EqualTo(AvailabilityChange.None), "paused already: announced then");
+        Assert.That(_replica.IsAdmittedByMonitor, Is.False);
+        Assert.That(Probe(Lagging()), Is.EqualTo(AvailabilityChange.None));
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined), "one calm probe");
+        Assert.That(_replica.IsInRotation, Is.True);
+    }
+
+    [Test]
+    public void A_replica_paused_by_a_failed_read_then_found_unreachable_is_back_on_one_calm_probe()
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+        _replica.ReportFailure();
+        Probe(Unreachable());
+        Probe(Lagging());
+
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined));
+    }
+
+    /// <summary>The read path's version of the turn-driven test above: failed reads, then a restart found catching up.</summary>
+    [TestCase(0)]
+    [TestCase(3)]
+    [TestCase(30)]
+    public void A_standby_that_left_by_failed_reads_is_back_within_two_probe_turns_of_having_replayed(int turnsDown)
+    {
+        Probe(Calm());
+        _replica.ReportFailure();
+        _replica.ReportFailure();
+        for (var turn = 0; turn < turnsDown; turn++)
+        {
+            if (_replica.TryStartProbe(force: false))
+            {
+                Probe(Unreachable());
+            }
+
+            _time.Advance(Interval);
+        }
+
+        for (var turn = 0; turn < 3; turn++)
+        {
+            if (_replica.TryStartProbe(force: false))
+            {
+                Probe(Lagging()); // answers, replaying what it missed
+            }
+
+            _time.Advance(Interval);
+        }
+
+        var turns = 0;
+        while (!_replica.IsInRotation)
+        {
+            turns++;
+            if (_replica.TryStartProbe(force: false))
+            {
+                Probe(Calm());
+            }
+
+            _time.Advance(Interval);
+            Assert.That(turns, Is.LessThanOrEqualTo(2), "back within two turns of having replayed");
+        }
+    }
+
+    [Test]
+    public void A_replica_that_fails_a_read_right_after_its_return_and_catches_up_needs_two_calm_probes()
+    {
+        MakeFlapping();
+        _replica.ReportFailure();
+        Probe(Lagging());
+
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.None), "flapping: the hysteresis applies");
+        Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined));
+    }
+
     [Test]
     public void A_flapping_replica_needs_two_calm_probes_to_return()
     {
