@@ -25,6 +25,9 @@ internal sealed class ReadHistory
     private ulong _floor;
     private bool _unbounded;
     private long _unboundedGeneration;
+
+    /// <summary>When the last unbounded command finished (a timestamp); <see cref="long.MaxValue"/>: one whose end is not known.</summary>
+    private long _unboundedUntil;
     private ReadYourWrites? _reader;
 
     /// <summary>The read-your-writes service of the cluster that served the last read, to take a token's position from.</summary>
@@ -126,7 +129,7 @@ internal sealed class ReadHistory
                 return;
             }
 
-            MarkUnboundedLocked();
+            MarkUnboundedLocked(now);
         }
     }
 
@@ -136,7 +139,7 @@ internal sealed class ReadHistory
         lock (_gate)
         {
             _reader = reader;
-            MarkUnboundedLocked();
+            MarkUnboundedLocked(long.MaxValue); // it has not run yet: only a capture taken after it can bound it
         }
     }
 
@@ -159,6 +162,37 @@ internal sealed class ReadHistory
             {
                 _unbounded = false;
             }
+        }
+    }
+
+    /// <summary>
+    /// The primary's position <paramref name="lsn"/>, read by a query sent at <paramref name="sentAt"/> (the monitor's sample or
+    /// another scope's capture), bounds the scope's unbounded commands when every one of them finished before then (and the
+    /// reads its own replica finished before then): it becomes the floor, as a capture of the scope's own would. True when
+    /// nothing unbounded is left.
+    /// </summary>
+    public bool TryBoundBy(ulong lsn, long sentAt)
+    {
+        lock (_gate)
+        {
+            if (!_unbounded)
+            {
+                return true;
+            }
+
+            if (_unboundedUntil > sentAt)
+            {
+                return false;
+            }
+
+            RaiseLocked(lsn);
+            if (_lastServedAt <= sentAt)
+            {
+                _lastServedAt = 0;
+            }
+
+            _unbounded = false;
+            return true;
         }
     }
 
@@ -191,6 +225,7 @@ internal sealed class ReadHistory
         lock (_gate)
         {
             (_sticky, _stickyIncarnation, _lastServedAt, _floor, _unbounded, _unboundedGeneration, _reader) = (null, 0, 0, 0, false, 0, null);
+            _unboundedUntil = 0;
         }
     }
 
@@ -202,8 +237,9 @@ internal sealed class ReadHistory
         }
     }
 
-    private void MarkUnboundedLocked()
+    private void MarkUnboundedLocked(long finishedAt)
     {
+        _unboundedUntil = _unbounded ? Math.Max(_unboundedUntil, finishedAt) : finishedAt;
         _unbounded = true;
         _unboundedGeneration++;
     }

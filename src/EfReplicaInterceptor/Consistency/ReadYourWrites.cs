@@ -66,6 +66,12 @@ internal sealed class ReadYourWrites
     /// <summary>The cluster's system identifier (0 until the primary was first seen).</summary>
     public ulong SystemIdentifier => _primaryPosition.SystemIdentifier;
 
+    /// <summary>
+    /// The primary's position sampled last by a query sent after a given moment (see <see cref="PrimaryPosition.NewestSent"/>):
+    /// bounds the reads of a scope that finished before then without a capture of its own.
+    /// </summary>
+    public PrimaryPosition.Bound? NewestPrimaryBound => _primaryPosition.NewestSent;
+
     /// <summary>How long a read after a write may wait for a replica (<see cref="EfReplicaOptions.ReadYourWritesMaxWait"/>).</summary>
     public TimeSpan MaxWait => _maxWait;
 
@@ -157,8 +163,9 @@ internal sealed class ReadYourWrites
     internal async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(bool async, CancellationToken cancellationToken)
     {
         _metrics.PositionCaptured(_cluster);
+        var sentAt = _timeProvider.GetTimestamp();
         var (lsn, systemIdentifier) = await ServerQueries.CapturePositionAsync(_primary, async, cancellationToken, _captureWritePosition).ConfigureAwait(false);
-        _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier);
+        _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier, _captureWritePosition ? 0 : sentAt);
         return (lsn, systemIdentifier);
     }
 

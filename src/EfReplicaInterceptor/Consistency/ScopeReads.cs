@@ -49,7 +49,7 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
             return true; // the primary: no replica could take it whatever the scope saw
         }
 
-        if (leasePast?.Unbounded == true || ambientPast?.Unbounded == true || (Own(leasePast) ?? Own(ambientPast)) is not { } own
+        if (!BoundBySample(leasePast) || !BoundBySample(ambientPast) || (Own(leasePast) ?? Own(ambientPast)) is not { } own
             || HasOtherReplica(leasePast, own) || HasOtherReplica(ambientPast, own)
             || !selector.Accepts(own, requirement.AtLeast(Floor(leasePast, ambientPast))) || !own.TryAcquire())
         {
@@ -85,7 +85,7 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
                 return new(null, noneFresh ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable, false);
             }
 
-            if (writesPending || leasePast?.Unbounded == true || ambientPast?.Unbounded == true)
+            if (writesPending || !BoundBySample(leasePast) || !BoundBySample(ambientPast))
             {
                 await CaptureAsync(lease, ambient, writesPending, async, cancellationToken).ConfigureAwait(false);
             }
@@ -168,6 +168,14 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
         }
     }
 
+    /// <summary>
+    /// Bounds the unbounded commands of <paramref name="past"/> by the primary's position sampled last (by the monitor or any
+    /// capture) when its query was sent after they finished: no capture of the scope's own, and the primary need not answer
+    /// now. False when a capture is still needed.
+    /// </summary>
+    private bool BoundBySample(ReadHistory? past)
+        => past is not { Unbounded: true } || (cluster.NewestPrimaryBound is { } bound && past.TryBoundBy(bound.Lsn, bound.SentAt));
+
     private async ValueTask<bool> NeedsPrimaryBoundAsync(ReadHistory? past, ReplicaEndpoint? keep, bool async, CancellationToken cancellationToken)
     {
         if (!NeedsPrimaryBound(past, keep))
@@ -181,8 +189,11 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
             || NeedsPrimaryBound(past, keep);
     }
 
-    /// <summary>Raises the floor of <paramref name="past"/> over its own replica's reads when a replica sample bounds them; true when only the primary can.</summary>
-    private static bool NeedsPrimaryBound(ReadHistory? past, ReplicaEndpoint? keep)
+    /// <summary>
+    /// Raises the floor of <paramref name="past"/> over its own replica's reads when a sample bounds them (the replica's own,
+    /// else the primary's sampled after them); true when only a capture on the primary can.
+    /// </summary>
+    private bool NeedsPrimaryBound(ReadHistory? past, ReplicaEndpoint? keep)
     {
         if (past is null)
         {
@@ -199,6 +210,12 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
         if (replica.ReplayBound(incarnation, servedUntil) is { } bound)
         {
             past.Raise(bound);
+            return false;
+        }
+
+        if (cluster.NewestPrimaryBound is { } primary && primary.SentAt >= servedUntil)
+        {
+            past.Raise(primary.Lsn);
             return false;
         }
 

@@ -30,6 +30,9 @@ public static class EfReplicaEventId
     /// <summary>Warning (EfReplicaInterceptor.Routing): "A command on the primary of cluster '{Cluster}' failed over ({ErrorKind}); outcome {Outcome}; not retried".</summary>
     public const int WriteFailedOver = 1006;
 
+    /// <summary>Warning (EfReplicaInterceptor.Routing): "A read of cluster '{Cluster}' failed for command {CommandId}: no server could run it within the read deadline ({ErrorKind})".</summary>
+    public const int ReadFailedOver = 1007;
+
     /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' left the rotation: {Why}".</summary>
     public const int ReplicaLeftRotation = 2000;
 

@@ -77,6 +77,10 @@ internal static partial class Log
         Message = "A command on the primary of cluster '{Cluster}' failed over ({ErrorKind}); outcome {Outcome}; not retried")]
     public static partial void WriteFailedOver(ILogger logger, string cluster, string errorKind, string outcome);
 
+    [LoggerMessage(EventId = EfReplicaEventId.ReadFailedOver, EventName = nameof(EfReplicaEventId.ReadFailedOver), Level = LogLevel.Warning,
+        Message = "A read of cluster '{Cluster}' failed for command {CommandId}: no server could run it within the read deadline ({ErrorKind})")]
+    public static partial void ReadFailedOver(ILogger logger, Exception exception, string cluster, Guid commandId, string errorKind);
+
     [LoggerMessage(EventId = EfReplicaEventId.VolatileFunctionsLearned, EventName = nameof(EfReplicaEventId.VolatileFunctionsLearned), Level = LogLevel.Information,
         Message = "Cluster '{Cluster}' learned {Count} volatile function(s) of the application's schemas; reads calling them go to the primary")]
     public static partial void VolatileFunctionsLearned(ILogger logger, string cluster, int count);

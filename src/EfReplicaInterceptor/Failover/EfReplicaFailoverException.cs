@@ -23,7 +23,8 @@ public enum FailoverOutcome
 /// <summary>
 /// A write, or a command inside a transaction, failed because the primary failed over. EfReplicaInterceptor never retries
 /// those behind the caller's back; this exception says whether the command was certainly not applied or its outcome is
-/// unknown. The server's error is the <see cref="Exception.InnerException"/>. It is thrown as it is, unwrapped, from
+/// unknown. A read that no server could run is reported with it too (always <see cref="FailoverOutcome.NotApplied"/>): its
+/// retries are spent and no primary answered within the read deadline (<c>Failover:ReadDeadline</c>). The server's error is the <see cref="Exception.InnerException"/>. It is thrown as it is, unwrapped, from
 /// SaveChanges, ExecuteUpdate/ExecuteDelete, ExecuteSql and queries: it is a <see cref="DbException"/> that is not
 /// transient, so no execution strategy wraps it or retries it.
 /// </summary>

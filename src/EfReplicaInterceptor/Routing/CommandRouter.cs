@@ -106,7 +106,7 @@ internal sealed class CommandRouter
             return result; // EF runs it on its own connection
         }
 
-        var value = await _reads.ExecuteAsync((NpgsqlCommand)command, eventData, lease, decision, operation, async, cancellationToken).ConfigureAwait(false);
+        var value = await _reads.ExecuteAsync((NpgsqlCommand)command, eventData, lease, decision, this, operation, async, cancellationToken).ConfigureAwait(false);
         return InterceptionResult<T>.SuppressWithResult(value);
     }
 
@@ -247,7 +247,7 @@ internal sealed class CommandRouter
         var choice = _scopes is not null
             ? await _scopes.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, decision.Requirement, decision.WritesMustShow, async, cancellationToken).ConfigureAwait(false)
             : await _readYourWrites.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, async, cancellationToken).ConfigureAwait(false);
-        return choice.Replica is { } replica ? RoutingDecision.Read(replica, choice.Constrained) : RoutingDecision.Primary(choice.Reason);
+        return choice.Replica is { } replica ? RoutingDecision.Read(replica, choice.Constrained) : RoutingDecision.ResolvedToPrimary(choice.Reason, decision);
     }
 
     /// <summary>

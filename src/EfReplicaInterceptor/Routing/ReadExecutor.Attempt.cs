@@ -14,10 +14,16 @@ internal sealed partial class ReadExecutor
     {
         private ulong _tried;
 
+        /// <summary>The replica was chosen under a constraint: if it fails, the read goes to the primary, not to any replica.</summary>
+        private bool _constrained = decision.IsConstrained;
+
         /// <summary>What the failure of the current run was, classified where it happened (see <see cref="Observe"/>).</summary>
         private ServerErrorKind _observed;
 
         public NpgsqlCommand Source { get; } = source;
+
+        /// <summary>EF's identifier of the command, for events.</summary>
+        public Guid CommandId => eventData.CommandId;
 
         public ReadOperation<T> Operation { get; } = operation;
 
@@ -82,6 +88,15 @@ internal sealed partial class ReadExecutor
             }
         }
 
+        /// <summary>The next run is on <paramref name="replica"/>, which resolving the read again chose (caught up with what its scopes need).</summary>
+        public void ForReplica(ReplicaEndpoint replica)
+        {
+            Target = replica;
+            Writable = null;
+            Reason = RoutingReason.Read;
+            _constrained = true;
+        }
+
         /// <summary>The next run is for the primary: through <paramref name="writable"/> when not null, else the primary's connection string.</summary>
         public void ForPrimary(ReplicaEndpoint? writable)
         {
@@ -106,7 +121,7 @@ internal sealed partial class ReadExecutor
             }
 
             _tried |= 1UL << failed.Index;
-            var next = executor.ReplicaFailed(failed, kind, exception, eventData, lease, _tried, constrained: decision.IsConstrained);
+            var next = executor.ReplicaFailed(failed, kind, exception, eventData, lease, _tried, constrained: _constrained);
             Target = next;
             if (next is null && Reason == RoutingReason.Read)
             {

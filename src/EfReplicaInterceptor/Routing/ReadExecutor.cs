@@ -77,8 +77,12 @@ internal sealed partial class ReadExecutor
             args.Outcome.Exception is not null && args.Context.Properties.GetValue(FailoverFailure, false)), timeProvider);
     }
 
-    /// <summary>Runs the read; with <paramref name="async"/> false every step runs synchronously.</summary>
-    public async ValueTask<T> ExecuteAsync<T>(NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, RoutingDecision decision, ReadOperation<T> operation, bool async, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the read; with <paramref name="async"/> false every step runs synchronously. <paramref name="resolver"/>
+    /// resolves <paramref name="decision"/> again, when it can (<see cref="RoutingDecision.CanResolveAgain"/>), while the
+    /// primary is gone.
+    /// </summary>
+    public async ValueTask<T> ExecuteAsync<T>(NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, RoutingDecision decision, CommandRouter resolver, ReadOperation<T> operation, bool async, CancellationToken cancellationToken)
     {
         var attempt = new Attempt<T>(this, source, eventData, lease, operation, decision);
         try
@@ -114,48 +118,7 @@ internal sealed partial class ReadExecutor
             ResilienceContextPool.Shared.Return(context);
         }
 
-        return await WaitForTopologyAsync(attempt, failure, async, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// The retries are spent and the primary is gone (a role change in progress: no standby took the read, and the primary's
-    /// connection string reaches no primary yet): polls, with a step doubling from <see cref="MinTopologyPoll"/> (or the
-    /// retries' base delay) to <see cref="MaxTopologyPoll"/>, for a listed node that answers as the primary or the primary
-    /// reached again, and runs the read there; until the read deadline from the read's start, then throws the last failure.
-    /// </summary>
-    private async ValueTask<T> WaitForTopologyAsync<T>(Attempt<T> attempt, ExceptionDispatchInfo failure, bool async, CancellationToken cancellationToken)
-    {
-        var deadline = _primary.Deadlines.Read;
-        var step = _firstTopologyPoll;
-        while (true)
-        {
-            var left = deadline - _timeProvider.GetElapsedTime(attempt.StartedAt);
-            if (left <= TimeSpan.Zero)
-            {
-                failure.Throw();
-            }
-
-            var wait = step < left ? step : left;
-            if (async)
-            {
-                await Task.Delay(wait, _timeProvider, cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                Task.Delay(wait, _timeProvider, cancellationToken).GetAwaiter().GetResult();
-            }
-
-            step = step * 2 < MaxTopologyPoll ? step * 2 : MaxTopologyPoll;
-            attempt.ForPrimary(_selector.OnlyWritable());
-            try
-            {
-                return await attempt.RunAsync(async, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception exception) when (attempt.PrimaryGone && !cancellationToken.IsCancellationRequested)
-            {
-                failure = ExceptionDispatchInfo.Capture(exception);
-            }
-        }
+        return await WaitForTopologyAsync(attempt, decision, resolver, failure, async, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -20,7 +20,17 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
     /// <summary>The ambient scope's writes a read must see (read-your-writes still to resolve).</summary>
     public ReadYourWritesState? AmbientWrites { get; private init; }
 
-    public bool NeedsReadYourWrites => LeaseWrites is not null || AmbientWrites is not null;
+    public bool NeedsReadYourWrites => !Resolved && (LeaseWrites is not null || AmbientWrites is not null);
+
+    /// <summary>
+    /// Resolved to the primary by read-your-writes or monotonic reads (<see cref="ResolvedToPrimary"/>): the scopes are kept,
+    /// so that the read can be resolved again (<see cref="Unresolved"/>) while the primary is gone, when a replica may have
+    /// caught up with what they need.
+    /// </summary>
+    public bool Resolved { get; private init; }
+
+    /// <summary>This decision was resolved to the primary and can be resolved again (see <see cref="Resolved"/>).</summary>
+    public bool CanResolveAgain => Resolved && (LeaseWrites is not null || AmbientWrites is not null);
 
     /// <summary>Still to resolve: the scopes' writes must be seen (false: only their past reads, for monotonic reads).</summary>
     public bool WritesMustShow { get; private init; }
@@ -34,6 +44,27 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
     public RoutingTarget Target => Replica is null ? RoutingTarget.Primary : RoutingTarget.Replica;
 
     public static RoutingDecision Primary(RoutingReason reason) => new(reason, null);
+
+    /// <summary>The primary for <paramref name="reason"/>, resolved from <paramref name="unresolved"/>, whose scopes are kept (see <see cref="Resolved"/>).</summary>
+    public static RoutingDecision ResolvedToPrimary(RoutingReason reason, in RoutingDecision unresolved)
+        => new(reason, null)
+        {
+            LeaseWrites = unresolved.LeaseWrites,
+            AmbientWrites = unresolved.AmbientWrites,
+            WritesMustShow = unresolved.WritesMustShow,
+            Requirement = unresolved.Requirement,
+            Resolved = true,
+        };
+
+    /// <summary>The decision as it was before it was resolved to the primary (see <see cref="ResolvedToPrimary"/>).</summary>
+    public RoutingDecision Unresolved()
+        => new(WritesMustShow ? RoutingReason.AfterWrite : RoutingReason.Read, null)
+        {
+            LeaseWrites = LeaseWrites,
+            AmbientWrites = AmbientWrites,
+            WritesMustShow = WritesMustShow,
+            Requirement = Requirement,
+        };
 
     public static RoutingDecision Read(ReplicaEndpoint replica, bool constrained) => new(RoutingReason.Read, replica) { IsConstrained = constrained };
 

@@ -186,6 +186,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
     {
         try
         {
+            var sentAt = _timeProvider.GetTimestamp();
             var sample = await _primary.ProbeAsync(static connection => ServerQueries.ProbePrimaryAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             _primaryServer = sample.InRecovery ? null : sample.Server;
             _primaryAnswer = sample.InRecovery ? null : new StrongBox<ServerIdentity>(sample.Server);
@@ -197,7 +198,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
 
             var sampledAt = _timeProvider.GetTimestamp();
             _history.AddPrimarySample(sampledAt, sample.Lsn, sample.SystemIdentifier, sample.Server.Timeline);
-            _position.Record(sampledAt, sample.Lsn, sample.SystemIdentifier);
+            _position.Record(sampledAt, sample.Lsn, sample.SystemIdentifier, sentAt);
             SetPrimaryProblem(null);
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)

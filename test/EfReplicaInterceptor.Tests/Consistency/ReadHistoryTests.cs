@@ -91,6 +91,25 @@ public sealed class ReadHistoryTests
     }
 
     [Test]
+    public void A_primary_sample_bounds_the_reads_that_finished_before_it_was_sent_and_never_a_command_whose_end_is_unknown()
+    {
+        var history = new ReadHistory();
+        history.Stick(_own, _own.Incarnation);
+        history.Served(Reader, _own, _own.Incarnation, now: 5);
+        history.Served(Reader, _other, _other.Incarnation, now: 10);
+
+        Assert.That(history.TryBoundBy(lsn: 900, sentAt: 9), Is.False, "sent before the read elsewhere finished");
+        Assert.That((history.Unbounded, history.Floor), Is.EqualTo((true, 0UL)));
+
+        Assert.That(history.TryBoundBy(lsn: 950, sentAt: 10), Is.True);
+        Assert.That((history.Unbounded, history.Floor, history.LastServedAt), Is.EqualTo((false, 950UL, 0L)), "the own replica's earlier reads are under the floor too");
+
+        history.RanOnPrimary(Reader); // decided now, runs later: when it ends is not known
+        Assert.That(history.TryBoundBy(lsn: 990, sentAt: long.MaxValue - 1), Is.False, "only a capture taken after it bounds it");
+        Assert.That(history.Floor, Is.EqualTo(950UL));
+    }
+
+    [Test]
     public void The_floor_only_rises_and_a_reset_forgets_everything()
     {
         var history = new ReadHistory();

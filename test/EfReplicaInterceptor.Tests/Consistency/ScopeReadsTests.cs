@@ -21,6 +21,7 @@ public sealed class ScopeReadsTests
     private ReplicaEndpoint[] _replicas = null!;
     private ScopeReads _scopes = null!;
     private ReadYourWrites _readYourWrites = null!;
+    private PrimaryPosition _position = null!;
 
     [SetUp]
     public void CreateCluster()
@@ -36,7 +37,8 @@ public sealed class ScopeReadsTests
 
         var selector = new ReplicaSelector(_replicas, LoadBalancing.RoundRobin, [1, 1], _time);
         var options = new EfReplicaOptions { Primary = "Host=127.0.0.1;Port=1" };
-        _readYourWrites = new ReadYourWrites("c", _replicas[0].Server, new PrimaryPosition(), selector, options, metrics, NullLoggerFactory.Instance, _time);
+        _position = new PrimaryPosition();
+        _readYourWrites = new ReadYourWrites("c", _replicas[0].Server, _position, selector, options, metrics, NullLoggerFactory.Instance, _time);
         _scopes = _readYourWrites.Scopes;
     }
 
@@ -127,6 +129,32 @@ public sealed class ScopeReadsTests
         var kept = _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _, out _);
 
         Assert.That((kept, replica?.Name), Is.EqualTo((true, "r1")));
+    }
+
+    [Test]
+    public void A_read_on_the_primary_is_bounded_by_the_primary_s_position_sampled_after_it_so_the_scope_keeps_its_replica_without_a_capture()
+    {
+        var scope = Scope(onReplica: 1);
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+        var before = _time.GetTimestamp();
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+        scope.History.Served(_readYourWrites, null, 0, _time.GetTimestamp()); // a read on the primary finished now
+        _position.Record(_time.GetTimestamp(), lsn: 800, systemIdentifier: 1, sentAt: before);
+
+        Assert.That(Choose(scope), Is.EqualTo("resolve"), "a sample sent before the read finished bounds nothing");
+
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+        _position.Record(_time.GetTimestamp(), lsn: 900, systemIdentifier: 1, sentAt: _time.GetTimestamp());
+        Assert.Multiple(() =>
+        {
+            Assert.That(Choose(scope), Is.EqualTo("r1"), "bounded by the sample sent after it: no round trip");
+            Assert.That(scope.History.Floor, Is.EqualTo(900UL));
+        });
+
+        _position.Record(_time.GetTimestamp() + 1, lsn: 1_100, systemIdentifier: 1, sentAt: _time.GetTimestamp() + 1);
+        var ahead = Scope(onReplica: 1);
+        ahead.History.Served(_readYourWrites, null, 0, _time.GetTimestamp());
+        Assert.That(Choose(ahead), Is.EqualTo("resolve"), "a bound beyond what the replica replayed (1,000) keeps the read for the resolution");
     }
 
     private ReadYourWritesState Scope(int onReplica)
