@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace EfReplicaInterceptor.Diagnostics;
 
 /// <summary>
-/// Every log event of the library, with stable event ids (documented in the README). Connection strings, passwords,
+/// Every log event of the library, with stable event ids (documented in docs/diagnostics.md). Connection strings, passwords,
 /// SQL text and parameter values are never logged; servers are named by their configured names.
 /// </summary>
 internal static partial class Log

@@ -51,7 +51,7 @@ internal enum FailurePhase
 /// Recognises failover errors precisely, looking through inner exceptions (EF wraps transient errors). Failover means the
 /// session is gone or never existed: decided from what happened to the connection (a FATAL or PANIC error, end of stream, a
 /// socket error, refused or timed out while opening, the connection broken afterwards) and from a short list of SQLSTATEs,
-/// never from an SQLSTATE class. Everything else is the statement's own error. The exact list is in the README.
+/// never from an SQLSTATE class. Everything else is the statement's own error. The exact list is in docs/failover-and-errors.md.
 /// </summary>
 internal static class FailoverErrors
 {

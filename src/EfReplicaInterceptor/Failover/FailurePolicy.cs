@@ -13,7 +13,7 @@ internal enum ReadFailureNext : byte
 /// <summary>
 /// What the library does about one kind of failover error, for reads and writes alike. One row per
 /// <see cref="ServerErrorKind"/>: adding an error kind is <see cref="FailoverErrors"/> (how it is recognised) and this table
-/// (what it does). The README's failover table says the same.
+/// (what it does). docs/failover-and-errors.md's table says the same.
 /// </summary>
 /// <param name="Kind">The error kind.</param>
 /// <param name="ReplicaLeavesRotation">A read that failed this way on a replica takes the replica out of rotation (its

@@ -7,7 +7,7 @@ using Npgsql;
 namespace EfReplicaInterceptor.IntegrationTests.Failover;
 
 /// <summary>
-/// Each row of the README's failover table produced for real on a primary and a streaming hot standby: what the caller sees,
+/// Each row of the failover table (docs/failover-and-errors.md) produced for real on a primary and a streaming hot standby: what the caller sees,
 /// where the read ran (asked of the server), whether the replica stayed in rotation and whether its pooled session survived.
 /// The errors that damage a server (a backend killed, the standby stopped) get a server set of their own.
 /// </summary>

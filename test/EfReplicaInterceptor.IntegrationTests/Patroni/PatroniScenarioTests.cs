@@ -387,7 +387,7 @@ public sealed partial class PatroniScenarioTests
                 HealthCheckInterval = ProbeInterval,
             };
 
-            // What the README tells an HA deployment: a read with no primary to go to (a read-back right after a write whose
+            // What docs/operations-and-ha.md tells an HA deployment: a read with no primary to go to (a read-back right after a write whose
             // position the vanishing primary could not give) waits for the new one up to the read deadline, so the deadline
             // must cover a switchover (2.3-3.7 s from Patroni's call to a writable leader on this loaded machine; the
             // default, interval + probe timeout, is 2.25 s here).

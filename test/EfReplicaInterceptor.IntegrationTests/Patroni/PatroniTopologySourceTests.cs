@@ -249,7 +249,7 @@ public sealed class PatroniTopologySourceTests
             await Until(() => run.Reads.Count >= 100 && run.Writes.Count >= 10);
             var switching = run.Clock.Elapsed;
             // The candidate is a member the library's Primary string lists: a member added later (the fourth) is not in it, and
-            // a leader the primary's connection string cannot reach takes no writes (README: list every member that can lead).
+            // a leader the primary's connection string cannot reach takes no writes (docs/known-limits.md: list every member that can lead).
             var state = await _patroni.GetClusterAsync();
             var candidate = state.Members.First(member => member.IsReplica && member.IsRunning && _inPrimaryString.Contains(member.Name)).Name;
             var newLeader = await _patroni.SwitchoverAsync(candidate);
