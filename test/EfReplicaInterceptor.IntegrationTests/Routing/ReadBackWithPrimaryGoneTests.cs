@@ -52,6 +52,11 @@ public sealed class ReadBackWithPrimaryGoneTests
         var first = await ReadBackAsync(context, name);
         Assert.That(first, Is.EqualTo((servers.Primary.Port, true)), "precondition: the first read-back ran on the primary");
 
+        // What that read saw is bounded by the primary's position sampled after it: wait for a monitor round that started
+        // after it (two rounds from now). Without a bound, only the primary could take the scope's next read.
+        var rounds = cluster.Cluster.Monitor.Rounds;
+        await Poll.Until(() => cluster.Cluster.Monitor.Rounds >= rounds + 2, TimeSpan.FromSeconds(20));
+
         await servers.Primary.StopAsync(StopMode.Immediate);
         var eventsBefore = cluster.Recorder.AllEvents.Count;
         var read = ReadBackAsync(context, name);
