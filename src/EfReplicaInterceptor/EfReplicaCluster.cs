@@ -66,6 +66,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             args.Outcome.Exception is { } exception
             && (exception is EfReplicaFailoverException || FailoverErrors.Classify(exception, FailurePhase.Executing, onStandby: false) != ServerErrorKind.None)), timeProvider);
         Name = name;
+        TimeProvider = timeProvider;
         PrimaryDataSource = primary;
         _membership = membership;
         _topology = topology;
@@ -88,6 +89,9 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
 
     /// <summary>The cluster's name, used in logs and metrics.</summary>
     public string Name { get; }
+
+    /// <summary>The cluster's clock: every wait of the library is kept on it.</summary>
+    internal TimeProvider TimeProvider { get; }
 
     /// <summary>
     /// The primary's data source, built from <see cref="EfReplicaOptions.Primary"/>. Pass it to <c>UseNpgsql</c> so that the
@@ -145,7 +149,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
                 Log.VolatileFunctionsNotLearned(logger, exception, Name);
                 try
                 {
-                    await Task.Delay(retryInterval, _stopping.Token).ConfigureAwait(false);
+                    await Task.Delay(retryInterval, TimeProvider, _stopping.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {

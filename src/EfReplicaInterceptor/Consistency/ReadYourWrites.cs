@@ -137,7 +137,7 @@ internal sealed class ReadYourWrites
             }
             else
             {
-                Thread.Sleep(PollInterval);
+                Task.Delay(PollInterval, _timeProvider, cancellationToken).GetAwaiter().GetResult(); // the cluster's clock, not Thread.Sleep
             }
         }
     }

@@ -17,17 +17,19 @@ internal sealed class EfReplicaClustersHostedService(IServiceProvider services, 
         var settings = services.GetRequiredService<IOptionsMonitor<ClusterSet>>().Get(listPath);
         var rounds = new List<Task>(names.Count);
         var limit = TimeSpan.Zero;
+        var clock = TimeProvider.System;
         foreach (var name in names)
         {
             var cluster = services.GetRequiredKeyedService<EfReplicaCluster>(name);
             rounds.Add(cluster.RefreshHealthAsync(cancellationToken));
+            clock = cluster.TimeProvider; // the clusters of one host share the host's clock
             if (settings.Clusters.TryGetValue(name, out var definition) && definition.Options.HealthCheckTimeout > limit)
             {
                 limit = definition.Options.HealthCheckTimeout;
             }
         }
 
-        await Task.WhenAny(Task.WhenAll(rounds), Task.Delay(limit + limit, cancellationToken)).ConfigureAwait(false);
+        await Task.WhenAny(Task.WhenAll(rounds), Task.Delay(limit + limit, clock, cancellationToken)).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
     }
 

@@ -16,7 +16,7 @@ internal sealed class EfReplicaHostedService(IServiceProvider services) : IHoste
         var options = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<EfReplicaOptions>>().Value;
         var firstRound = cluster.RefreshHealthAsync(cancellationToken);
         var limit = options.HealthCheckTimeout + options.HealthCheckTimeout;
-        await Task.WhenAny(firstRound, Task.Delay(limit, cancellationToken)).ConfigureAwait(false);
+        await Task.WhenAny(firstRound, Task.Delay(limit, cluster.TimeProvider, cancellationToken)).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
     }
 

@@ -18,12 +18,15 @@ internal readonly record struct WritableServer(string Label, ServerIdentity Serv
 internal sealed class SplitBrainDetector : IAsyncDisposable
 {
     private readonly (string Label, NpgsqlDataSource DataSource)[] _hosts;
+    private readonly TimeProvider _timeProvider;
 
     /// <param name="primaryConnectionString">The primary's connection string; each of its hosts is probed on its own when it lists several.</param>
     /// <param name="buildDataSource">Builds a host's data source from its single-host connection string and a name (the
     /// composition root's, so that the application's data source configuration, a password provider say, applies).</param>
-    public SplitBrainDetector(string? primaryConnectionString, Func<string, string, NpgsqlDataSource> buildDataSource)
+    /// <param name="timeProvider">The clock the probes' deadline is kept on (the cluster's).</param>
+    public SplitBrainDetector(string? primaryConnectionString, Func<string, string, NpgsqlDataSource> buildDataSource, TimeProvider timeProvider)
     {
+        _timeProvider = timeProvider;
         _hosts = [.. HostConnectionStrings(primaryConnectionString).Select(host => (host.Label, buildDataSource(host.ConnectionString, host.Label)))];
     }
 
@@ -104,7 +107,7 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
         // Each host's probe is also abandoned at the deadline (WaitAsync below): a hung host's cancel request would not
         // return, and it must not delay the verdict on the others.
         var probes = _hosts.Select(host => ProbeHostAsync(host, cancellationToken)
-            .WaitAsync(timeout, cancellationToken)
+            .WaitAsync(timeout, _timeProvider, cancellationToken)
             .ContinueWith(static probe => probe.IsCompletedSuccessfully ? probe.Result : null, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default)).ToArray();
 
         foreach (var found in await Task.WhenAll(probes).ConfigureAwait(false))
