@@ -52,7 +52,7 @@ internal sealed class ClusterSet
         if (Tenancy.IdleTimeout <= TimeSpan.Zero)
         {
             Failures.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{ClusterConfiguration.Child(SectionPath, ClusterConfiguration.TenancyKey)}:{nameof(EfReplicaTenantOptions.IdleTimeout)} must be positive (it was {Tenancy.IdleTimeout})."));
+                $"{ClusterConfiguration.Child(SectionPath, ClusterConfiguration.TenancyKey)}:{nameof(EfReplicaTenantOptions.IdleTimeout)} must be positive."));
         }
 
         // One database per tenant: two tenants on the same database would read and write each other's data.

@@ -78,7 +78,7 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
 
             if (replica.Weight is < 1 or > 100)
             {
-                failures.Add($"{replicaPath}:{nameof(ReplicaEndpointOptions.Weight)} must be between 1 and 100 (it was {replica.Weight}).");
+                failures.Add($"{replicaPath}:{nameof(ReplicaEndpointOptions.Weight)} must be between 1 and 100.");
             }
 
             var replicaName = ReplicaName(replica, builder, i);
@@ -105,27 +105,27 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
 
         if (options.HealthCheckInterval <= TimeSpan.Zero)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.HealthCheckInterval)} must be positive (it was {options.HealthCheckInterval}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.HealthCheckInterval)} must be positive.");
         }
 
         if (options.HealthCheckTimeout <= TimeSpan.Zero)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.HealthCheckTimeout)} must be positive (it was {options.HealthCheckTimeout}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.HealthCheckTimeout)} must be positive.");
         }
 
         if (options.MaxReplicaLagBytes is <= 0)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLagBytes)} must be positive when set (it was {options.MaxReplicaLagBytes}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLagBytes)} must be positive when set.");
         }
 
         if (options.ReadYourWritesWindow <= TimeSpan.Zero)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWritesWindow)} must be positive (it was {options.ReadYourWritesWindow}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWritesWindow)} must be positive.");
         }
 
         if (options.ReadYourWritesMaxWait < TimeSpan.Zero)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWritesMaxWait)} must not be negative (it was {options.ReadYourWritesMaxWait}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.ReadYourWritesMaxWait)} must not be negative.");
         }
 
         if (!Enum.IsDefined(options.LoadBalancing))
@@ -142,7 +142,7 @@ internal sealed class EfReplicaOptionsValidator(string sectionPath, IConfigurati
 
         if (options.MaxReplicaLag <= TimeSpan.Zero)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLag)} must be positive (it was {options.MaxReplicaLag}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.MaxReplicaLag)} must be positive.");
         }
 
         var writeFunctions = options.WriteFunctions ?? [];

@@ -13,23 +13,23 @@ internal static class FailoverOptionsValidator
         var failover = options.Failover ?? new FailoverOptions();
         if (failover.MaxRetries is < 0 or > 10)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxRetries)} must be between 0 and 10 (it was {failover.MaxRetries}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxRetries)} must be between 0 and 10.");
         }
 
         if (failover.BaseDelay < TimeSpan.Zero)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.BaseDelay)} must not be negative (it was {failover.BaseDelay}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.BaseDelay)} must not be negative.");
         }
 
         if (failover.MaxDelay <= TimeSpan.Zero)
         {
-            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxDelay)} must be positive (it was {failover.MaxDelay}).");
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.MaxDelay)} must be positive.");
         }
 
         if (failover.BaseDelay >= TimeSpan.Zero && failover.MaxDelay > TimeSpan.Zero && failover.BaseDelay > failover.MaxDelay)
         {
             var failoverPath = $"{prefix}{nameof(EfReplicaOptions.Failover)}";
-            failures.Add($"{failoverPath}:{nameof(FailoverOptions.BaseDelay)} ({failover.BaseDelay}) is longer than {failoverPath}:{nameof(FailoverOptions.MaxDelay)} ({failover.MaxDelay}): the longest backoff cannot be shorter than its base.");
+            failures.Add($"{failoverPath}:{nameof(FailoverOptions.BaseDelay)} is longer than {failoverPath}:{nameof(FailoverOptions.MaxDelay)}: the longest backoff cannot be shorter than its base.");
         }
 
         // The read deadline is enforced only while the server also fails to answer the monitor's probes: a healthy server

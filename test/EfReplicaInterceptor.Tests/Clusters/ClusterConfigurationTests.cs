@@ -33,7 +33,7 @@ public sealed class ClusterConfigurationTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(orders.Failures, Is.EqualTo(new[] { "EfReplica:Clusters:orders:Replicas:0:Weight must be between 1 and 100 (it was 0)." }));
+            Assert.That(orders.Failures, Is.EqualTo(new[] { "EfReplica:Clusters:orders:Replicas:0:Weight must be between 1 and 100." }));
             Assert.That(orders.Options!.Replicas, Has.Count.EqualTo(1));
             Assert.That(orders.StartupSettings.Keys, Is.EquivalentTo(new[] { "EfReplica:HealthCheckInterval", "EfReplica:Clusters:orders:Primary" }), "every setting but the replicas");
             Assert.That(analytics.Failures, Is.Empty);
@@ -121,9 +121,9 @@ public sealed class ClusterConfigurationTests
         yield return Case("malformed replica of a cluster", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Replicas:0:ConnectionString"] = OrdersReplica, ["EfReplica:Clusters:orders:Replicas:1:ConnectionString"] = $"Host=x;Password={Secret};Port=notanumber" },
             "EfReplica:Clusters:orders:Replicas:1:ConnectionString is not a valid Npgsql connection string: the value of keyword 'port' is invalid");
         yield return Case("bad shared default", new() { ["EfReplica:HealthCheckInterval"] = "00:00:00", ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary },
-            "EfReplica:HealthCheckInterval must be positive (it was 00:00:00)");
+            "EfReplica:HealthCheckInterval must be positive");
         yield return Case("bad own override", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:MaxReplicaLag"] = "-00:00:01" },
-            "EfReplica:Clusters:orders:MaxReplicaLag must be positive (it was -00:00:01)");
+            "EfReplica:Clusters:orders:MaxReplicaLag must be positive");
         yield return Case("empty shared write function", new() { ["EfReplica:WriteFunctions:0"] = "audit.log", ["EfReplica:WriteFunctions:1"] = " ", ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary },
             "EfReplica:WriteFunctions:1 is empty");
         yield return Case("empty own write function", new() { ["EfReplica:WriteFunctions:0"] = "audit.log", ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:WriteFunctions:0"] = " " },
@@ -143,7 +143,7 @@ public sealed class ClusterConfigurationTests
         yield return Case("replica of a cluster equal to its primary", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Replicas:0:ConnectionString"] = OrdersPrimary.Replace("Host=127.0.0.1;Port=1", "Host=127.0.0.1:1", StringComparison.Ordinal) },
             "EfReplica:Clusters:orders:Replicas:0:ConnectionString points at the same server and database as EfReplica:Clusters:orders:Primary");
         yield return Case("shared base delay longer than own max delay", new() { ["EfReplica:Failover:BaseDelay"] = "00:00:02", ["EfReplica:Failover:MaxDelay"] = "00:00:05", ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Failover:MaxDelay"] = "00:00:01" },
-            "EfReplica:Clusters:orders:Failover:BaseDelay (00:00:02) is longer than EfReplica:Clusters:orders:Failover:MaxDelay (00:00:01)");
+            "EfReplica:Clusters:orders:Failover:BaseDelay is longer than EfReplica:Clusters:orders:Failover:MaxDelay");
         yield return Case("tenancy in a cluster", new() { ["EfReplica:Clusters:orders:Primary"] = OrdersPrimary, ["EfReplica:Clusters:orders:Tenancy:IdleTimeout"] = "00:01:00" },
             "EfReplica:Clusters:orders:Tenancy is not a setting of EfReplica:Clusters:orders");
     }
@@ -175,7 +175,7 @@ public sealed class ClusterConfigurationTests
 
         var exception = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
-        Assert.That(exception!.Failures, Is.EqualTo(new[] { "EfReplica:HealthCheckInterval must be positive (it was 00:00:00)." }));
+        Assert.That(exception!.Failures, Is.EqualTo(new[] { "EfReplica:HealthCheckInterval must be positive." }));
     }
 
     [Test]

@@ -151,7 +151,7 @@ public sealed class TenantClusterCacheTests
         Assert.That(settings.Failures, Is.EquivalentTo(new[]
         {
             "EfReplica:Tenants:initech:Primary is required: set it to an Npgsql connection string (Host=...;Database=...;Username=...).",
-            "EfReplica:Tenancy:IdleTimeout must be positive (it was 00:00:00).",
+            "EfReplica:Tenancy:IdleTimeout must be positive.",
             "EfReplica:Tenants:globex:Primary points at the same server and database as EfReplica:Tenants:acme:Primary; tenants must not share a database.",
         }));
         await Task.CompletedTask;

@@ -41,7 +41,7 @@ public sealed class StrictConfigurationTests
             "EfReplica:HealthCheckIntervall is not a setting; did you mean EfReplica:HealthCheckInterval?", "00:00:05");
         yield return Case("base delay longer than max delay",
             Section(("Primary", Primary), ("Failover", new JsonObject { ["BaseDelay"] = "00:00:05", ["MaxDelay"] = "00:00:01" })),
-            "EfReplica:Failover:BaseDelay (00:00:05) is longer than EfReplica:Failover:MaxDelay (00:00:01)", Secret);
+            "EfReplica:Failover:BaseDelay is longer than EfReplica:Failover:MaxDelay", Secret);
 
         // Equal servers written differently.
         yield return Case("replica equal to the primary: host case and default port",
@@ -254,7 +254,7 @@ public sealed class StrictConfigurationTests
         }));
 
         Assert.That(exception!.Failures, Has.Some.StartsWith("EfReplica:Replicas:0:ConnectionString points at the same server and database as EfReplica:Primary"));
-        Assert.That(exception.Failures, Has.Some.StartsWith("EfReplica:Failover:BaseDelay (00:00:02) is longer than EfReplica:Failover:MaxDelay (00:00:01)"));
+        Assert.That(exception.Failures, Has.Some.StartsWith("EfReplica:Failover:BaseDelay is longer than EfReplica:Failover:MaxDelay"));
         Assert.That(exception.Message, Does.Not.Contain(Secret));
     }
 
