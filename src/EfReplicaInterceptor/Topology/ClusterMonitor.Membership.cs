@@ -115,7 +115,7 @@ internal sealed partial class ClusterMonitor
                 return;
             }
 
-            await LoopAsync(member.Channel, probeToken => ReplicaTurnAsync(member, force: false, probeToken), token).ConfigureAwait(false);
+            await LoopAsync(member.Channel, probeToken => ReplicaTurnAsync(member, probeToken), token).ConfigureAwait(false);
         }, CancellationToken.None);
     }
 

@@ -107,7 +107,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
             var probes = new Task[members.Length];
             for (var i = 0; i < members.Length; i++)
             {
-                probes[i] = ReplicaTurnAsync(members[i], force: true, linked.Token);
+                probes[i] = ReplicaTurnAsync(members[i], linked.Token);
             }
 
             await Task.WhenAll(probes).ConfigureAwait(false);
@@ -175,9 +175,17 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         }
     }
 
-    /// <summary>A replica's turn: its probe, when its backoff allows (or <paramref name="force"/>), unless it left the topology.</summary>
-    private Task ReplicaTurnAsync(ReplicaProbe member, bool force, CancellationToken cancellationToken)
-        => !member.Replica.IsRetired && member.Replica.Availability.TryStartProbe(force) ? ProbeReplicaAsync(member, cancellationToken) : Task.CompletedTask;
+    /// <summary>A replica's turn: its probe (every round, in or out of rotation), unless it left the topology.</summary>
+    private Task ReplicaTurnAsync(ReplicaProbe member, CancellationToken cancellationToken)
+    {
+        if (member.Replica.IsRetired)
+        {
+            return Task.CompletedTask;
+        }
+
+        member.Replica.Availability.StartProbe();
+        return ProbeReplicaAsync(member, cancellationToken);
+    }
 
     /// <summary>Forgets the positions every listed replica has replayed (see <see cref="ClusterWalHistory.TrimFor"/>).</summary>
     private void TrimHistory() => _history.TrimFor(Replicas);
@@ -226,7 +234,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         {
             // A second writable server may be a listed replica whose own probe has not seen its promotion yet: probe every
             // replica now, before the split brain is published, so that none is still in rotation as a standby.
-            await Task.WhenAll(Array.ConvertAll(_members, member => ReplicaTurnAsync(member, force: true, cancellationToken))).ConfigureAwait(false);
+            await Task.WhenAll(Array.ConvertAll(_members, member => ReplicaTurnAsync(member, cancellationToken))).ConfigureAwait(false);
         }
 
         _writableServers = writable;

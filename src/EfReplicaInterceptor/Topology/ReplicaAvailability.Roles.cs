@@ -6,7 +6,7 @@ internal sealed partial class ReplicaAvailability
     /// <summary>The node's last answer said it is the primary (<c>pg_is_in_recovery()</c> false); false once it is unreachable.</summary>
     public bool AnswersAsPrimary => _answersAsPrimary;
 
-    /// <summary>The current outage began within probation of the replica's last return: its probes back off.</summary>
+    /// <summary>The current outage began within probation of the replica's last return: it needs two calm probes to come back.</summary>
     public bool IsFlapping
     {
         get

@@ -63,15 +63,19 @@ internal enum AvailabilityChange
 /// detector's question, not this one's.
 /// </para>
 /// <para>
-/// Fast re-admission without flapping. A replica that becomes unreachable is probed every interval, and once it answers
-/// one calm probe brings it back: it is in rotation again within two probe intervals of answering (the probe that found it
-/// still down may have just started). The same holds whichever way it left: a replica paused by failed reads that the
-/// monitor then finds unreachable, or already restarted and catching up (lagging), comes back on one calm probe too. A replica that fails again within <see cref="ProbationIntervals"/> intervals of its
-/// return is flapping: that outage follows <see cref="Backoff"/> (after the n-th consecutive failure the next probe waits
-/// <c>interval × 2^(n-1)</c>, capped at 8 × interval: 1, 2, 4, then 8 intervals) and needs two calm probes in a row to
-/// come back, as a replica that left for its lag does. The same schedule pauses reads after failed reads. A failed read
-/// also asks for a probe at once, so a healthy replica is back after the next monitor round whatever its pause. The
-/// half-open trial holds its claim for one interval: if its caller never reports, another caller may try then.
+/// Fast re-admission without flapping. A replica out of rotation is probed every interval, whatever happened to it (a
+/// probe of a server that is down costs one refused connection, what the monitor spends on a healthy one anyway), and once
+/// it answers one calm probe brings it back: it is in rotation again within two probe intervals of answering (the probe
+/// that found it still down may have just started). The same holds whichever way it left: a replica paused by failed reads
+/// that the monitor then finds unreachable, or already restarted and catching up (lagging), comes back on one calm probe
+/// too. A replica that fails again within <see cref="ProbationIntervals"/> intervals of its return is flapping: that
+/// outage needs two calm probes in a row to come back, as a replica that left for its lag does, so it is back within three
+/// intervals of answering. (Probes used to back off for a flapping replica, up to 8 intervals: a standby restarted twice
+/// within its probation then waited that long after answering, and a scope's reads went to the primary meanwhile.) Failed
+/// reads pause reads for <see cref="Backoff"/> (after the n-th consecutive failure <c>interval × 2^(n-1)</c>, capped at 8
+/// × interval: 1, 2, 4, then 8 intervals); a healthy probe ends the pause, so a healthy replica is back after the next
+/// monitor round whatever its pause. The half-open trial holds its claim for one interval: if its caller never reports,
+/// another caller may try then.
 /// </para>
 /// <para>
 /// Thread-safe. <see cref="IsInRotation"/> and <see cref="TryAcquire"/> are two volatile reads in steady state;
@@ -88,7 +92,7 @@ internal sealed partial class ReplicaAvailability
 
     /// <summary>
     /// How long, in intervals, a replica is on probation after it returned to the rotation: failing again within it makes
-    /// the new outage a flapping one (probes back off, two calm probes to return). The longest backoff step.
+    /// the new outage a flapping one (two calm probes to return). The longest backoff step.
     /// </summary>
     public const int ProbationIntervals = 1 << MaxBackoffExponent;
 
@@ -99,7 +103,6 @@ internal sealed partial class ReplicaAvailability
     private long _pausedUntil;               // TimeProvider timestamp; 0 = not paused
     private volatile bool _probeRequested;
     private int _failures;                   // consecutive failed reads and unreachable probes
-    private long _nextProbeAt;               // TimeProvider timestamp; 0 = every round
     private int _calmStreak;
     private bool _everAdmitted;
     private bool _announced;                 // its being in or out has been reported once
@@ -129,7 +132,7 @@ internal sealed partial class ReplicaAvailability
     /// <summary>True while reads are paused after failures (including a half-open trial in progress).</summary>
     public bool IsPaused => Volatile.Read(ref _pausedUntil) != 0;
 
-    /// <summary>A command failed on the replica: the monitor probes it in its next round, whatever the backoff.</summary>
+    /// <summary>A command failed on the replica and no probe has been taken since (the monitor probes every replica every round).</summary>
     public bool ProbeRequested => _probeRequested;
 
     /// <summary>Consecutive failures (failed reads and unreachable probes) since the replica last answered.</summary>
@@ -204,23 +207,8 @@ internal sealed partial class ReplicaAvailability
         }
     }
 
-    /// <summary>
-    /// For the monitor, at the start of a round: true when this replica should be probed now (<paramref name="force"/>,
-    /// a failed read asked for it, or its backoff is over). Taking the probe clears the request.
-    /// </summary>
-    public bool TryStartProbe(bool force)
-    {
-        lock (_gate)
-        {
-            if (!force && !_probeRequested && _timeProvider.GetTimestamp() < _nextProbeAt)
-            {
-                return false;
-            }
-
-            _probeRequested = false;
-            return true;
-        }
-    }
+    /// <summary>For the monitor, as it probes the replica (every round): taking the probe clears a failed read's request.</summary>
+    public void StartProbe() => _probeRequested = false;
 
     /// <summary>The monitor's verdict from one probe. <see cref="ReplicaHealth.Problem"/> null means healthy.</summary>
     /// <param name="health">What the probe measured.</param>
@@ -234,11 +222,11 @@ internal sealed partial class ReplicaAvailability
             {
                 _answersAsPrimary = false;
                 BeginOutage();
-                ScheduleNextProbe(reachable: false);
+                Volatile.Write(ref _failures, _failures + 1);
                 return OnBadProbe(unreachable: true);
             }
 
-            ScheduleNextProbe(reachable: true);
+            Volatile.Write(ref _failures, 0); // it answers; a pause after failed reads stays until it is re-admitted
             if (!health.InRecovery)
             {
                 return OnPrimaryProbe();
@@ -252,23 +240,6 @@ internal sealed partial class ReplicaAvailability
     /// <summary>Calm: lag at most half the budget, and bytes too when a byte budget is set.</summary>
     public static bool IsCalm(ReplicaHealth health, TimeSpan maxLag, long? maxLagBytes)
         => health.Problem is null && health.Lag <= maxLag / 2 && (maxLagBytes is not { } maxBytes || health.LagBytes <= maxBytes / 2);
-
-    private void ScheduleNextProbe(bool reachable)
-    {
-        if (reachable)
-        {
-            // The server answers: probe it every round again. A pause after failed reads stays until it is re-admitted.
-            Volatile.Write(ref _failures, 0);
-            _nextProbeAt = 0;
-            return;
-        }
-
-        var failures = _failures + 1;
-        Volatile.Write(ref _failures, failures);
-
-        // Not flapping: probed every round, so that it is back within two intervals of answering again. Flapping: the backoff.
-        _nextProbeAt = _flapping ? _timeProvider.GetTimestamp() + ToTicks(Backoff(failures)) : 0;
-    }
 
     private AvailabilityChange OnBadProbe(bool unreachable)
     {

@@ -146,7 +146,6 @@ public sealed partial class ReplicaAvailabilityTests
         Probe(Calm());
         for (var probe = 1; probe <= 12; probe++)
         {
-            Assert.That(_replica.TryStartProbe(force: false), Is.True, $"probe {probe}");
             Probe(Unreachable());
             Assert.That(_replica.ConsecutiveFailures, Is.EqualTo(probe));
             _time.Advance(Interval);
@@ -155,21 +154,34 @@ public sealed partial class ReplicaAvailabilityTests
         Assert.That(_replica.IsFlapping, Is.False);
     }
 
-    [Test]
-    public void A_replica_that_fails_again_within_probation_of_its_return_is_probed_on_the_backoff()
+    /// <summary>
+    /// A flapping replica (down again within probation of its return) is probed every round too, and back within three turns
+    /// of answering (two calm probes), however long it was down: its probes used to back off up to 8 intervals, so a
+    /// standby restarted twice within its probation waited that long after it answered (the history matrix's restart cells).
+    /// </summary>
+    [TestCase(1)]
+    [TestCase(6)]
+    [TestCase(40)]
+    public void A_flapping_replica_is_probed_every_round_and_back_within_three_turns_of_answering(int turnsDown)
     {
         MakeFlapping();
-
-        var waits = new List<double>();
-        for (var probe = 1; probe <= 6; probe++)
+        for (var turn = 0; turn < turnsDown; turn++)
         {
-            Assert.That(_replica.TryStartProbe(force: false), Is.True);
+            _replica.StartProbe();
             Probe(Unreachable());
-            waits.Add(ProbeWait().TotalSeconds);
+            _time.Advance(Interval);
         }
 
         Assert.That(_replica.IsFlapping, Is.True);
-        Assert.That(waits, Is.EqualTo(new[] { 1.0, 2, 4, 8, 8, 8 }));
+        var turns = 0;
+        while (!_replica.IsInRotation)
+        {
+            turns++;
+            _replica.StartProbe();
+            Probe(Calm());
+            _time.Advance(Interval);
+            Assert.That(turns, Is.LessThanOrEqualTo(2), "two calm probes, one a turn");
+        }
     }
 
     [Test]
@@ -210,10 +222,8 @@ public sealed partial class ReplicaAvailabilityTests
         var turns = 0;
         for (var turn = 0; turn < turnsDown; turn++)
         {
-            if (_replica.TryStartProbe(force: false))
-            {
-                Probe(Unreachable());
-            }
+            _replica.StartProbe();
+            Probe(Unreachable());
 
             _time.Advance(Interval);
         }
@@ -221,10 +231,8 @@ public sealed partial class ReplicaAvailabilityTests
         while (!_replica.IsInRotation)
         {
             turns++;
-            if (_replica.TryStartProbe(force: false))
-            {
-                Probe(Calm());
-            }
+            _replica.StartProbe();
+            Probe(Calm());
 
             _time.Advance(Interval);
             Assert.That(turns, Is.LessThanOrEqualTo(2), "back within two turns of answering");
@@ -272,20 +280,16 @@ public sealed partial class ReplicaAvailabilityTests
         _replica.ReportFailure();
         for (var turn = 0; turn < turnsDown; turn++)
         {
-            if (_replica.TryStartProbe(force: false))
-            {
-                Probe(Unreachable());
-            }
+            _replica.StartProbe();
+            Probe(Unreachable());
 
             _time.Advance(Interval);
         }
 
         for (var turn = 0; turn < 3; turn++)
         {
-            if (_replica.TryStartProbe(force: false))
-            {
-                Probe(Lagging()); // answers, replaying what it missed
-            }
+            _replica.StartProbe();
+            Probe(Lagging()); // answers, replaying what it missed
 
             _time.Advance(Interval);
         }
@@ -294,10 +298,8 @@ public sealed partial class ReplicaAvailabilityTests
         while (!_replica.IsInRotation)
         {
             turns++;
-            if (_replica.TryStartProbe(force: false))
-            {
-                Probe(Calm());
-            }
+            _replica.StartProbe();
+            Probe(Calm());
 
             _time.Advance(Interval);
             Assert.That(turns, Is.LessThanOrEqualTo(2), "back within two turns of having replayed");
@@ -334,7 +336,6 @@ public sealed partial class ReplicaAvailabilityTests
         Probe(Unreachable());
 
         Assert.That(_replica.IsFlapping, Is.False);
-        Assert.That(_replica.TryStartProbe(force: false), Is.True, "probed every round");
         Assert.That(Probe(Calm()), Is.EqualTo(AvailabilityChange.Rejoined), "one calm probe");
     }
 
@@ -349,7 +350,7 @@ public sealed partial class ReplicaAvailabilityTests
     }
 
     [Test]
-    public void A_replica_that_answers_is_probed_every_round_again()
+    public void A_replica_that_answers_starts_counting_failures_again()
     {
         MakeFlapping();
         for (var probe = 0; probe < 3; probe++)
@@ -360,46 +361,32 @@ public sealed partial class ReplicaAvailabilityTests
         Probe(Lagging()); // reachable, even if not usable
 
         Assert.That(_replica.ConsecutiveFailures, Is.Zero);
-        Assert.That(_replica.TryStartProbe(force: false), Is.True);
     }
 
     [Test]
-    public void A_probe_requested_after_a_failed_read_is_due_at_once()
+    public void A_failed_read_asks_for_a_probe_and_taking_it_clears_the_request()
     {
-        MakeFlapping();
-        Probe(Unreachable()); // flapping: next probe one interval away
-        Assert.That(_replica.TryStartProbe(force: false), Is.False);
+        Probe(Calm());
 
-        _replica.ReportFailure(); // a read that was already running fails
-
+        _replica.ReportFailure();
         Assert.That(_replica.ProbeRequested, Is.True);
-        Assert.That(_replica.TryStartProbe(force: false), Is.True, "due at once");
-        Assert.That(_replica.ProbeRequested, Is.False, "taking the probe clears the request");
-        Assert.That(_replica.TryStartProbe(force: false), Is.False, "back on the backoff");
+
+        _replica.StartProbe();
+        Assert.That(_replica.ProbeRequested, Is.False);
     }
 
     [Test]
-    public void Failed_reads_and_unreachable_probes_count_toward_one_backoff()
+    public void Failed_reads_and_unreachable_probes_count_toward_one_read_pause_backoff()
     {
         MakeFlapping();
         _replica.ReportFailure();
-        Assert.That(_replica.TryStartProbe(force: false), Is.True, "the monitor takes the requested probe");
-
         Probe(Unreachable());
-
         Assert.That(_replica.ConsecutiveFailures, Is.EqualTo(2));
-        Assert.That(ProbeWait(), Is.EqualTo(Interval * 2));
-    }
+        Probe(Calm());
+        Probe(Calm()); // back in rotation (flapping: two calm probes)
 
-    [Test]
-    public void A_forced_probe_ignores_the_backoff()
-    {
-        MakeFlapping();
-        Probe(Unreachable());
-        Probe(Unreachable());
-
-        Assert.That(_replica.TryStartProbe(force: false), Is.False);
-        Assert.That(_replica.TryStartProbe(force: true), Is.True);
+        _replica.ReportFailure();
+        Assert.That(PauseLength(), Is.EqualTo(Interval), "a healthy probe between them starts the count again");
     }
 
     /// <summary>In rotation, out unreachable, back on one calm probe just now: a failure within probation makes the next outage a flapping one.</summary>
@@ -412,9 +399,6 @@ public sealed partial class ReplicaAvailabilityTests
 
     /// <summary>Advances the clock to the end of the pause (claiming the half-open trial), checking it is not over a tick earlier.</summary>
     private TimeSpan PauseLength() => AdvanceUntil(_replica.TryAcquire);
-
-    /// <summary>Advances the clock until the next probe is due, checking it is not due a tick earlier.</summary>
-    private TimeSpan ProbeWait() => AdvanceUntil(() => _replica.TryStartProbe(force: false));
 
     /// <summary>Every wait is a whole number of intervals: step one at a time, and check one tick before each step too.</summary>
     private TimeSpan AdvanceUntil(Func<bool> ready)

@@ -32,7 +32,7 @@ public sealed partial class ReplicaAvailabilityTests
         {
             Assert.That(_replica.IsInRotation, Is.False);
             Assert.That(_replica.TryAcquire(), Is.False);
-            Assert.That(_replica.TryStartProbe(force: false), Is.True);
+            Assert.That(_replica.IsAdmittedByMonitor, Is.False);
         });
     }
 
@@ -120,7 +120,6 @@ public sealed partial class ReplicaAvailabilityTests
         {
             Assert.That(_replica.IsInRotation, Is.False, "the primary takes no standby reads");
             Assert.That(_replica.AnswersAsPrimary, Is.True);
-            Assert.That(_replica.TryStartProbe(force: false), Is.True, "probed every round: it answers");
         });
     }
 
