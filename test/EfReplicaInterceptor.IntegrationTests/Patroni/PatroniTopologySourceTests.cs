@@ -343,6 +343,10 @@ public sealed class PatroniTopologySourceTests
             Primary = TestCluster.WithPool(_patroni.MultiHostConnectionString, TestCluster.DefaultMaxPoolSize),
             HealthCheckInterval = Interval,
         };
+        // As docs/operations-and-ha.md advises: the read deadline covers a switchover, so that a read-back whose write the
+        // departing leader took waits for the new one (the default, interval + probe timeout, did not on a loaded machine:
+        // one read-back failed typed 5.7 s into a run while three other builds shared the two cores).
+        options.Failover.ReadDeadline = TimeSpan.FromSeconds(10);
         options.Topology.Patroni.Endpoints = [.. endpoints];
         var cluster = EfReplicaCluster.Create(options, _loggerFactory, TestCluster.MapTypes);
         await cluster.RefreshHealthAsync();
