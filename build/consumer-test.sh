@@ -39,8 +39,10 @@ results=$(mktemp -d "${TMPDIR:-/tmp}/efreplica-consumer-results.XXXXXX")
 trap 'rm -rf "$pack_log" "$results"' EXIT
 
 echo "consumer-test.sh: packing into $packages" >&2
+phase=$SECONDS
 bash build/pack.sh "$packages" >"$pack_log" 2>&1 || { cat "$pack_log" >&2; give_up "packing failed."; }
 grep '^pack.sh: ' "$pack_log" >&2
+echo "consumer-test.sh: packed in $((SECONDS - phase)) s" >&2
 version=$(sed -n 's/^pack.sh: version \([^ ]*\) in .*/\1/p' "$pack_log")
 [[ -n "$version" ]] || give_up "build/pack.sh did not say which version it packed."
 
@@ -114,12 +116,16 @@ CS
 
 status=0
 echo "consumer-test.sh: building QuickstartWeb (the README quickstart) against EfReplicaInterceptor $version" >&2
+phase=$SECONDS
 dotnet build "$consumer/QuickstartWeb/QuickstartWeb.csproj" -c Release -p:EfReplicaVersion="$version" -v:q -nologo \
   || give_up "the quickstart web application did not build against the packages."
+echo "consumer-test.sh: restored and built the quickstart in $((SECONDS - phase)) s" >&2
 
 echo "consumer-test.sh: running PackageTests against EfReplicaInterceptor.Testing $version" >&2
+phase=$SECONDS
 dotnet test "$consumer/PackageTests/PackageTests.csproj" -c Release -p:EfReplicaVersion="$version" \
   --logger "console;verbosity=normal" --logger trx --results-directory "$results" || status=$?
+echo "consumer-test.sh: restored, built and ran the tests in $((SECONDS - phase)) s" >&2
 
 # What was restored is what was packed: each package in the consumer's NuGet folder came from the packed folder.
 for id in "${ids[@]}"; do
