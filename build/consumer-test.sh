@@ -17,7 +17,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
-export NUGET_PACKAGES=${EFREPLICA_CONSUMER_NUGET_PACKAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/efreplica/consumer-nuget}
+export NUGET_PACKAGES=${EFREPLICA_CONSUMER_NUGET_PACKAGES:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/efreplica/consumer-nuget}
 mkdir -p "$NUGET_PACKAGES"
 
 consumer=test/consumer
