@@ -17,8 +17,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
-export NUGET_PACKAGES=${EFREPLICA_CONSUMER_NUGET_PACKAGES:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/efreplica/consumer-nuget}
-mkdir -p "$NUGET_PACKAGES"
+# The consumer's own NuGet folder; exported only after packing, so the pack restores and builds the solution as every
+# other build here does (a different folder would mean a second restore of the solution and a full rebuild).
+consumer_nuget=${EFREPLICA_CONSUMER_NUGET_PACKAGES:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/efreplica/consumer-nuget}
+mkdir -p "$consumer_nuget"
 
 consumer=test/consumer
 packages=$root/artifacts/consumer/packages
@@ -45,6 +47,8 @@ grep '^pack.sh: ' "$pack_log" >&2
 echo "consumer-test.sh: packed in $((SECONDS - phase)) s" >&2
 version=$(sed -n 's/^pack.sh: version \([^ ]*\) in .*/\1/p' "$pack_log")
 [[ -n "$version" ]] || give_up "build/pack.sh did not say which version it packed."
+
+export NUGET_PACKAGES=$consumer_nuget
 
 # Never a stale copy: drop our packages from the consumer's NuGet folder and the consumer's own restore and build output.
 for id in "${ids[@]}"; do
