@@ -22,5 +22,5 @@ if [[ "${1:-}" == "--web" ]]; then
   project=src/EfReplicaInterceptor.AspNetCore.Sample
 fi
 
-# SourceLink only matters for packages; it fails the build when the clone's origin is a local path.
+# SourceLink only matters for packages (build/pack.sh); off here to save the git queries.
 exec dotnet run -c Release -p:EnableSourceLink=false --project "$project" -- "$@"

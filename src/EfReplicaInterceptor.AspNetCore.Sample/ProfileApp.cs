@@ -1,5 +1,5 @@
 using System.Text.Json.Serialization;
-using EfReplicaInterceptor.TestSupport;
+using EfReplicaInterceptor.Samples.Shop;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.AspNetCore.Sample;

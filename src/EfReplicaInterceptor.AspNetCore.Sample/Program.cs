@@ -1,6 +1,6 @@
 using EfReplicaInterceptor.AspNetCore.Sample;
 using EfReplicaInterceptor.Testing;
-using EfReplicaInterceptor.TestSupport;
+using EfReplicaInterceptor.Samples.Shop;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
-using EfReplicaInterceptor.TestSupport;
+using EfReplicaInterceptor.Samples.Shop;
 using Microsoft.EntityFrameworkCore;
 
 namespace EfReplicaInterceptor.AspNetCore.Sample;

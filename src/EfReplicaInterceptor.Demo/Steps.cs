@@ -1,4 +1,4 @@
-using EfReplicaInterceptor.TestSupport;
+using EfReplicaInterceptor.Samples.Shop;
 
 namespace EfReplicaInterceptor.Demo;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using EfReplicaInterceptor.Testing;
-using EfReplicaInterceptor.TestSupport;
+using EfReplicaInterceptor.Samples.Shop;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;

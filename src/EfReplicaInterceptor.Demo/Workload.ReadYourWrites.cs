@@ -1,4 +1,4 @@
-using EfReplicaInterceptor.TestSupport;
+using EfReplicaInterceptor.Samples.Shop;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 

@@ -1,6 +1,6 @@
-namespace EfReplicaInterceptor.TestSupport;
+namespace EfReplicaInterceptor.Samples.Shop;
 
-/// <summary>A PostgreSQL enum (<c>mood</c>), mapped on the primary's and the replicas' data sources alike (<see cref="TestCluster.MapTypes"/>).</summary>
+/// <summary>A PostgreSQL enum (<c>mood</c>), mapped on the primary's and the replicas' data sources alike (<c>MapEnum&lt;Mood&gt;("mood")</c>).</summary>
 public enum Mood
 {
     Happy,

@@ -1,6 +1,6 @@
 using EfReplicaInterceptor.Testing;
 
-namespace EfReplicaInterceptor.TestSupport;
+namespace EfReplicaInterceptor.Samples.Shop;
 
 /// <summary>Server sets with the shop schema (<see cref="ShopDbContext.Schema"/>).</summary>
 public static class ShopServers

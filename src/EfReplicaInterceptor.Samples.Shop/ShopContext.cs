@@ -1,6 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 
-namespace EfReplicaInterceptor.TestSupport;
+namespace EfReplicaInterceptor.Samples.Shop;
 
 /// <summary>
 /// The one model of the integration tests, the demo and the benchmarks: <see cref="Schema"/> creates its tables and
