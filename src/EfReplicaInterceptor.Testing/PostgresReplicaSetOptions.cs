@@ -22,6 +22,15 @@ public sealed class PostgresReplicaSetOptions
     public string DatabaseName { get; init; } = DefaultDatabaseName;
 
     /// <summary>
+    /// Which database cluster the set's primary is a copy of. Sets started with the same value share one system identifier,
+    /// as copies of one cluster do; sets with different values have different ones, as separate database clusters do (an
+    /// application with two named clusters whose consistency token must tell them apart). Each value's data directory
+    /// template is built once per machine (an <c>initdb</c>) and copied after that. Default 0; at least 0. Ignored for
+    /// external servers and containers.
+    /// </summary>
+    public int SystemIdentifierVariant { get; init; }
+
+    /// <summary>
     /// <c>max_connections</c> of every server (a hot standby needs at least the primary's value, so
     /// all servers get the same). Default 200; at least 10.
     /// </summary>
@@ -69,6 +78,13 @@ public sealed class PostgresReplicaSetOptions
                 nameof(DatabaseName));
         }
 
+        if (SystemIdentifierVariant < 0)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(SystemIdentifierVariant),
+                $"{nameof(PostgresReplicaSetOptions)}.{nameof(SystemIdentifierVariant)} must be at least 0.");
+        }
+
         if (MaxConnections < 10)
         {
             throw new ArgumentOutOfRangeException(
@@ -102,6 +118,7 @@ public sealed class PostgresReplicaSetOptions
             ContainerImage = string.IsNullOrWhiteSpace(image) ? PostgresReplicaSet.DefaultContainerImage : image.Trim(),
             DatabaseName = DatabaseName,
             MaxConnections = MaxConnections,
+            SystemIdentifierVariant = SystemIdentifierVariant,
             OperationTimeout = OperationTimeout,
             ReplayTimeout = ReplayTimeout,
         };

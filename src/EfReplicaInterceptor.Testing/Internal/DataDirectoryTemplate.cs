@@ -27,7 +27,7 @@ internal static class DataDirectoryTemplate
     /// <summary>Returns the template's path, building it once per machine (and caching it per process).</summary>
     public static async Task<string> GetAsync(PgTools tools, PostgresReplicaSetOptions options, CancellationToken cancellationToken)
     {
-        var path = Path.Combine(HarnessDirectories.Root, HarnessDirectories.TemplatePrefix + Key(tools, options.DatabaseName));
+        var path = Path.Combine(HarnessDirectories.Root, HarnessDirectories.TemplatePrefix + Key(tools, options.DatabaseName, options.SystemIdentifierVariant));
         var build = Templates.GetOrAdd(path, _ => new Lazy<Task<string>>(() => BuildAsync(path, tools, options)));
         try
         {
@@ -51,12 +51,17 @@ internal static class DataDirectoryTemplate
         }
     }
 
-    private static string Key(PgTools tools, string database)
+    private static string Key(PgTools tools, string database, int variant)
     {
         var postgres = new FileInfo(tools.PathOf("postgres"));
         var material = string.Create(
             CultureInfo.InvariantCulture,
             $"{FormatVersion}|{tools.BinDirectory}|{postgres.Length}|{postgres.LastWriteTimeUtc.Ticks}|{tools.OwnerName}|{database}");
+        if (variant != 0)
+        {
+            material += string.Create(CultureInfo.InvariantCulture, $"|variant {variant}"); // variant 0 keeps the name templates already have
+        }
+
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(material)))[..12];
     }
 

@@ -184,9 +184,9 @@ internal sealed class ReadYourWrites
             return true;
         }
 
-        if (!ConsistencyToken.TryParse(token, out var tokenSystem, out var tokenLsn))
+        if (!ConsistencyToken.TryParse(token, out var parts))
         {
-            return RejectToken("it is not a consistency token (expected 'efr1.' and 22 base64url characters)");
+            return RejectToken("it is not a consistency token (expected 'efr1.' or 'efr2.' and base64url characters)");
         }
 
         var clusterSystem = _primaryPosition.SystemIdentifier;
@@ -195,11 +195,18 @@ internal sealed class ReadYourWrites
             (_, clusterSystem) = await CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
         }
 
-        if (tokenSystem != clusterSystem)
+        var own = Array.FindIndex(parts, part => part.SystemIdentifier == clusterSystem);
+        if (own < 0)
         {
-            return RejectToken($"it was issued by another database cluster (system identifier {tokenSystem}, this cluster is {clusterSystem})");
+            // A token for other clusters of this application (a request that used only those) asks nothing of this one.
+            return Array.Exists(parts, part => KnownSystems.Contains(part.SystemIdentifier))
+                ? true
+                : RejectToken(parts.Length == 1
+                    ? $"it was issued by another database cluster (system identifier {parts[0].SystemIdentifier}, this cluster is {clusterSystem})"
+                    : $"it was issued by other database clusters (none is this cluster, {clusterSystem}, or another this process reached)");
         }
 
+        var (tokenSystem, tokenLsn) = parts[own];
         if (_primaryPosition.Latest is { } latest && tokenLsn <= latest.Lsn)
         {
             state!.Require(tokenLsn, tokenSystem);
@@ -214,6 +221,7 @@ internal sealed class ReadYourWrites
 
         bool RejectToken(string why)
         {
+            state!.TokenRejected = true;
             if ((state!.InvalidTokenHandling ?? _invalidTokenHandling) == InvalidTokenHandling.Throw)
             {
                 throw new EfReplicaConsistencyTokenException(_cluster, why);
@@ -317,6 +325,6 @@ internal sealed class ReadYourWrites
         var now = _timeProvider.GetTimestamp();
         var incarnation = replica?.Incarnation ?? 0;
         lease?.History.Served(this, replica, incarnation, now);
-        EfReplicaScope.CurrentConsistency?.State.History.Served(this, replica, incarnation, now);
+        EfReplicaScope.CurrentConsistency?.StateFor(this).History.Served(this, replica, incarnation, now);
     }
 }

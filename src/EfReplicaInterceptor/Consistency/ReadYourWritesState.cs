@@ -194,6 +194,9 @@ internal sealed class ReadYourWritesState
         }
     }
 
+    /// <summary>The restored token was rejected here (malformed, or naming no cluster this process knows): it is not passed on.</summary>
+    public bool TokenRejected { get; set; }
+
     /// <summary>Takes the restored token for checking; later callers see none.</summary>
     public string? TakeRestoredToken()
     {
@@ -262,6 +265,7 @@ internal sealed class ReadYourWritesState
             _lastWriteTimestamp = 0;
             _writer = null;
             _restoredToken = null;
+            TokenRejected = false;
             _capturedLsn = 0;
             _unverifiedSince = 0;
         }

@@ -93,7 +93,7 @@ internal sealed class CommandRouter
                 // EF runs it on the primary (a read in a transaction, on a pinned session, a locking read): the scopes saw the
                 // primary's data, which a later read elsewhere must not go behind. A write's own result is read-your-writes'.
                 lease?.Writes.History.RanOnPrimary(_readYourWrites);
-                EfReplicaScope.CurrentConsistency?.State.History.RanOnPrimary(_readYourWrites);
+                EfReplicaScope.CurrentConsistency?.StateFor(_readYourWrites).History.RanOnPrimary(_readYourWrites);
             }
 
             _telemetry.Report(eventData, decision.Target, decision.Reason, decision.Replica);
@@ -122,7 +122,7 @@ internal sealed class CommandRouter
         // alike); an ambient TransactionScope shows only in Transaction.Current. context.Database is not touched: its
         // first use resolves the database facade's dependencies, about 0.9 KB per context.
         var inTransaction = command.Transaction is not null || System.Transactions.Transaction.Current is not null;
-        var ambient = EfReplicaScope.CurrentConsistency?.State;
+        var ambient = EfReplicaScope.CurrentConsistency?.StateFor(_readYourWrites);
         var statementInfo = RoutingReasonTable.Of(statement);
         if (statementInfo.MarksWrite)
         {

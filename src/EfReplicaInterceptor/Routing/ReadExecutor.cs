@@ -247,7 +247,7 @@ internal sealed partial class ReadExecutor
         {
             // The standby refused a write the classifier took for a read: it belongs on the primary, and so does the rest
             // of this lease's work. The replica itself is fine.
-            var ambient = EfReplicaScope.CurrentConsistency?.State;
+            var ambient = EfReplicaScope.CurrentConsistency?.StateFor(_readYourWrites);
             var now = _timeProvider.GetTimestamp();
             if (lease is not null)
             {

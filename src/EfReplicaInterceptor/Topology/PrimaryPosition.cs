@@ -34,9 +34,9 @@ internal sealed class PrimaryPosition
             _newestSent = new Bound(sentAt, lsn); // a lost race keeps an older bound: still a bound
         }
 
-        if (systemIdentifier != 0)
+        if (systemIdentifier != 0 && Interlocked.Exchange(ref _systemIdentifier, (long)systemIdentifier) != (long)systemIdentifier)
         {
-            Interlocked.Exchange(ref _systemIdentifier, (long)systemIdentifier);
+            KnownSystems.Add(systemIdentifier);
         }
 
         var current = _latest;
