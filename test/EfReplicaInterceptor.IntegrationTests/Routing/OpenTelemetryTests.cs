@@ -115,6 +115,31 @@ public sealed class OpenTelemetryTests : RoutingTestBase
         }));
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task The_server_of_a_multi_host_primary_is_the_host_the_connection_reached(bool async)
+    {
+        // The standby is listed first: Npgsql tries it, finds it is not a primary, and connects to the primary.
+        var primary = new NpgsqlConnectionStringBuilder(TestCluster.WithPool(Servers.Primary.ConnectionString, TestCluster.DefaultMaxPoolSize))
+        {
+            Host = $"{Label(Servers.Standby)},{Label(Servers.Primary)}",
+            TargetSessionAttributes = "primary",
+        }.ConnectionString;
+        await using (var cluster = await TestCluster.CreateAsync(Servers, options => options.Primary = primary, withReplicas: false))
+        await using (var context = cluster.NewContext())
+        {
+            AssertOnPrimary(await WhereAmI(context, async)); // run by the library on a connection from the primary's data source
+            await context.Database.OpenConnectionAsync();
+            AssertOnPrimary(await context.WhereAmI().UsePrimaryQuery(async)); // run by EF on its own connection, held open
+        }
+
+        _tracer!.ForceFlush();
+        var routes = _spans.Where(span => span.OperationName == EfReplicaDiagnostics.RouteActivityName).ToList();
+        Assert.That(routes.Select(span => (span.GetTagItem(EfReplicaDiagnostics.ReasonTag), span.GetTagItem(EfReplicaDiagnostics.ServerTag))),
+            Is.EqualTo(new[] { ((object)"no-replica", (object)Label(Servers.Primary)), ("tagged-primary", Label(Servers.Primary)) }),
+            "not the list of hosts: the one the connection reached");
+    }
+
     [Test]
     public async Task A_read_that_fails_everywhere_is_a_span_with_an_error_status()
     {
