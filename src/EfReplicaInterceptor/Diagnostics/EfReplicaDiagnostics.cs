@@ -4,15 +4,29 @@ using System.Diagnostics.Metrics;
 namespace EfReplicaInterceptor.Diagnostics;
 
 /// <summary>
-/// The names EfReplicaInterceptor reports under: one <see cref="Meter"/> named after the package, OpenTelemetry-style
-/// instrument and tag names. Subscribe with <c>meterProviderBuilder.AddMeter(EfReplicaDiagnostics.MeterName)</c>.
+/// The names EfReplicaInterceptor reports under: one <see cref="Meter"/> and one <see cref="ActivitySource"/> named after
+/// the package, OpenTelemetry-style instrument, span and tag names. With OpenTelemetry, subscribe with
+/// <c>tracerProviderBuilder.AddSource(EfReplicaDiagnostics.ActivitySourceName)</c> and
+/// <c>meterProviderBuilder.AddMeter(EfReplicaDiagnostics.MeterName)</c> (docs/telemetry.md lists every name).
 /// </summary>
 public static class EfReplicaDiagnostics
 {
     /// <summary>The name of the library's <see cref="Meter"/>: <c>EfReplicaInterceptor</c>.</summary>
     public const string MeterName = "EfReplicaInterceptor";
 
-    /// <summary>Counter of routed commands, tagged with target, reason, cluster and shadow mode. Unit <c>{command}</c>.</summary>
+    /// <summary>The name of the library's <see cref="ActivitySource"/>: <c>EfReplicaInterceptor</c>.</summary>
+    public const string ActivitySourceName = "EfReplicaInterceptor";
+
+    /// <summary>
+    /// The span of one routed command (<c>efreplica.route</c>, kind internal): from the decision to the moment the command is
+    /// handed to the server that runs it; for a read the library runs itself, until its reader is returned to EF (retries and
+    /// waits included). Tagged with <see cref="TargetTag"/>, <see cref="ReasonTag"/>, <see cref="ServerTag"/>,
+    /// <see cref="ClusterTag"/> and, when a replica was chosen, <see cref="ReplicaTag"/>. Created only while a listener
+    /// samples the <see cref="ActivitySourceName"/> source.
+    /// </summary>
+    public const string RouteActivityName = "efreplica.route";
+
+    /// <summary>Counter of routed commands, tagged with target, reason, server, cluster and shadow mode. Unit <c>{command}</c>.</summary>
     public const string CommandsCounterName = "efreplica.commands";
 
     /// <summary>
@@ -51,6 +65,12 @@ public static class EfReplicaDiagnostics
 
     /// <summary>Tag: the cluster's name (never a connection string).</summary>
     public const string ClusterTag = "efreplica.cluster";
+
+    /// <summary>
+    /// Tag: the server that ran the command, as <c>host:port</c> (the address of the connection, never a connection string
+    /// or a user name).
+    /// </summary>
+    public const string ServerTag = "efreplica.server";
 
     /// <summary>Tag: the replica's configured name, when a replica was chosen.</summary>
     public const string ReplicaTag = "efreplica.replica";

@@ -28,7 +28,7 @@ internal sealed class EfReplicaMetrics : IDisposable
         _replayChecks = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplayChecksCounterName, "{query}", "Round trips to a replica to check its replayed WAL position for a read after a write.");
     }
 
-    public void CommandRouted(string cluster, RoutingTarget target, RoutingReason reason, bool shadow)
+    public void CommandRouted(string cluster, RoutingTarget target, RoutingReason reason, bool shadow, ServerAddress server)
     {
         if (_commands.Enabled)
         {
@@ -37,6 +37,7 @@ internal sealed class EfReplicaMetrics : IDisposable
                 { EfReplicaDiagnostics.ClusterTag, cluster },
                 { EfReplicaDiagnostics.TargetTag, RoutingReasons.GetName(target) },
                 { EfReplicaDiagnostics.ReasonTag, RoutingReasons.GetName(reason) },
+                { EfReplicaDiagnostics.ServerTag, server.Label() },
                 { EfReplicaDiagnostics.ShadowTag, shadow ? True : False },
             };
             _commands.Add(1, tags);

@@ -1,6 +1,7 @@
 using System.Data;
 using System.Data.Common;
 using EfReplicaInterceptor.Consistency;
+using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Topology;
 using Microsoft.EntityFrameworkCore.Diagnostics;
@@ -76,38 +77,54 @@ internal sealed class CommandRouter
             return result; // another interceptor already answered
         }
 
-        var decision = Decide(command, eventData.CommandSource, lease);
-        if (decision.NeedsReadYourWrites)
+        // The command's efreplica.route span: null, and nothing allocated, while no listener samples the library's source.
+        // One method, not a wrapper: a second async method would box a second state machine whenever the read awaits.
+        var activity = RouteActivity.Start();
+        try
         {
-            decision = await ResolveAsync(decision, async, cancellationToken).ConfigureAwait(false);
-        }
-
-        // A read for the primary runs on EF's connection when the application holds it open (Database.OpenConnection()):
-        // that session is the application's, and a second primary connection for the same unit of work is not needed.
-        if (_telemetry.IsShadowMode
-            || !RoutingReasonTable.Of(decision.Reason).RunsAsRead
-            || (decision.Replica is null && command.Connection is { State: ConnectionState.Open }))
-        {
-            if (_scopes is not null && !RoutingReasonTable.Of(decision.Reason).MarksWrite)
+            var decision = Decide(command, eventData.CommandSource, lease);
+            if (decision.NeedsReadYourWrites)
             {
-                // EF runs it on the primary (a read in a transaction, on a pinned session, a locking read): the scopes saw the
-                // primary's data, which a later read elsewhere must not go behind. A write's own result is read-your-writes'.
-                lease?.Writes.History.RanOnPrimary(_readYourWrites);
-                EfReplicaScope.CurrentConsistency?.StateFor(_readYourWrites).History.RanOnPrimary(_readYourWrites);
+                decision = await ResolveAsync(decision, async, cancellationToken).ConfigureAwait(false);
             }
 
-            _telemetry.Report(eventData, decision.Target, decision.Reason, decision.Replica);
-            if (command.Connection is { State: ConnectionState.Closed } deferred)
+            // A read for the primary runs on EF's connection when the application holds it open (Database.OpenConnection()):
+            // that session is the application's, and a second primary connection for the same unit of work is not needed.
+            if (_telemetry.IsShadowMode
+                || !RoutingReasonTable.Of(decision.Reason).RunsAsRead
+                || (decision.Replica is null && command.Connection is { State: ConnectionState.Open }))
             {
-                await OpenDeferredAsync(deferred, lease, async, cancellationToken).ConfigureAwait(false);
+                if (_scopes is not null && !RoutingReasonTable.Of(decision.Reason).MarksWrite)
+                {
+                    // EF runs it on the primary (a read in a transaction, on a pinned session, a locking read): the scopes saw the
+                    // primary's data, which a later read elsewhere must not go behind. A write's own result is read-your-writes'.
+                    lease?.Writes.History.RanOnPrimary(_readYourWrites);
+                    EfReplicaScope.CurrentConsistency?.StateFor(_readYourWrites).History.RanOnPrimary(_readYourWrites);
+                }
+
+                if (command.Connection is { State: ConnectionState.Closed } deferred)
+                {
+                    await OpenDeferredAsync(deferred, lease, async, cancellationToken).ConfigureAwait(false);
+                }
+
+                // Reported once the connection is open, so that the server is the one it reached (a multi-host string has several).
+                _telemetry.Report(eventData, decision.Target, decision.Reason, decision.Replica, ServerAddress.Of(command.Connection));
+
+                EfCommands.Start(command);
+                return result; // EF runs it on its own connection
             }
 
-            EfCommands.Start(command);
-            return result; // EF runs it on its own connection
+            var value = await _reads.ExecuteAsync((NpgsqlCommand)command, eventData, lease, decision, this, operation, async, cancellationToken).ConfigureAwait(false);
+            return InterceptionResult<T>.SuppressWithResult(value);
         }
-
-        var value = await _reads.ExecuteAsync((NpgsqlCommand)command, eventData, lease, decision, this, operation, async, cancellationToken).ConfigureAwait(false);
-        return InterceptionResult<T>.SuppressWithResult(value);
+        catch (Exception exception) when (RouteActivity.Failed(activity, exception))
+        {
+            throw; // never reached: the filter only marks the span
+        }
+        finally
+        {
+            activity?.Dispose();
+        }
     }
 
     /// <summary>

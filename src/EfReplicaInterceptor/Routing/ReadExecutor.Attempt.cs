@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Topology;
 using Microsoft.EntityFrameworkCore.Diagnostics;
@@ -45,6 +46,12 @@ internal sealed partial class ReadExecutor
 
         public ServerErrorKind LastFailure { get; private set; }
 
+        /// <summary>
+        /// The run succeeded on <paramref name="server"/> (reported by the run while its connection is at hand, so that the
+        /// attempt need not keep the address: it is allocated for every read).
+        /// </summary>
+        public void Succeeded(ServerAddress server) => executor.Succeeded(eventData, lease, Target, Reason, server);
+
         /// <summary>Classifies a failure of this run while its connection (if one was opened) can still be looked at.</summary>
         public void Observe(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
             => _observed = FailoverErrors.Classify(exception, phase, onStandby: Target is not null, connection);
@@ -56,9 +63,7 @@ internal sealed partial class ReadExecutor
             _observed = ServerErrorKind.None;
             try
             {
-                var value = await executor.RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
-                executor.Succeeded(eventData, lease, Target, Reason);
-                return value;
+                return await executor.RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception exception) when (!cancellationToken.IsCancellationRequested && _observed is not ServerErrorKind.None and var kind)
             {

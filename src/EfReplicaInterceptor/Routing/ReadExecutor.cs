@@ -157,6 +157,7 @@ internal sealed partial class ReadExecutor
             }
 
             server.Liveness.Answered();
+            attempt.Succeeded(new ServerAddress(connection.Host, connection.Port)); // two field reads; labelled only if telemetry asks
             handedOver = attempt.Operation.ResultOwnsConnection;
             return result;
         }
@@ -196,7 +197,7 @@ internal sealed partial class ReadExecutor
     }
 
     /// <summary>A read the library ran itself succeeded on <paramref name="replica"/> (or the primary when null).</summary>
-    private void Succeeded(CommandEventData eventData, LeaseState? lease, ReplicaEndpoint? replica, RoutingReason reason)
+    private void Succeeded(CommandEventData eventData, LeaseState? lease, ReplicaEndpoint? replica, RoutingReason reason, ServerAddress server)
     {
         _readYourWrites.ReadServed(lease?.Writes, replica); // where the scopes' reads ran, for monotonic reads
         if (replica is not null && replica.ReportSuccess())
@@ -204,7 +205,7 @@ internal sealed partial class ReadExecutor
             Log.ReplicaRejoinedRotation(_topologyLogger, replica.Name, _cluster, "a read succeeded on it again");
         }
 
-        _telemetry.Report(eventData, replica is null ? RoutingTarget.Primary : RoutingTarget.Replica, reason, replica);
+        _telemetry.Report(eventData, replica is null ? RoutingTarget.Primary : RoutingTarget.Replica, reason, replica, server);
     }
 
     private void PrimaryFailed(ServerErrorKind kind, Exception exception, CommandEventData eventData, ReplicaEndpoint? writable)

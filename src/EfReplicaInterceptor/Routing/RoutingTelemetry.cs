@@ -17,11 +17,16 @@ internal sealed class RoutingTelemetry(string cluster, bool shadow, EfReplicaMet
 
     public bool IsShadowMode => shadow;
 
-    public void Report(CommandEventData eventData, RoutingTarget decided, RoutingReason reason, ReplicaEndpoint? replica)
+    /// <summary>
+    /// Reports one command: <paramref name="server"/> is where it runs (the connection's host and port), <paramref name="replica"/>
+    /// the replica chosen, if any. Tags the current activity: the command's <c>efreplica.route</c> span when a listener
+    /// samples it (see <see cref="RouteActivity"/>), else the application's own activity, if any.
+    /// </summary>
+    public void Report(CommandEventData eventData, RoutingTarget decided, RoutingReason reason, ReplicaEndpoint? replica, ServerAddress server)
     {
         var isShadow = shadow && decided == RoutingTarget.Replica;
         var actual = shadow ? RoutingTarget.Primary : decided;
-        metrics.CommandRouted(cluster, actual, reason, isShadow);
+        metrics.CommandRouted(cluster, actual, reason, isShadow, server);
 
         if (_logger.IsEnabled(LogLevel.Debug))
         {
@@ -41,6 +46,7 @@ internal sealed class RoutingTelemetry(string cluster, bool shadow, EfReplicaMet
         {
             activity.SetTag(EfReplicaDiagnostics.TargetTag, RoutingReasons.GetName(actual));
             activity.SetTag(EfReplicaDiagnostics.ReasonTag, RoutingReasons.GetName(reason));
+            activity.SetTag(EfReplicaDiagnostics.ServerTag, server.Label());
             activity.SetTag(EfReplicaDiagnostics.ClusterTag, cluster);
             if (replica is not null)
             {
