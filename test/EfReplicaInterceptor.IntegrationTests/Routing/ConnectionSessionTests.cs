@@ -50,6 +50,9 @@ public sealed class ConnectionSessionTests : RoutingTestBase
         Assert.That(name, Is.EqualTo("pinned-session"));
         AssertLastDecision("primary", "session-pinned");
         await context.Database.CloseConnectionAsync();
+        // The pinned read ran on the primary, so monotonic reads send the next read to a standby only once it has replayed
+        // what the primary had then: wait for that (earlier tests' writes may still be replaying on a loaded machine).
+        await Servers.WaitForReplayAsync(Servers.Standby);
         AssertOnReplica(await WhereAmI(context, async)); // the pin ended with the session; SET is not a write
     }
 
