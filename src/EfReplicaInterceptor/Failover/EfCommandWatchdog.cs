@@ -108,7 +108,7 @@ internal sealed class EfCommandWatchdog(WatchedServer primary)
                 }, twin, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
                 cancellationToken.ThrowIfCancellationRequested();
                 throw new ServerDeadlineException(
-                    $"{primary.Subject} did not accept a connection within the library's deadline (Failover:ReadDeadline), so EF's connection was not opened.");
+                    $"No connection to {primary.Subject} could be had within the library's deadline (Failover:ReadDeadline): the server did not accept one, or none of the pool's became free. EF's connection was not opened.");
             }
         }
 
