@@ -197,6 +197,45 @@ public sealed partial class HungResultTests
 
     [TestCase(false)]
     [TestCase(true)]
+    public async Task A_read_whose_connection_is_lost_before_its_first_row_is_retried_on_another_standby(bool async)
+    {
+        await using var cluster = await Cluster();
+        await Poll.Until(() => cluster.Cluster.Replicas.All(replica => replica.IsAdmitted), TimeSpan.FromSeconds(10));
+        await using var context = cluster.NewContext();
+        _ = await context.WhereAmI().SingleAsync();
+
+        // The server sends the row description at once and the only row seconds later: EF has its reader, no row yet.
+        const int wanted = 19_999_999;
+        var query = context.Database.SqlQueryRaw<int>($"SELECT g AS \"Value\" FROM generate_series(1, 20000000) AS g WHERE g = {wanted}");
+        var reading = Task.Run(async () => async ? await query.ToListAsync() : query.ToList());
+        var mark = $"%g = {wanted}%";
+        var find = $"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '{mark}' AND pid <> pg_backend_pid()";
+        var clock = Stopwatch.StartNew();
+        PostgresServer? running = null;
+        while (running is null && clock.Elapsed < TimeSpan.FromSeconds(10) && !reading.IsCompleted)
+        {
+            foreach (var standby in _servers.Standbys)
+            {
+                if (await standby.ScalarAsync<long>(find) > 0)
+                {
+                    running = standby;
+                }
+            }
+        }
+
+        Assert.That(running, Is.Not.Null, "the query was not seen running on a standby");
+        await running!.ExecuteAsync($"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '{mark}' AND pid <> pg_backend_pid()");
+        var rows = await reading;
+
+        var retried = cluster.Recorder.AllEvents.Where(e => e.EventId == EfReplicaEventId.ReplicaFailedForCommand).ToList();
+        TestContext.Out.WriteLine($"{(async ? "async" : "sync")}: the query's backend on '{running.Name}' was terminated before its row; the read returned {string.Join(", ", rows)}; " +
+                                  $"{retried.Count} ReplicaFailedForCommand event(s): {retried.Select(e => e.Message).FirstOrDefault()}");
+        Assert.That(rows, Is.EqualTo(new[] { wanted }), "the read ran again elsewhere and returned its row");
+        Assert.That(retried, Is.Not.Empty, "the failure on the standby was seen and the read moved on");
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
     public async Task EFs_open_of_a_hung_primary_ends_within_the_deadline_with_the_typed_error(bool async)
     {
         // Npgsql's connect timeout is left at its default (15 s): only the library's deadline can end the open sooner.
