@@ -33,6 +33,9 @@ public static class EfReplicaEventId
     /// <summary>Warning (EfReplicaInterceptor.Routing): "A read of cluster '{Cluster}' failed for command {CommandId}: no server could run it within the read deadline ({ErrorKind})".</summary>
     public const int ReadFailedOver = 1007;
 
+    /// <summary>Warning (EfReplicaInterceptor.Routing): "A read of cluster '{Cluster}' failed on {Server} for command {CommandId} after {Rows} row(s) of its result had been read ({ErrorKind}); not retried": the server hung (the read deadline passed within one call into the result) or the connection was lost while EF was reading the rows; the caller gets an <see cref="EfReplicaFailoverException"/> (not applied) saying how many rows it had.</summary>
+    public const int ReadFailedMidResult = 1008;
+
     /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' left the rotation: {Why}".</summary>
     public const int ReplicaLeftRotation = 2000;
 

@@ -81,6 +81,10 @@ internal static partial class Log
         Message = "A read of cluster '{Cluster}' failed for command {CommandId}: no server could run it within the read deadline ({ErrorKind})")]
     public static partial void ReadFailedOver(ILogger logger, Exception exception, string cluster, Guid commandId, string errorKind);
 
+    [LoggerMessage(EventId = EfReplicaEventId.ReadFailedMidResult, EventName = nameof(EfReplicaEventId.ReadFailedMidResult), Level = LogLevel.Warning,
+        Message = "A read of cluster '{Cluster}' failed on {Server} for command {CommandId} after {Rows} row(s) of its result had been read ({ErrorKind}); not retried")]
+    public static partial void ReadFailedMidResult(ILogger logger, Exception exception, string cluster, string server, Guid commandId, long rows, string errorKind);
+
     [LoggerMessage(EventId = EfReplicaEventId.VolatileFunctionsLearned, EventName = nameof(EfReplicaEventId.VolatileFunctionsLearned), Level = LogLevel.Information,
         Message = "Cluster '{Cluster}' learned {Count} volatile function(s) of the application's schemas; reads calling them go to the primary")]
     public static partial void VolatileFunctionsLearned(ILogger logger, string cluster, int count);

@@ -50,6 +50,85 @@ internal sealed class EfCommandWatchdog(WatchedServer primary)
         _watches.AddOrUpdate(key, watch);
     }
 
+    /// <summary>
+    /// Opens EF's own connection, whose open the library deferred until a command turned out to need the primary, within
+    /// the read deadline (<c>Failover:ReadDeadline</c>) rather than Npgsql's connect timeout (15 s by default), which a hung
+    /// primary (it accepts TCP and answers nothing) would otherwise hold EF for: Npgsql's open cannot be cancelled while it
+    /// negotiates encryption, and EF's connection cannot be abandoned half-open (it could not even be closed). So a twin
+    /// from the same pool (<see cref="ICloneable.Clone"/>) reaches the server first: an idle pooled connection is taken and
+    /// given back at once, with no wait and no timer; a new one is awaited for the deadline, then abandoned (disposed
+    /// whenever Npgsql's own open ends) and the open fails with a <see cref="ServerDeadlineException"/>, EF's connection
+    /// untouched. Otherwise EF's open takes the connection the twin left idle in the pool.
+    /// </summary>
+    public async ValueTask OpenAsync(DbConnection connection, bool async, CancellationToken cancellationToken)
+    {
+        if (connection is NpgsqlConnection npgsql)
+        {
+            await ReachAsync(npgsql, async, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (async)
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            connection.Open();
+        }
+    }
+
+    private async ValueTask ReachAsync(NpgsqlConnection connection, bool async, CancellationToken cancellationToken)
+    {
+        var twin = (NpgsqlConnection)((ICloneable)connection).Clone();
+        var opening = twin.OpenAsync(cancellationToken);
+        if (!opening.IsCompleted)
+        {
+            var deadlines = primary.Deadlines;
+            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                var expiry = Task.Delay(deadlines.Read, deadlines.TimeProvider, stop.Token);
+                if (async)
+                {
+                    await Task.WhenAny(opening, expiry).ConfigureAwait(false);
+                }
+                else
+                {
+                    Task.WaitAny(opening, expiry); // the one way to bound a synchronous open
+                }
+
+                stop.Cancel();
+            }
+
+            if (!opening.IsCompleted)
+            {
+                _ = opening.ContinueWith(static (task, twin) =>
+                {
+                    _ = task.Exception;
+                    ((NpgsqlConnection)twin!).Dispose();
+                }, twin, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                cancellationToken.ThrowIfCancellationRequested();
+                throw new ServerDeadlineException(
+                    $"No connection to {primary.Subject} could be had within the library's deadline (Failover:ReadDeadline): the server did not accept one, or none of the pool's became free. EF's connection was not opened.");
+            }
+        }
+
+        try
+        {
+            await opening.ConfigureAwait(false); // a failure is EF's open's own, seen first
+        }
+        finally
+        {
+            if (async)
+            {
+                await twin.DisposeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                twin.Dispose();
+            }
+        }
+    }
+
     /// <summary>The error EF is about to report for a command whose watch broke its connection: the server's silence, with EF's error inside.</summary>
     public static Exception Unresponsive(Exception efError)
         => new ServerDeadlineException("The primary answered neither the command nor anything else within the library's deadline, so the library closed the connection.", efError);

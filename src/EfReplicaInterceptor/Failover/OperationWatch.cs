@@ -3,19 +3,6 @@ using Npgsql;
 
 namespace EfReplicaInterceptor.Failover;
 
-/// <summary>Why an <see cref="OperationWatch"/> gave up on its operation.</summary>
-internal enum WatchVerdict : byte
-{
-    /// <summary>It has not (the operation ended first, or is still running within its deadline).</summary>
-    None,
-
-    /// <summary>The server showed no sign of life for the whole deadline (or the operation outlived its hard stop).</summary>
-    Unresponsive,
-
-    /// <summary>The caller's <see cref="CancellationToken"/> was cancelled and the operation did not end within the grace.</summary>
-    Cancelled,
-}
-
 /// <summary>
 /// The library's own deadline for one operation against one server (a read, a probe, a position capture, a command EF runs
 /// on its own connection), enforced without the server's cooperation: when it passes, the operation's connection is broken
@@ -39,7 +26,7 @@ internal enum WatchVerdict : byte
 /// connection is broken. A hard stop (a command timeout plus the grace) bounds the operation whatever the server answers.
 /// </para>
 /// </remarks>
-internal sealed class OperationWatch : IDisposable
+internal sealed partial class OperationWatch : IDisposable
 {
     private readonly TimeProvider _timeProvider;
     private readonly ServerLiveness? _liveness;
@@ -49,7 +36,7 @@ internal sealed class OperationWatch : IDisposable
     private readonly long _graceTicks;
     private readonly long _start;
     private readonly long _floorTicks; // the least time an operation itself gets, however long its server has been silent
-    private readonly long _hardStop; // 0: none
+    private readonly long _hardStopTicks; // after the start of the watched call (0: none)
     private readonly CancellationToken _callerToken;
     private readonly Lock _gate = new();
     private readonly ITimer _timer;
@@ -91,9 +78,10 @@ internal sealed class OperationWatch : IDisposable
         _graceTicks = ToTicks(grace);
         _start = timeProvider.GetTimestamp();
         _floorTicks = Math.Min(_graceTicks, _deadlineTicks);
-        _hardStop = commandTimeout > TimeSpan.Zero ? _start + ToTicks(commandTimeout) + _graceTicks : 0;
+        _hardStopTicks = commandTimeout > TimeSpan.Zero ? ToTicks(commandTimeout) + _graceTicks : 0;
+        _since = _start;
         _callerToken = cancellationToken;
-        _timer = timeProvider.CreateTimer(static state => ((OperationWatch)state!).Check(), this, Delay(SilentUntil() - _start), Timeout.InfiniteTimeSpan);
+        _timer = timeProvider.CreateTimer(static state => ((OperationWatch)state!).Check(), this, Delay(SilentUntil(_start) - _start), Timeout.InfiniteTimeSpan);
         if (cancellationToken.CanBeCanceled)
         {
             _registration = cancellationToken.UnsafeRegister(static state => ((OperationWatch)state!).OnCallerCancelled(), this);
@@ -231,22 +219,31 @@ internal sealed class OperationWatch : IDisposable
                 return;
             }
 
-            if (_hardStop != 0 && now >= _hardStop)
+            var since = Volatile.Read(ref _since);
+            if (since == 0)
+            {
+                // A result between two calls of its consumer: the consumer's own time is not watched; looked at again later.
+                _timer.Change(Delay(_deadlineTicks), Timeout.InfiniteTimeSpan);
+                return;
+            }
+
+            var hardStop = _hardStopTicks == 0 ? 0 : since + _hardStopTicks;
+            if (hardStop != 0 && now >= hardStop)
             {
                 Fire(WatchVerdict.Unresponsive);
                 return;
             }
 
-            var next = SilentUntil();
+            var next = SilentUntil(since);
             if (now >= next)
             {
                 Fire(WatchVerdict.Unresponsive);
                 return;
             }
 
-            if (_hardStop != 0)
+            if (hardStop != 0)
             {
-                next = Math.Min(next, _hardStop);
+                next = Math.Min(next, hardStop);
             }
 
             if (_cancelledAt != 0)
@@ -259,13 +256,14 @@ internal sealed class OperationWatch : IDisposable
     }
 
     /// <summary>
-    /// When the server's silence reaches the deadline: the deadline after its last sign of life (the start counting as one
-    /// for a plain deadline), but not before the operation has had the grace.
+    /// When the server's silence reaches the deadline, for a call that began at <paramref name="since"/>: the deadline after
+    /// its last sign of life (the start counting as one for a plain deadline, and, for a result being read, the start of the
+    /// consumer's call: the rows before it were answers), but not before the call has had the grace.
     /// </summary>
-    private long SilentUntil()
+    private long SilentUntil(long since)
         => _liveness is null
-            ? _start + _deadlineTicks
-            : Math.Max(_liveness.LastAnswer + _deadlineTicks, _start + _floorTicks);
+            ? since + _deadlineTicks
+            : Math.Max((_streaming ? Math.Max(_liveness.LastAnswer, since) : _liveness.LastAnswer) + _deadlineTicks, since + _floorTicks);
 
     private TimeSpan Delay(long ticks) => TimeSpan.FromSeconds(Math.Max(0, (double)ticks) / _timeProvider.TimestampFrequency);
 

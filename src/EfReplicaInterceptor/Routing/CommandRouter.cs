@@ -207,7 +207,8 @@ internal sealed class CommandRouter
 
     /// <summary>
     /// Opens EF's connection, left closed when EF opened it for a reader (see <c>ReplicaConnectionInterceptor</c>), now that
-    /// the command needs the primary. A failure is a typed outcome: nothing was sent.
+    /// the command needs the primary, within the library's read deadline (see <see cref="EfCommandWatchdog.OpenAsync"/>). A
+    /// failure is a typed outcome: nothing was sent.
     /// </summary>
     private async ValueTask OpenDeferredAsync(DbConnection connection, LeaseState? lease, bool async, CancellationToken cancellationToken)
     {
@@ -218,14 +219,7 @@ internal sealed class CommandRouter
 
         try
         {
-            if (async)
-            {
-                await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                connection.Open();
-            }
+            await EfCommands.OpenAsync(connection, async, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception exception)
         {

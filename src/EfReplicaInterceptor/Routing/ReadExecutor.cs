@@ -130,7 +130,7 @@ internal sealed partial class ReadExecutor
     private async ValueTask<T> RunOnceAsync<T>(Attempt<T> attempt, bool async, CancellationToken cancellationToken)
     {
         var server = attempt.Target?.Server ?? attempt.Writable?.Server ?? _primary;
-        using var watch = server.WatchRead(attempt.Source.CommandTimeout, cancellationToken);
+        var watch = server.WatchRead(attempt.Source.CommandTimeout, cancellationToken);
         NpgsqlConnection connection;
         try
         {
@@ -138,11 +138,13 @@ internal sealed partial class ReadExecutor
         }
         catch (Exception exception)
         {
+            watch.Complete();
             attempt.Observe(exception, FailurePhase.Opening, connection: null);
             throw;
         }
 
         var handedOver = false;
+        var watchHandedOver = false;
         try
         {
             var command = Clone(attempt.Source, connection);
@@ -150,7 +152,7 @@ internal sealed partial class ReadExecutor
             var result = async
                 ? await watch.RunAsync(attempt.Operation.RunAsync(command, CancellationToken.None), connection).ConfigureAwait(false)
                 : attempt.Operation.Run(command);
-            if (watch.Complete() != WatchVerdict.None)
+            if ((result is WatchedReader ? watch.Verdict : watch.Complete()) != WatchVerdict.None)
             {
                 (result as IDisposable)?.Dispose(); // a reader on a broken connection
                 throw watch.Failure(inner: null);
@@ -159,6 +161,13 @@ internal sealed partial class ReadExecutor
             server.Liveness.Answered();
             attempt.Succeeded(new ServerAddress(connection.Host, connection.Port)); // two field reads; labelled only if telemetry asks
             handedOver = attempt.Operation.ResultOwnsConnection;
+            if (result is WatchedReader reader)
+            {
+                // EF reads the rows after this returns: the watch stays on the reader until it is closed.
+                reader.Watch(watch, new ReadResultSource(this, server, attempt.Target, attempt.CommandId, connection, cancellationToken));
+                watchHandedOver = true;
+            }
+
             return result;
         }
         catch (Exception exception) when (watch.Complete() != WatchVerdict.None || cancellationToken.IsCancellationRequested)
@@ -192,6 +201,11 @@ internal sealed partial class ReadExecutor
                 {
                     connection.Dispose();
                 }
+            }
+
+            if (!watchHandedOver)
+            {
+                watch.Complete();
             }
         }
     }

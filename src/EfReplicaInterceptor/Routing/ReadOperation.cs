@@ -21,10 +21,35 @@ internal sealed class ReaderOperation : ReadOperation<DbDataReader>
 
     public override bool ResultOwnsConnection => true;
 
-    public override DbDataReader Run(NpgsqlCommand command) => command.ExecuteReader(CommandBehavior.CloseConnection);
+    // The first row is read here, under the read's watch and its retries: a read that fails before any row reached EF is
+    // retried elsewhere like any other (a proxy's end of stream after the row description included).
+    public override DbDataReader Run(NpgsqlCommand command)
+    {
+        var reader = command.ExecuteReader(CommandBehavior.CloseConnection);
+        try
+        {
+            return new WatchedReader(reader, reader.Read());
+        }
+        catch (Exception)
+        {
+            reader.Dispose();
+            throw;
+        }
+    }
 
     public override async Task<DbDataReader> RunAsync(NpgsqlCommand command, CancellationToken cancellationToken)
-        => await command.ExecuteReaderAsync(CommandBehavior.CloseConnection, cancellationToken).ConfigureAwait(false);
+    {
+        var reader = await command.ExecuteReaderAsync(CommandBehavior.CloseConnection, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return new WatchedReader(reader, await reader.ReadAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception)
+        {
+            await reader.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
 }
 
 internal sealed class ScalarOperation : ReadOperation<object>

@@ -139,6 +139,82 @@ public sealed class OperationWatchTests
     }
 
     [Test]
+    public void A_result_its_consumer_holds_between_calls_is_not_timed_even_on_a_silent_server()
+    {
+        using var watch = Watch(new ServerLiveness(_clock));
+        watch.BeginResult();
+
+        _clock.Advance(Deadline * 10); // the application's own time between two rows; the server says nothing meanwhile
+
+        Assert.That(watch.Verdict, Is.EqualTo(WatchVerdict.None));
+    }
+
+    [Test]
+    public void A_call_into_a_result_on_a_silent_server_is_given_up_on_at_the_deadline_from_its_start()
+    {
+        using var watch = Watch(new ServerLiveness(_clock));
+        watch.BeginResult();
+        _clock.Advance(Deadline * 2);
+
+        watch.Enter(); // the next row: the server hung meanwhile
+        _clock.Advance(Deadline - TimeSpan.FromMilliseconds(1));
+        Assert.That(watch.Verdict, Is.EqualTo(WatchVerdict.None), "the deadline is re-armed by the call, not counted from the last probe");
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+
+        Assert.That(watch.Verdict, Is.EqualTo(WatchVerdict.Unresponsive));
+    }
+
+    [Test]
+    public void Rows_that_keep_coming_count_as_answers_though_the_monitor_hears_nothing()
+    {
+        using var watch = Watch(new ServerLiveness(_clock)); // no probe answers at all
+        watch.BeginResult();
+
+        for (var row = 0; row < 100; row++)
+        {
+            watch.Enter();
+            _clock.Advance(Deadline * 0.9); // each row takes most of the deadline (more than the grace) to arrive
+            watch.Exit();
+        }
+
+        Assert.That(watch.Verdict, Is.EqualTo(WatchVerdict.None), "90 deadlines of streaming, no call as long as one");
+        watch.Enter();
+        _clock.Advance(Deadline);
+        Assert.That(watch.Verdict, Is.EqualTo(WatchVerdict.Unresponsive));
+    }
+
+    [Test]
+    public void A_slow_call_into_a_result_on_a_server_that_answers_its_probes_runs_on_until_its_hard_stop()
+    {
+        var liveness = new ServerLiveness(_clock);
+        using var watch = new OperationWatch("replica 'r1'", liveness, Deadline, Grace, TimeSpan.FromSeconds(10), _clock, CancellationToken.None);
+        watch.BeginResult();
+        for (var call = 0; call < 10; call++)
+        {
+            watch.Enter();
+            for (var second = 0; second < 5; second++)
+            {
+                _clock.Advance(TimeSpan.FromSeconds(1));
+                liveness.Answered();
+            }
+
+            watch.Exit();
+        }
+
+        Assert.That(watch.Verdict, Is.EqualTo(WatchVerdict.None), "50 s of result, past the command timeout, but no call longer than 5 s");
+        watch.Enter();
+        for (var second = 0; second < 11; second++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(1));
+            liveness.Answered();
+        }
+
+        Assert.That(watch.Verdict, Is.EqualTo(WatchVerdict.None));
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.That(watch.Verdict, Is.EqualTo(WatchVerdict.Unresponsive), "one call of 10 s timeout + 2 s grace");
+    }
+
+    [Test]
     public void This_Npgsql_lets_a_hung_servers_connection_be_broken()
         => Assert.That(ConnectionBreaker.IsSupported, Is.True,
             "Npgsql's internals ConnectionBreaker reaches into changed: reads on a hung server would fall back to abandoning (async) or waiting (sync)");
