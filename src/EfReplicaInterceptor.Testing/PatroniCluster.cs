@@ -362,6 +362,31 @@ public sealed class PatroniCluster : IAsyncDisposable
     }
 
     /// <summary>
+    /// Rebuilds a replica from the leader (<c>POST /reinitialize</c> with force, what <c>patronictl reinit --force</c> sends) and
+    /// waits until it streams again. For a replica that went past the point where a new leader's timeline forked off (a
+    /// standby that had received more of the dead leader's WAL than the promoted one): PostgreSQL cannot follow the new
+    /// timeline from there ("new timeline forked off current database system timeline before current recovery point"), and
+    /// Patroni 3.0 does not rewind a replica that keeps running.
+    /// </summary>
+    /// <param name="name">The replica.</param>
+    /// <param name="ct">Cancels the wait.</param>
+    /// <returns>Its state once it streams from the leader.</returns>
+    /// <exception cref="InvalidOperationException">Patroni refused; the message has its answer.</exception>
+    public async Task<PatroniMemberState> ReinitializeAsync(string name, CancellationToken ct = default)
+    {
+        var member = Member(name);
+        ObjectDisposedException.ThrowIf(_disposal is not null, this);
+        var (status, answer) = await PostAsync(member, "reinitialize", "{\"force\": true}", _options.OperationTimeout, ct).ConfigureAwait(false);
+        if (status != HttpStatusCode.OK)
+        {
+            throw new InvalidOperationException(
+                string.Create(CultureInfo.InvariantCulture, $"Patroni refused to reinitialize '{name}': HTTP {(int)status} {answer.Trim()}") + HarnessDirectories.LogTail(member.LogFile, 20));
+        }
+
+        return await WaitForStreamingAsync(name, null, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// A planned switchover: <c>POST /switchover</c> to the leader's REST API (what <c>patronictl switchover --force</c> sends),
     /// then waits until the new leader answers writes. The old leader goes on as a replica; wait for it with
     /// <see cref="WaitForStreamingAsync"/>.

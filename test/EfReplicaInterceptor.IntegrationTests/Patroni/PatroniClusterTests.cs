@@ -197,6 +197,24 @@ public sealed class PatroniClusterTests
         await WaitUntilVisibleAsync(replica, missed);
     }
 
+    [Test, Order(6)]
+    public async Task A_reinitialized_replica_is_rebuilt_from_the_leader_and_streams_what_it_missed()
+    {
+        var replica = await AnyReplicaAsync();
+        var leader = await _cluster.WaitForLeaderAsync();
+        var before = await replica.ControlScalarAsync<DateTime>("SELECT pg_postmaster_start_time()", CancellationToken.None);
+        var missed = await InsertAsync(leader);
+
+        var clock = Stopwatch.StartNew();
+        var state = await _cluster.ReinitializeAsync(replica.Name);
+        Report($"member {replica.Name} reinitialized and streaming again after {Seconds(clock.Elapsed)}");
+
+        Assert.That(state.IsReplica, Is.True);
+        Assert.That(await replica.ControlScalarAsync<DateTime>("SELECT pg_postmaster_start_time()", CancellationToken.None), Is.GreaterThan(before), "a new server, built again");
+        Assert.That(await Ask(replica), Is.EqualTo((replica.Port, true)));
+        await WaitUntilVisibleAsync(replica, missed);
+    }
+
     [Test, Order(7)]
     public async Task An_added_fourth_member_copies_the_leader_and_streams()
     {
