@@ -175,6 +175,9 @@ internal sealed class TopologyManager : IAsyncDisposable
         }
     }
 
+    /// <summary>How long a disposal waits for replicas that left to drain before it disposes their data sources anyway.</summary>
+    private static readonly TimeSpan DrainOnDispose = TimeSpan.FromSeconds(5);
+
     /// <summary>Waits until every replica that left the set so far has drained and its data source is disposed.</summary>
     public Task WhenDrainedAsync()
     {
@@ -255,10 +258,36 @@ internal sealed class TopologyManager : IAsyncDisposable
             current = _current;
         }
 
-        await WhenDrainedAsync().ConfigureAwait(false);
+        await DrainOrAbandonAsync().ConfigureAwait(false);
         foreach (var replica in current.Values)
         {
             await replica.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Waits for the replicas still draining, at most <see cref="DrainOnDispose"/>: a reader the application still holds on
+    /// a replica that left keeps it in use until the reader is disposed, and a disposal must not wait on the application
+    /// without a bound. Past it, their data sources go with the cluster (breaking such a reader).
+    /// </summary>
+    private async Task DrainOrAbandonAsync()
+    {
+        try
+        {
+            await WhenDrainedAsync().WaitAsync(DrainOnDispose, _timeProvider).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            List<ReplicaEndpoint> left;
+            lock (_gate)
+            {
+                left = [.. _retiring.Where(static retiring => !retiring.Retired.IsCompleted).Select(static retiring => retiring.Replica)];
+            }
+
+            foreach (var replica in left)
+            {
+                await replica.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 
@@ -277,7 +306,7 @@ internal sealed class TopologyManager : IAsyncDisposable
             current = _current;
         }
 
-        WhenDrainedAsync().GetAwaiter().GetResult();
+        DrainOrAbandonAsync().GetAwaiter().GetResult();
         foreach (var replica in current.Values)
         {
             replica.DataSource.Dispose();

@@ -111,11 +111,14 @@ public sealed class TopologyReloadTests
             var (heldScope, held) = await OpenReaderOnAsync(host.Services, first.Port);
             Write(file, Settings((second.Name, second.ConnectionString, 1)));
             await Poll.Until(() => !cluster.ReplicaNames.Contains(first.Name), TimeSpan.FromSeconds(10));
-            await cluster.Topology.WhenDrainedAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            var drainedAt = clock.Elapsed;
+            // The reader EF still holds is a read in flight on the removed standby (the read deadline watches it to its end):
+            // the standby stays in use until EF disposes it, and then drains.
+            var drainedWhileHeld = cluster.Topology.WhenDrainedAsync().IsCompleted;
             var heldFinished = !await held.MoveNextAsync(); // the reader handed to EF before the removal ends normally
             await held.DisposeAsync();
             heldScope.Dispose();
+            await cluster.Topology.WhenDrainedAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            var drainedAt = clock.Elapsed;
             var readsAtDrain = reads.Count;
             await Poll.Until(() => reads.Count > readsAtDrain + 200, TimeSpan.FromSeconds(20));
             await Poll.Until(() => LibrarySessions(first).GetAwaiter().GetResult() == 0, TimeSpan.FromSeconds(5));
@@ -137,6 +140,7 @@ public sealed class TopologyReloadTests
                 Assert.That(roundsToFirstRead, Is.LessThanOrEqualTo(2), "the added standby takes reads within two probe rounds of the change being seen");
                 Assert.That(lateOnRemoved, Is.Zero, "no read reaches the removed standby after its drain");
                 Assert.That(heldFinished, Is.True, "a read in flight on the removed standby finishes on its old data source");
+                Assert.That(drainedWhileHeld, Is.False, "a reader EF holds keeps the removed standby in use until it is disposed");
                 Assert.That(byPort.GetValueOrDefault(second.Port), Is.GreaterThan(100), "the added standby takes its share");
                 Assert.That(logs.Lines, Has.Some.Contains("Wieght"), "the refusal names the setting");
                 Assert.That(logs.Lines, Has.None.Contains(new NpgsqlConnectionStringBuilder(first.ConnectionString).Password ?? "no password at all"), "no value is logged");
