@@ -21,7 +21,7 @@ internal sealed class ReadYourWrites
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(5);
 
     private readonly string _cluster;
-    private readonly WatchedServer _primary;
+    private readonly IConsistencyRoundTrips _roundTrips;
     private readonly PrimaryPosition _primaryPosition;
     private readonly ReplicaSelector _selector;
     private readonly TimeSpan _maxWait;
@@ -34,7 +34,7 @@ internal sealed class ReadYourWrites
 
     public ReadYourWrites(
         string cluster,
-        WatchedServer primary,
+        IConsistencyRoundTrips roundTrips,
         PrimaryPosition primaryPosition,
         ReplicaSelector selector,
         EfReplicaOptions options,
@@ -43,7 +43,7 @@ internal sealed class ReadYourWrites
         TimeProvider timeProvider)
     {
         _cluster = cluster;
-        _primary = primary;
+        _roundTrips = roundTrips;
         _primaryPosition = primaryPosition;
         _selector = selector;
         _maxWait = options.ReadYourWritesMaxWait;
@@ -164,7 +164,7 @@ internal sealed class ReadYourWrites
     {
         _metrics.PositionCaptured(_cluster);
         var sentAt = _timeProvider.GetTimestamp();
-        var (lsn, systemIdentifier) = await ServerQueries.CapturePositionAsync(_primary, async, cancellationToken, _captureWritePosition).ConfigureAwait(false);
+        var (lsn, systemIdentifier) = await _roundTrips.CapturePrimaryPositionAsync(async, cancellationToken).ConfigureAwait(false);
         _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier, _captureWritePosition ? 0 : sentAt);
         return (lsn, systemIdentifier);
     }
@@ -291,7 +291,7 @@ internal sealed class ReadYourWrites
         {
             _metrics.ReplayChecked(_cluster);
             var sentAt = _timeProvider.GetTimestamp();
-            var (replayed, startedAt) = await ServerQueries.ReadReplayPositionAsync(replica.Server, async, cancellationToken).ConfigureAwait(false);
+            var (replayed, startedAt) = await _roundTrips.ReadReplayPositionAsync(replica, async, cancellationToken).ConfigureAwait(false);
             if (replayed is { } lsn)
             {
                 replica.ObserveReplay(lsn, startedAt, sentAt);

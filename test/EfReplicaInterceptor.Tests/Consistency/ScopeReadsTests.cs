@@ -38,7 +38,7 @@ public sealed class ScopeReadsTests
         var selector = new ReplicaSelector(_replicas, LoadBalancing.RoundRobin, [1, 1], _time);
         var options = new EfReplicaOptions { Primary = "Host=127.0.0.1;Port=1" };
         _position = new PrimaryPosition();
-        _readYourWrites = new ReadYourWrites("c", _replicas[0].Server, _position, selector, options, metrics, NullLoggerFactory.Instance, _time);
+        _readYourWrites = new ReadYourWrites("c", new ServerRoundTrips(_replicas[0].Server, captureWritePosition: false), _position, selector, options, metrics, NullLoggerFactory.Instance, _time);
         _scopes = _readYourWrites.Scopes;
     }
 
