@@ -31,7 +31,7 @@ public sealed class EfReplicaConsistencyScope : IDisposable
     /// This scope's state in <paramref name="cluster"/>, made on the cluster's first command in the scope, with the restored
     /// token to check there (each cluster takes its own part of it).
     /// </summary>
-    internal ReadYourWritesState StateFor(ReadYourWrites cluster)
+    internal ReadYourWritesState StateFor(ConsistencyResolver cluster)
     {
         foreach (var entry in _clusters)
         {
@@ -85,7 +85,7 @@ public sealed class EfReplicaConsistencyScope : IDisposable
             var lsn = state.RequiredLsn;
             if ((state.Writer ?? state.History.Reader) is not null)
             {
-                lsn = await cluster.Scopes.SeenPositionAsync(state, cancellationToken).ConfigureAwait(false);
+                lsn = await cluster.SeenPositionAsync(state, cancellationToken).ConfigureAwait(false);
             }
 
             var system = state.SystemIdentifier != 0 ? state.SystemIdentifier : cluster.SystemIdentifier;
@@ -145,5 +145,5 @@ public sealed class EfReplicaConsistencyScope : IDisposable
         EfReplicaScope.EndConsistency(this);
     }
 
-    private readonly record struct ClusterState(ReadYourWrites Cluster, ReadYourWritesState State);
+    private readonly record struct ClusterState(ConsistencyResolver Cluster, ReadYourWritesState State);
 }

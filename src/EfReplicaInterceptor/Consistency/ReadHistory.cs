@@ -28,10 +28,10 @@ internal sealed class ReadHistory
 
     /// <summary>When the last unbounded command finished (a timestamp); <see cref="long.MaxValue"/>: one whose end is not known.</summary>
     private long _unboundedUntil;
-    private ReadYourWrites? _reader;
+    private ConsistencyResolver? _reader;
 
     /// <summary>The read-your-writes service of the cluster that served the last read, to take a token's position from.</summary>
-    public ReadYourWrites? Reader
+    public ConsistencyResolver? Reader
     {
         get
         {
@@ -118,7 +118,7 @@ internal sealed class ReadHistory
     /// A read of the scope finished at <paramref name="now"/> on <paramref name="replica"/>, or on the primary (null). Only a
     /// read on the scope's own replica (in the incarnation it was chosen in) is covered without a bound.
     /// </summary>
-    public void Served(ReadYourWrites reader, ReplicaEndpoint? replica, long incarnation, long now)
+    public void Served(ConsistencyResolver reader, ReplicaEndpoint? replica, long incarnation, long now)
     {
         lock (_gate)
         {
@@ -134,7 +134,7 @@ internal sealed class ReadHistory
     }
 
     /// <summary>A command of the scope runs on the primary (a write, a read in a transaction, a fallback).</summary>
-    public void RanOnPrimary(ReadYourWrites reader)
+    public void RanOnPrimary(ConsistencyResolver reader)
     {
         lock (_gate)
         {

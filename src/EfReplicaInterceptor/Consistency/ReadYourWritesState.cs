@@ -15,7 +15,7 @@ internal sealed class ReadYourWritesState
     private ulong _requiredLsn;
     private ulong _systemIdentifier;
     private long _lastWriteTimestamp;
-    private ReadYourWrites? _writer;
+    private ConsistencyResolver? _writer;
     private string? _restoredToken;
     private ulong _capturedLsn;
     private long _unverifiedSince;
@@ -63,7 +63,7 @@ internal sealed class ReadYourWritesState
     }
 
     /// <summary>The read-your-writes service of the cluster that took the last write, to capture a token's position from.</summary>
-    public ReadYourWrites? Writer
+    public ConsistencyResolver? Writer
     {
         get
         {
@@ -75,7 +75,7 @@ internal sealed class ReadYourWritesState
     }
 
     /// <summary>Records a write (at its start, and again when it completes or its transaction commits).</summary>
-    public WriteMark MarkWrite(ReadYourWrites? writer, long timestamp)
+    public WriteMark MarkWrite(ConsistencyResolver? writer, long timestamp)
     {
         lock (_gate)
         {

@@ -63,7 +63,7 @@ internal sealed class LeaseState
     /// <summary>
     /// Records that a command of this lease writes (at its start): the lease and the ambient scope it runs in must see it.
     /// </summary>
-    public void MarkWrite(Consistency.ReadYourWrites writer, ReadYourWritesState? ambient, long timestamp, bool inTransaction)
+    public void MarkWrite(ConsistencyResolver writer, ReadYourWritesState? ambient, long timestamp, bool inTransaction)
     {
         var mark = Writes.MarkWrite(writer, timestamp);
         var ambientMark = ambient?.MarkWrite(writer, timestamp) ?? default;

@@ -71,7 +71,7 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
     public static RoutingDecision ReadYourWrites(ReadYourWritesState? lease, ReadYourWritesState? ambient)
         => new(RoutingReason.AfterWrite, null) { LeaseWrites = lease, AmbientWrites = ambient, WritesMustShow = true, Requirement = ReplicaRequirement.Any };
 
-    /// <summary>A plain read of scopes with a past, to resolve by <see cref="ScopeReads"/> (monotonic reads).</summary>
+    /// <summary>A plain read of scopes with a past, to resolve by the <see cref="ConsistencyResolver"/>.</summary>
     public static RoutingDecision ScopeRead(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement)
         => new(RoutingReason.Read, null) { LeaseWrites = lease, AmbientWrites = ambient, Requirement = requirement };
 }

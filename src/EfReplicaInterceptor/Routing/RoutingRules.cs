@@ -15,7 +15,7 @@ internal enum RouteKind : byte
     /// <summary>A replica within the query's staleness budget (else the primary).</summary>
     FreshReplica,
 
-    /// <summary>A replica that has replayed the scopes' writes (else the primary): resolved by <see cref="ReadYourWrites"/>.</summary>
+    /// <summary>A replica that has replayed the scopes' writes (else the primary): resolved by the <see cref="Consistency.ConsistencyResolver"/>.</summary>
     ReadYourWrites,
 }
 

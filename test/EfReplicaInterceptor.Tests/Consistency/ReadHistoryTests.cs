@@ -12,7 +12,7 @@ namespace EfReplicaInterceptor.Tests.Consistency;
 /// </summary>
 public sealed class ReadHistoryTests
 {
-    private static readonly ReadYourWrites Reader = null!; // the cluster that served: not used by the history itself
+    private static readonly ConsistencyResolver Reader = null!; // the cluster that served: not used by the history itself
     private readonly FakeTimeProvider _time = new();
     private NpgsqlDataSource _dataSource = null!;
     private ReplicaEndpoint _own = null!;
@@ -121,6 +121,6 @@ public sealed class ReadHistoryTests
         history.RanOnPrimary(Reader);
         history.Reset();
 
-        Assert.That((history.HasPast, history.Floor, history.Sticky.Replica, history.Reader), Is.EqualTo((false, 0UL, (ReplicaEndpoint?)null, (ReadYourWrites?)null)));
+        Assert.That((history.HasPast, history.Floor, history.Sticky.Replica, history.Reader), Is.EqualTo((false, 0UL, (ReplicaEndpoint?)null, (ConsistencyResolver?)null)));
     }
 }

@@ -4,7 +4,7 @@ namespace EfReplicaInterceptor.Tests.Consistency;
 
 public sealed class ReadYourWritesStateTests
 {
-    private static readonly ReadYourWrites? Writer = null; // the cluster that wrote: not needed by the state itself
+    private static readonly ConsistencyResolver? Writer = null; // the cluster that wrote: not needed by the state itself
 
     [Test]
     public void A_capture_that_started_before_a_later_write_does_not_cover_it()

@@ -19,8 +19,7 @@ public sealed class ScopeReadsTests
     private readonly FakeTimeProvider _time = new();
     private readonly List<IDisposable> _disposables = [];
     private ReplicaEndpoint[] _replicas = null!;
-    private ScopeReads _scopes = null!;
-    private ReadYourWrites _readYourWrites = null!;
+    private ConsistencyResolver _scopes = null!;
     private PrimaryPosition _position = null!;
 
     [SetUp]
@@ -38,8 +37,7 @@ public sealed class ScopeReadsTests
         var selector = new ReplicaSelector(_replicas, LoadBalancing.RoundRobin, [1, 1], _time);
         var options = new EfReplicaOptions { Primary = "Host=127.0.0.1;Port=1" };
         _position = new PrimaryPosition();
-        _readYourWrites = new ReadYourWrites("c", new ServerRoundTrips(_replicas[0].Server, captureWritePosition: false), _position, selector, options, metrics, NullLoggerFactory.Instance, _time);
-        _scopes = _readYourWrites.Scopes;
+        _scopes = new ConsistencyResolver("c", new ServerRoundTrips(_replicas[0].Server, captureWritePosition: false), _position, selector, options, metrics, NullLoggerFactory.Instance, _time);
     }
 
     [TearDown]
@@ -117,7 +115,7 @@ public sealed class ScopeReadsTests
             Assert.That(_scopes.TryChoose(scope, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "its own replica no longer qualifies: resolved like one out of rotation");
             Assert.That(Enumerable.Range(0, 4).Select(i => Choose(new ReadYourWritesState())), Is.All.EqualTo("r0"), "a new scope never gets it");
         });
-        Assert.That(await _readYourWrites.CheckReplayAsync(_replicas[1], async: true, CancellationToken.None), Is.False, "no replay check is sent to it");
+        Assert.That(await _scopes.CheckReplayAsync(_replicas[1], async: true, CancellationToken.None), Is.False, "no replay check is sent to it");
     }
 
     [Test]
@@ -138,7 +136,7 @@ public sealed class ScopeReadsTests
         _time.Advance(TimeSpan.FromMilliseconds(10));
         var before = _time.GetTimestamp();
         _time.Advance(TimeSpan.FromMilliseconds(10));
-        scope.History.Served(_readYourWrites, null, 0, _time.GetTimestamp()); // a read on the primary finished now
+        scope.History.Served(_scopes, null, 0, _time.GetTimestamp()); // a read on the primary finished now
         _position.Record(_time.GetTimestamp(), lsn: 800, systemIdentifier: 1, sentAt: before);
 
         Assert.That(Choose(scope), Is.EqualTo("resolve"), "a sample sent before the read finished bounds nothing");
@@ -153,7 +151,7 @@ public sealed class ScopeReadsTests
 
         _position.Record(_time.GetTimestamp() + 1, lsn: 1_100, systemIdentifier: 1, sentAt: _time.GetTimestamp() + 1);
         var ahead = Scope(onReplica: 1);
-        ahead.History.Served(_readYourWrites, null, 0, _time.GetTimestamp());
+        ahead.History.Served(_scopes, null, 0, _time.GetTimestamp());
         Assert.That(Choose(ahead), Is.EqualTo("resolve"), "a bound beyond what the replica replayed (1,000) keeps the read for the resolution");
     }
 

@@ -6,7 +6,7 @@ namespace EfReplicaInterceptor.Tests.Routing;
 /// <summary>A write that certainly did not reach the primary is taken back; nothing else is.</summary>
 public sealed class LeaseStateTests
 {
-    private static readonly ReadYourWrites Writer = null!; // the state only keeps it
+    private static readonly ConsistencyResolver Writer = null!; // the state only keeps it
 
     [Test]
     public void A_withdrawn_first_write_leaves_the_lease_and_its_scope_with_nothing_to_wait_for()

@@ -1,0 +1,98 @@
+using EfReplicaInterceptor.Diagnostics;
+using EfReplicaInterceptor.Topology;
+
+namespace EfReplicaInterceptor.Consistency;
+
+/// <summary>Restored tokens: checked on first use, a position from the future lowered at the next primary sample.</summary>
+internal sealed partial class ConsistencyResolver
+{
+    /// <summary>
+    /// Checks a restored token on first use: well-formed and from this cluster (its system identifier, known from the
+    /// monitor's probes, so usually no round trip). A position beyond every primary position seen so far is accepted but
+    /// verified against the next primary sample (<see cref="VerifyRestoredPosition"/>): a forged token, or one from before a
+    /// failover, is lowered then, so it cannot pin reads to the primary forever. Returns false when reads must go to the
+    /// primary for now.
+    /// </summary>
+    private async ValueTask<bool> CheckRestoredTokenAsync(ReadYourWritesState? state, bool async, CancellationToken cancellationToken)
+    {
+        var token = state?.TakeRestoredToken();
+        if (token is null)
+        {
+            return true;
+        }
+
+        if (!ConsistencyToken.TryParse(token, out var parts))
+        {
+            return RejectToken("it is not a consistency token (expected 'efr1.' or 'efr2.' and base64url characters)");
+        }
+
+        var clusterSystem = _primaryPosition.SystemIdentifier;
+        if (clusterSystem == 0)
+        {
+            (_, clusterSystem) = await CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
+        }
+
+        var own = Array.FindIndex(parts, part => part.SystemIdentifier == clusterSystem);
+        if (own < 0)
+        {
+            // A token for other clusters of this application (a request that used only those) asks nothing of this one.
+            return Array.Exists(parts, part => KnownSystems.Contains(part.SystemIdentifier))
+                ? true
+                : RejectToken(parts.Length == 1
+                    ? $"it was issued by another database cluster (system identifier {parts[0].SystemIdentifier}, this cluster is {clusterSystem})"
+                    : $"it was issued by other database clusters (none is this cluster, {clusterSystem}, or another this process reached)");
+        }
+
+        var (tokenSystem, tokenLsn) = parts[own];
+        if (_primaryPosition.Latest is { } latest && tokenLsn <= latest.Lsn)
+        {
+            state!.Require(tokenLsn, tokenSystem);
+            Past(state)?.Raise(tokenLsn); // what the token's scope saw; a future position is raised once verified
+        }
+        else
+        {
+            state!.RequireUnverified(tokenLsn, tokenSystem, _timeProvider.GetTimestamp());
+        }
+
+        return true;
+
+        bool RejectToken(string why)
+        {
+            state!.TokenRejected = true;
+            if ((state!.InvalidTokenHandling ?? _invalidTokenHandling) == InvalidTokenHandling.Throw)
+            {
+                throw new EfReplicaConsistencyTokenException(_cluster, why);
+            }
+
+            Log.ConsistencyTokenIgnored(_logger, _cluster, why);
+            return true;
+        }
+    }
+
+    /// <summary>Lowers a restored position that a primary sample taken after the restore shows to be from the future.</summary>
+    private void VerifyRestoredPosition(ReadYourWritesState? state)
+    {
+        if (state is null)
+        {
+            return;
+        }
+
+        var since = state.UnverifiedSince;
+        if (since == 0 || _primaryPosition.Latest is not { } latest || latest.Timestamp <= since)
+        {
+            return;
+        }
+
+        if (state.RequiredLsn > latest.Lsn)
+        {
+            Log.ConsistencyTokenClamped(_logger, _cluster);
+            state.Clamp(latest.Lsn);
+        }
+        else
+        {
+            state.Verified();
+        }
+
+        Past(state)?.Raise(state.RequiredLsn);
+    }
+}
