@@ -10,20 +10,21 @@ internal sealed partial class ConsistencyResolver
     /// Checks a restored token on first use: well-formed and from this cluster (its system identifier, known from the
     /// monitor's probes, so usually no round trip). A position beyond every primary position seen so far is accepted but
     /// verified against the next primary sample (<see cref="VerifyRestoredPosition"/>): a forged token, or one from before a
-    /// failover, is lowered then, so it cannot pin reads to the primary forever. Returns false when reads must go to the
-    /// primary for now.
+    /// failover, is lowered then, so it cannot pin reads to the primary forever. A token that is malformed or names no cluster
+    /// this process knows throws, or is ignored (logged) with <see cref="InvalidTokenHandling.Ignore"/>.
     /// </summary>
-    private async ValueTask<bool> CheckRestoredTokenAsync(ReadYourWritesState? state, bool async, CancellationToken cancellationToken)
+    private async ValueTask CheckRestoredTokenAsync(ReadYourWritesState? state, bool async, CancellationToken cancellationToken)
     {
         var token = state?.TakeRestoredToken();
         if (token is null)
         {
-            return true;
+            return;
         }
 
         if (!ConsistencyToken.TryParse(token, out var parts))
         {
-            return RejectToken("it is not a consistency token (expected 'efr1.' or 'efr2.' and base64url characters)");
+            RejectToken("it is not a consistency token (expected 'efr1.' or 'efr2.' and base64url characters)");
+            return;
         }
 
         var clusterSystem = _primaryPosition.SystemIdentifier;
@@ -36,11 +37,14 @@ internal sealed partial class ConsistencyResolver
         if (own < 0)
         {
             // A token for other clusters of this application (a request that used only those) asks nothing of this one.
-            return Array.Exists(parts, part => KnownSystems.Contains(part.SystemIdentifier))
-                ? true
-                : RejectToken(parts.Length == 1
+            if (!Array.Exists(parts, part => KnownSystems.Contains(part.SystemIdentifier)))
+            {
+                RejectToken(parts.Length == 1
                     ? $"it was issued by another database cluster (system identifier {parts[0].SystemIdentifier}, this cluster is {clusterSystem})"
                     : $"it was issued by other database clusters (none is this cluster, {clusterSystem}, or another this process reached)");
+            }
+
+            return;
         }
 
         var (tokenSystem, tokenLsn) = parts[own];
@@ -54,9 +58,7 @@ internal sealed partial class ConsistencyResolver
             state!.RequireUnverified(tokenLsn, tokenSystem, _timeProvider.GetTimestamp());
         }
 
-        return true;
-
-        bool RejectToken(string why)
+        void RejectToken(string why)
         {
             state!.TokenRejected = true;
             if ((state!.InvalidTokenHandling ?? _invalidTokenHandling) == InvalidTokenHandling.Throw)
@@ -65,7 +67,6 @@ internal sealed partial class ConsistencyResolver
             }
 
             Log.ConsistencyTokenIgnored(_logger, _cluster, why);
-            return true;
         }
     }
 

@@ -129,11 +129,8 @@ internal sealed partial class ConsistencyResolver
         var (leasePast, ambientPast) = (Past(lease), Past(ambient));
         try
         {
-            if (!await CheckRestoredTokenAsync(lease, async, cancellationToken).ConfigureAwait(false)
-                | !await CheckRestoredTokenAsync(ambient, async, cancellationToken).ConfigureAwait(false))
-            {
-                return new(null, RoutingReason.AfterWrite, false);
-            }
+            await CheckRestoredTokenAsync(lease, async, cancellationToken).ConfigureAwait(false);
+            await CheckRestoredTokenAsync(ambient, async, cancellationToken).ConfigureAwait(false);
 
             var writesPending = readYourWrites && (lease?.IsPending == true || ambient?.IsPending == true);
             if (!writesPending && !_selector.AnyInRotation(out var noneFresh))

@@ -12,7 +12,7 @@ namespace EfReplicaInterceptor.Tests.Consistency;
 /// keeps it; a scope keeps its own replica while it is in rotation in the same run and has replayed the scope's floor, and
 /// otherwise the read is left to the resolution that bounds what the scope saw. No server: nothing is opened.
 /// </summary>
-public sealed class ScopeReadsTests
+public sealed class ConsistencyResolverTryChooseTests
 {
     private const long Run = 1_000;
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(10);
