@@ -153,7 +153,7 @@ internal sealed class CommandRouter
 
         if (lease is not null && (inTransaction || statementInfo.PinsSession))
         {
-            lease.SessionPinned = true;
+            lease.PinSession();
         }
 
         var facts = new RoutingFacts
@@ -197,11 +197,6 @@ internal sealed class CommandRouter
     /// </summary>
     private async ValueTask OpenDeferredAsync(DbConnection connection, LeaseState? lease, bool async, CancellationToken cancellationToken)
     {
-        if (lease is not null)
-        {
-            lease.PrimaryDeferred = false;
-        }
-
         try
         {
             await EfCommands.OpenAsync(connection, async, cancellationToken).ConfigureAwait(false);
@@ -250,17 +245,9 @@ internal sealed class CommandRouter
     /// </summary>
     public void WriteCompleted(LeaseState? lease, bool committed)
     {
-        if (lease is not { WriteInFlight: true })
+        if (lease is { WriteInFlight: true }) // else the usual case: a read finished
         {
-            return; // the usual case: a read finished
-        }
-
-        var now = _timeProvider.GetTimestamp();
-        lease.Writes.MarkWrite(_consistency, now);
-        lease.InFlightAmbient?.MarkWrite(_consistency, now);
-        if (committed || !lease.WriteInTransaction)
-        {
-            lease.WriteInFlight = false; // a write inside an EF transaction is recorded once more at its commit
+            lease.CompleteWrite(_consistency, _timeProvider.GetTimestamp(), committed);
         }
     }
 

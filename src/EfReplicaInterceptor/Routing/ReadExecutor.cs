@@ -266,16 +266,11 @@ internal sealed partial class ReadExecutor
             var now = _timeProvider.GetTimestamp();
             if (lease is not null)
             {
-                lease.MarkWrite(_consistency, ambient, now, inTransaction: false);
+                lease.StandbyRefusedWrite(_consistency, ambient, now);
             }
             else
             {
                 ambient?.MarkWrite(_consistency, now);
-            }
-            if (lease is not null)
-            {
-                lease.WriteInFlight = false;
-                lease.SessionPinned = true;
             }
 
             return null;

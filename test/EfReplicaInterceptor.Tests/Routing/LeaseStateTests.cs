@@ -28,7 +28,7 @@ public sealed class LeaseStateTests
     {
         var lease = new LeaseState();
         lease.MarkWrite(Writer, null, timestamp: 10, inTransaction: false);
-        lease.WriteInFlight = false; // completed, position not captured yet
+        lease.CompleteWrite(Writer, timestamp: 15, committed: false); // completed, position not captured yet
 
         lease.MarkWrite(Writer, null, timestamp: 20, inTransaction: true);
         lease.MarkWrite(Writer, null, timestamp: 30, inTransaction: true);
