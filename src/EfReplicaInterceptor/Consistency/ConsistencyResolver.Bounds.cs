@@ -9,7 +9,7 @@ internal sealed partial class ConsistencyResolver
     /// A read of the lease's scope (and the ambient one) finished on <paramref name="replica"/>, or on the primary (null):
     /// what the scopes may have seen, for monotonic reads.
     /// </summary>
-    public void ReadServed(ReadYourWritesState? lease, ReplicaEndpoint? replica)
+    public void ReadServed(ScopeState? lease, ReplicaEndpoint? replica)
     {
         if (!MonotonicReads)
         {
@@ -18,8 +18,8 @@ internal sealed partial class ConsistencyResolver
 
         var now = _timeProvider.GetTimestamp();
         var incarnation = replica?.Incarnation ?? 0;
-        lease?.History.Served(this, replica, incarnation, now);
-        EfReplicaScope.CurrentConsistency?.StateFor(this).History.Served(this, replica, incarnation, now);
+        lease?.Reads.Served(replica, incarnation, now);
+        EfReplicaScope.CurrentConsistency?.StateFor(this).Reads.Served(replica, incarnation, now);
     }
 
     /// <summary>
@@ -27,22 +27,22 @@ internal sealed partial class ConsistencyResolver
     /// pinned session, a locking read): the scopes may see the primary's data, which a later read elsewhere must not go
     /// behind. Only a capture taken after it can bound it.
     /// </summary>
-    public void RanOnPrimary(ReadYourWritesState? lease)
+    public void RunsOnPrimary(ScopeState? lease)
     {
         if (!MonotonicReads)
         {
             return;
         }
 
-        lease?.History.RanOnPrimary(this);
-        EfReplicaScope.CurrentConsistency?.StateFor(this).History.RanOnPrimary(this);
+        lease?.Reads.StartedOnPrimary();
+        EfReplicaScope.CurrentConsistency?.StateFor(this).Reads.StartedOnPrimary();
     }
 
     /// <summary>
     /// The position for a token: at or beyond what the scope wrote and what its reads may have seen (their bound taken now,
     /// from its own replica's latest sample when it is recent enough, else one capture on the primary).
     /// </summary>
-    public async ValueTask<ulong> SeenPositionAsync(ReadYourWritesState state, CancellationToken cancellationToken)
+    public async ValueTask<ulong> SeenPositionAsync(ScopeState state, CancellationToken cancellationToken)
     {
         if (state.IsPending || Past(state)?.Unbounded == true)
         {
@@ -58,7 +58,7 @@ internal sealed partial class ConsistencyResolver
     /// replica's latest sample when it was sent after those reads, else its replay position asked now (one small query on
     /// the replica, while it is in rotation in the same run), else one capture on the primary for all.
     /// </summary>
-    private async ValueTask BoundReadsAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaEndpoint? keep, bool async, CancellationToken cancellationToken)
+    private async ValueTask BoundReadsAsync(ScopeState? lease, ScopeState? ambient, ReplicaEndpoint? keep, bool async, CancellationToken cancellationToken)
     {
         var leaseUnbounded = await NeedsPrimaryBoundAsync(Past(lease), keep, async, cancellationToken).ConfigureAwait(false);
         var ambientUnbounded = await NeedsPrimaryBoundAsync(Past(ambient), keep, async, cancellationToken).ConfigureAwait(false);
@@ -123,7 +123,7 @@ internal sealed partial class ConsistencyResolver
     }
 
     /// <summary>One capture on the primary: the scopes' pending writes (when <paramref name="writes"/>) and their unbounded reads.</summary>
-    private async ValueTask CaptureAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, bool writes, bool async, CancellationToken cancellationToken)
+    private async ValueTask CaptureAsync(ScopeState? lease, ScopeState? ambient, bool writes, bool async, CancellationToken cancellationToken)
     {
         var (leasePast, ambientPast) = (Past(lease), Past(ambient));
         var (leaseWrites, ambientWrites) = (lease?.Generation ?? 0, ambient?.Generation ?? 0);

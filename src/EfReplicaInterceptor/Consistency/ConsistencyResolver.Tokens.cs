@@ -13,7 +13,7 @@ internal sealed partial class ConsistencyResolver
     /// failover, is lowered then, so it cannot pin reads to the primary forever. A token that is malformed or names no cluster
     /// this process knows throws, or is ignored (logged) with <see cref="InvalidTokenHandling.Ignore"/>.
     /// </summary>
-    private async ValueTask CheckRestoredTokenAsync(ReadYourWritesState? state, bool async, CancellationToken cancellationToken)
+    private async ValueTask CheckRestoredTokenAsync(ScopeState? state, bool async, CancellationToken cancellationToken)
     {
         var token = state?.TakeRestoredToken();
         if (token is null)
@@ -71,7 +71,7 @@ internal sealed partial class ConsistencyResolver
     }
 
     /// <summary>Lowers a restored position that a primary sample taken after the restore shows to be from the future.</summary>
-    private void VerifyRestoredPosition(ReadYourWritesState? state)
+    private void VerifyRestoredPosition(ScopeState? state)
     {
         if (state is null)
         {

@@ -20,7 +20,7 @@ internal readonly record struct ConsistencyChoice(ReplicaEndpoint? Replica, Rout
 /// scopes' pending writes and unbounded reads, bounds the reads served by the scope's own replica when it must leave it, and
 /// takes a replica known to have replayed the larger of the writes and the floor, else asks the replicas, else waits up to
 /// <see cref="EfReplicaOptions.ReadYourWritesMaxWait"/> (after a write), else the primary.</item>
-/// <item><see cref="ReadServed"/> and <see cref="RanOnPrimary"/> record where a scope's commands ran.</item>
+/// <item><see cref="ReadServed"/> and <see cref="RunsOnPrimary"/> record where a scope's commands ran.</item>
 /// </list>
 /// Every round trip to a server goes through <see cref="IConsistencyRoundTrips"/>. Holds no per-call state.
 /// </summary>
@@ -77,7 +77,7 @@ internal sealed partial class ConsistencyResolver
     /// <paramref name="hadPast"/>: the scopes had read before, so should the replica fail, the read must not go to just any
     /// other replica. The hot path: no allocation, and no lock while the scopes keep no history.
     /// </summary>
-    public bool TryChoose(ReadYourWritesState? lease, ReadYourWritesState? ambient, in ReplicaRequirement requirement, out ReplicaEndpoint? replica, out bool lagging, out bool hadPast)
+    public bool TryChoose(ScopeState? lease, ScopeState? ambient, in ReplicaRequirement requirement, out ReplicaEndpoint? replica, out bool lagging, out bool hadPast)
     {
         replica = null;
         lagging = false;
@@ -124,7 +124,7 @@ internal sealed partial class ConsistencyResolver
     /// be seen too). Sync callers pass <paramref name="async"/> false and every step runs synchronously.
     /// </summary>
     public async ValueTask<ConsistencyChoice> ResolveAsync(
-        ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement, bool readYourWrites, bool async, CancellationToken cancellationToken)
+        ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement, bool readYourWrites, bool async, CancellationToken cancellationToken)
     {
         var (leasePast, ambientPast) = (Past(lease), Past(ambient));
         try
@@ -194,7 +194,7 @@ internal sealed partial class ConsistencyResolver
     }
 
     /// <summary>What <paramref name="scope"/>'s reads may have seen, or null when scopes keep no history (monotonic reads off).</summary>
-    private ReadHistory? Past(ReadYourWritesState? scope) => MonotonicReads ? scope?.History : null;
+    private ReadHistory? Past(ScopeState? scope) => MonotonicReads ? scope?.Reads : null;
 
     private static ConsistencyChoice Chosen(ReadHistory? leasePast, ReadHistory? ambientPast, ReplicaEndpoint replica, bool constrained)
     {

@@ -81,7 +81,7 @@ internal sealed class CommandRouter
         try
         {
             var decision = Decide(command, eventData.CommandSource, lease);
-            if (decision.NeedsReadYourWrites)
+            if (decision.NeedsResolving)
             {
                 decision = await ResolveAsync(decision, async, cancellationToken).ConfigureAwait(false);
             }
@@ -96,7 +96,7 @@ internal sealed class CommandRouter
                 {
                     // EF runs it on the primary (a read in a transaction, on a pinned session, a locking read): the scopes saw the
                     // primary's data, which a later read elsewhere must not go behind. A write's own result is read-your-writes'.
-                    _consistency.RanOnPrimary(lease?.Writes);
+                    _consistency.RunsOnPrimary(lease?.Scope);
                 }
 
                 if (command.Connection is { State: ConnectionState.Closed } deferred)
@@ -143,11 +143,11 @@ internal sealed class CommandRouter
             var now = _timeProvider.GetTimestamp();
             if (lease is not null)
             {
-                lease.MarkWrite(_consistency, ambient, now, inTransaction: command.Transaction is not null);
+                lease.MarkWrite(ambient, now, inTransaction: command.Transaction is not null);
             }
             else
             {
-                ambient?.MarkWrite(_consistency, now);
+                ambient?.MarkWrite(now);
             }
         }
 
@@ -172,7 +172,7 @@ internal sealed class CommandRouter
                 MaxStaleness = tags.MaxStaleness,
                 PrimaryForced = EfReplicaScope.IsPrimaryForced,
                 SessionPinned = lease?.SessionPinned == true,
-                LeaseWrites = lease is { Writes.IsActive: true } ? lease.Writes : null,
+                LeaseWrites = lease is { Scope.IsActive: true } ? lease.Scope : null,
                 AmbientWrites = ambient is { IsActive: true } ? ambient : null,
                 HasReplicas = _selector.HasReplicas,
             };
@@ -182,9 +182,9 @@ internal sealed class CommandRouter
         switch (rule.Kind)
         {
             case RouteKind.ReadYourWrites:
-                return RoutingDecision.ReadYourWrites(lease?.Writes, ambient); // their past reads count even without writes
+                return RoutingDecision.ReadYourWrites(lease?.Scope, ambient); // their past reads count even without writes
             case RouteKind.FreshReplica or RouteKind.AnyReplica:
-                return ScopeRead(lease?.Writes, ambient, rule.Kind == RouteKind.FreshReplica ? ReplicaRequirement.FreshWithin(facts.MaxStaleness!.Value) : ReplicaRequirement.Any);
+                return ScopeRead(lease?.Scope, ambient, rule.Kind == RouteKind.FreshReplica ? ReplicaRequirement.FreshWithin(facts.MaxStaleness!.Value) : ReplicaRequirement.Any);
             default:
                 return RoutingDecision.Primary(rule.Reason);
         }
@@ -217,7 +217,7 @@ internal sealed class CommandRouter
     /// A plain read of <paramref name="lease"/> and <paramref name="ambient"/>: their own replica, or the balancing policy's
     /// replica (which becomes theirs) when they have no past, decided at once; otherwise resolved later.
     /// </summary>
-    private RoutingDecision ScopeRead(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement)
+    private RoutingDecision ScopeRead(ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement)
     {
         if (!_consistency.TryChoose(lease, ambient, requirement, out var replica, out var lagging, out var hadPast))
         {
@@ -235,7 +235,7 @@ internal sealed class CommandRouter
     /// </summary>
     public async ValueTask<RoutingDecision> ResolveAsync(RoutingDecision decision, bool async, CancellationToken cancellationToken)
     {
-        var choice = await _consistency.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, decision.Requirement, decision.WritesMustShow, async, cancellationToken).ConfigureAwait(false);
+        var choice = await _consistency.ResolveAsync(decision.LeaseScope, decision.AmbientScope, decision.Requirement, decision.WritesMustShow, async, cancellationToken).ConfigureAwait(false);
         return choice.Replica is { } replica ? RoutingDecision.Read(replica, choice.Constrained) : RoutingDecision.ResolvedToPrimary(choice.Reason, decision);
     }
 
@@ -247,7 +247,7 @@ internal sealed class CommandRouter
     {
         if (lease is { WriteInFlight: true }) // else the usual case: a read finished
         {
-            lease.CompleteWrite(_consistency, _timeProvider.GetTimestamp(), committed);
+            lease.CompleteWrite(_timeProvider.GetTimestamp(), committed);
         }
     }
 

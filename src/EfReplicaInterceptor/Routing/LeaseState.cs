@@ -27,10 +27,10 @@ internal sealed class LeaseState
     private WriteMark _withdrawLease;
     private WriteMark _withdrawAmbient;
     private bool _writeInTransaction;
-    private ReadYourWritesState? _inFlightAmbient;
+    private ScopeState? _inFlightAmbient;
 
     /// <summary>What this lease has written, for read-your-writes.</summary>
-    public ReadYourWritesState Writes { get; } = new();
+    public ScopeState Scope { get; } = new();
 
     /// <summary>A write is executing (or its EF transaction has not committed): its completion records it again.</summary>
     public bool WriteInFlight { get; private set; }
@@ -54,10 +54,10 @@ internal sealed class LeaseState
     /// <summary>
     /// Records that a command of this lease writes (at its start): the lease and the ambient scope it runs in must see it.
     /// </summary>
-    public void MarkWrite(ConsistencyResolver writer, ReadYourWritesState? ambient, long timestamp, bool inTransaction)
+    public void MarkWrite(ScopeState? ambient, long timestamp, bool inTransaction)
     {
-        var mark = Writes.MarkWrite(writer, timestamp);
-        var ambientMark = ambient?.MarkWrite(writer, timestamp) ?? default;
+        var mark = Scope.MarkWrite(timestamp);
+        var ambientMark = ambient?.MarkWrite(timestamp) ?? default;
         var continues = WriteInFlight && ReferenceEquals(ambient, _inFlightAmbient);
         _withdrawLease = continues ? _withdrawLease with { Generation = mark.Generation } : mark;
         _withdrawAmbient = continues ? _withdrawAmbient with { Generation = ambientMark.Generation } : ambientMark;
@@ -71,15 +71,15 @@ internal sealed class LeaseState
     /// (<paramref name="committed"/>): the lease and the ambient scope it wrote in record it again, so that a position
     /// captured while it ran does not count as covering it. A write inside an EF transaction stays in flight until the commit.
     /// </summary>
-    public void CompleteWrite(ConsistencyResolver writer, long timestamp, bool committed)
+    public void CompleteWrite(long timestamp, bool committed)
     {
         if (!WriteInFlight)
         {
             return;
         }
 
-        Writes.MarkWrite(writer, timestamp);
-        _inFlightAmbient?.MarkWrite(writer, timestamp);
+        Scope.MarkWrite(timestamp);
+        _inFlightAmbient?.MarkWrite(timestamp);
         if (committed || !_writeInTransaction)
         {
             WriteInFlight = false;
@@ -91,9 +91,9 @@ internal sealed class LeaseState
     /// the rest of this lease's work (its session is pinned there). It was not sent to the primary yet, so it is not in
     /// flight: nothing to withdraw should it fail there.
     /// </summary>
-    public void StandbyRefusedWrite(ConsistencyResolver writer, ReadYourWritesState? ambient, long timestamp)
+    public void StandbyRefusedWrite(ScopeState? ambient, long timestamp)
     {
-        MarkWrite(writer, ambient, timestamp, inTransaction: false);
+        MarkWrite(ambient, timestamp, inTransaction: false);
         WriteInFlight = false;
         SessionPinned = true;
     }
@@ -115,7 +115,7 @@ internal sealed class LeaseState
             return;
         }
 
-        Writes.Withdraw(_withdrawLease);
+        Scope.Withdraw(_withdrawLease);
         _inFlightAmbient?.Withdraw(_withdrawAmbient);
         WriteInFlight = false;
         _inFlightAmbient = null;
@@ -134,7 +134,7 @@ internal sealed class LeaseState
     /// <summary>Forgets everything of the lease, and ends its binding.</summary>
     public void Reset()
     {
-        Writes.Reset();
+        Scope.Reset();
         WriteInFlight = false;
         _writeInTransaction = false;
         _inFlightAmbient = null;

@@ -213,7 +213,7 @@ internal sealed partial class ReadExecutor
     /// <summary>A read the library ran itself succeeded on <paramref name="replica"/> (or the primary when null).</summary>
     private void Succeeded(CommandEventData eventData, LeaseState? lease, ReplicaEndpoint? replica, RoutingReason reason, ServerAddress server)
     {
-        _consistency.ReadServed(lease?.Writes, replica); // where the scopes' reads ran, for monotonic reads
+        _consistency.ReadServed(lease?.Scope, replica); // where the scopes' reads ran, for monotonic reads
         if (replica is not null && replica.ReportSuccess())
         {
             Log.ReplicaRejoinedRotation(_topologyLogger, replica.Name, _cluster, "a read succeeded on it again");
@@ -266,11 +266,11 @@ internal sealed partial class ReadExecutor
             var now = _timeProvider.GetTimestamp();
             if (lease is not null)
             {
-                lease.StandbyRefusedWrite(_consistency, ambient, now);
+                lease.StandbyRefusedWrite(ambient, now);
             }
             else
             {
-                ambient?.MarkWrite(_consistency, now);
+                ambient?.MarkWrite(now);
             }
 
             return null;

@@ -26,7 +26,7 @@ public sealed class ConsistencyResolverTests
     [Test]
     public void A_restored_token_is_a_past_so_a_plain_read_is_resolved_and_without_monotonic_reads_it_is_not_looked_at()
     {
-        var restored = new ReadYourWritesState();
+        var restored = new ScopeState();
         restored.Restore("efr1.anything");
         using var off = new ResolverCluster(monotonicReads: false);
 
@@ -34,7 +34,7 @@ public sealed class ConsistencyResolverTests
         {
             Assert.That(_cluster.Resolver.TryChoose(restored, null, ReplicaRequirement.Any, out _, out _, out _), Is.False);
             Assert.That(off.Resolver.TryChoose(restored, null, ReplicaRequirement.Any, out var replica, out _, out var hadPast), Is.True);
-            Assert.That((replica?.Name, hadPast, restored.History.HasPast), Is.EqualTo(("r0", false, false)), "no history kept: nothing sticks");
+            Assert.That((replica?.Name, hadPast, restored.Reads.HasPast), Is.EqualTo(("r0", false, false)), "no history kept: nothing sticks");
         });
     }
 
@@ -72,7 +72,7 @@ public sealed class ConsistencyResolverTests
 
         Assert.That((choice.Replica?.Name, choice.Constrained, _cluster.RoundTrips.Captures), Is.EqualTo(("r0", true, 1)));
         Assert.That((lease.IsPending, lease.RequiredLsn, _cluster.RoundTrips.ReplayChecks.Count), Is.EqualTo((false, 1_000UL, 0)));
-        Assert.That(lease.History.Sticky.Replica, Is.SameAs(R0), "the replica becomes the scope's own");
+        Assert.That(lease.Reads.Sticky.Replica, Is.SameAs(R0), "the replica becomes the scope's own");
     }
 
     [Test]
@@ -172,8 +172,8 @@ public sealed class ConsistencyResolverTests
 
         var choice = await _cluster.ResolveAsync(scope);
 
-        Assert.That((choice.Replica?.Name, choice.Constrained, _cluster.RoundTrips.Captures, scope.History.Floor), Is.EqualTo(("r1", true, 1, 2_000UL)));
-        Assert.That(scope.History.Sticky.Replica, Is.SameAs(R1));
+        Assert.That((choice.Replica?.Name, choice.Constrained, _cluster.RoundTrips.Captures, scope.Reads.Floor), Is.EqualTo(("r1", true, 1, 2_000UL)));
+        Assert.That(scope.Reads.Sticky.Replica, Is.SameAs(R1));
     }
 
     [Test]
@@ -188,7 +188,7 @@ public sealed class ConsistencyResolverTests
 
         var choice = await _cluster.ResolveAsync(scope);
 
-        Assert.That((choice.Replica?.Name, _cluster.RoundTrips.Captures, scope.History.Floor), Is.EqualTo(("r1", 0, 1_800UL)));
+        Assert.That((choice.Replica?.Name, _cluster.RoundTrips.Captures, scope.Reads.Floor), Is.EqualTo(("r1", 0, 1_800UL)));
     }
 
     [Test]
@@ -202,28 +202,28 @@ public sealed class ConsistencyResolverTests
 
         var choice = await _cluster.ResolveAsync(scope);
 
-        Assert.That((choice.Replica?.Name, _cluster.RoundTrips.Captures, scope.History.Floor), Is.EqualTo(("r1", 0, 1_200UL)));
+        Assert.That((choice.Replica?.Name, _cluster.RoundTrips.Captures, scope.Reads.Floor), Is.EqualTo(("r1", 0, 1_200UL)));
         Assert.That(_cluster.RoundTrips.ReplayChecks, Is.EqualTo(new[] { "r1" }), "a retired replica is never asked");
     }
 
     [Test]
     public async Task A_read_on_the_primary_is_bounded_by_one_capture_before_the_scope_reads_elsewhere()
     {
-        var scope = new ReadYourWritesState();
-        _cluster.Resolver.RanOnPrimary(scope);
+        var scope = new ScopeState();
+        _cluster.Resolver.RunsOnPrimary(scope);
         _cluster.PrimaryLsn = 900;
 
         Assert.That(_cluster.Resolver.TryChoose(scope, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "unbounded: resolved");
         var choice = await _cluster.ResolveAsync(scope);
 
-        Assert.That((choice.Replica?.Name, _cluster.RoundTrips.Captures, scope.History.Floor, scope.History.Unbounded), Is.EqualTo(("r0", 1, 900UL, false)));
+        Assert.That((choice.Replica?.Name, _cluster.RoundTrips.Captures, scope.Reads.Floor, scope.Reads.Unbounded), Is.EqualTo(("r0", 1, 900UL, false)));
     }
 
     [Test]
     public async Task No_replica_that_has_replayed_what_the_scope_saw_is_lagging_behind_it()
     {
-        var scope = new ReadYourWritesState();
-        scope.History.Raise(5_000);
+        var scope = new ScopeState();
+        scope.Reads.Raise(5_000);
         _cluster.RoundTrips.Replays["r0"] = (1_000, ResolverCluster.Run);
         _cluster.RoundTrips.Replays["r1"] = (1_000, ResolverCluster.Run);
 
@@ -239,21 +239,21 @@ public sealed class ConsistencyResolverTests
         var lease = off.Wrote();
         off.PrimaryLsn = 1_000;
         off.Resolver.ReadServed(lease, off.Replicas[1]);
-        off.Resolver.RanOnPrimary(lease);
+        off.Resolver.RunsOnPrimary(lease);
 
         var afterWrite = await off.ResolveAsync(lease, readYourWrites: true);
         var plain = off.Resolver.TryChoose(lease, null, ReplicaRequirement.Any, out var replica, out _, out var hadPast);
 
         Assert.That((afterWrite.Replica?.Name, afterWrite.Constrained), Is.EqualTo(("r0", true)));
         Assert.That((plain, replica?.Name, hadPast), Is.EqualTo((true, "r1", false)), "the next replica in turn, not the scope's");
-        Assert.That((lease.History.HasPast, lease.History.Unbounded, lease.History.Sticky.Replica), Is.EqualTo((false, false, (ReplicaEndpoint?)null)));
+        Assert.That((lease.Reads.HasPast, lease.Reads.Unbounded, lease.Reads.Sticky.Replica), Is.EqualTo((false, false, (ReplicaEndpoint?)null)));
     }
 
     [Test]
     public async Task Without_monotonic_reads_a_read_with_nothing_to_wait_for_takes_any_replica_unconstrained()
     {
         using var off = new ResolverCluster(monotonicReads: false, invalidTokens: InvalidTokenHandling.Ignore);
-        var scope = new ReadYourWritesState();
+        var scope = new ScopeState();
         scope.Restore("not a token");
 
         var choice = await off.ResolveAsync(scope, readYourWrites: true);
@@ -264,13 +264,13 @@ public sealed class ConsistencyResolverTests
     [Test]
     public void Reads_served_and_commands_on_the_primary_are_recorded_in_the_lease_s_history()
     {
-        var lease = new ReadYourWritesState();
+        var lease = new ScopeState();
         _cluster.Resolver.ReadServed(lease, R1);
-        Assert.That((lease.History.HasPast, lease.History.Unbounded), Is.EqualTo((true, true)), "not its own replica yet: unbounded");
+        Assert.That((lease.Reads.HasPast, lease.Reads.Unbounded), Is.EqualTo((true, true)), "not its own replica yet: unbounded");
 
-        var onPrimary = new ReadYourWritesState();
-        _cluster.Resolver.RanOnPrimary(onPrimary);
-        Assert.That(onPrimary.History.Unbounded, Is.True);
+        var onPrimary = new ScopeState();
+        _cluster.Resolver.RunsOnPrimary(onPrimary);
+        Assert.That(onPrimary.Reads.Unbounded, Is.True);
     }
 
     /// <summary>Advances the fake clock by the resolver's poll interval until the wait ends (bounded).</summary>

@@ -22,9 +22,9 @@ public sealed class ConsistencyResolverTokenTests
     [Test]
     public void A_malformed_token_or_one_of_an_unknown_cluster_throws_naming_the_cluster()
     {
-        var malformed = new ReadYourWritesState();
+        var malformed = new ScopeState();
         malformed.Restore("efr1.anything");
-        var foreign = new ReadYourWritesState();
+        var foreign = new ScopeState();
         foreign.Restore(ConsistencyToken.Format(0x0BAD_F00D_0BAD_F00D, 1_000));
         _cluster.PrimarySampled(1_000);
 
@@ -35,21 +35,21 @@ public sealed class ConsistencyResolverTokenTests
     [Test]
     public async Task A_token_checked_before_the_primary_was_seen_learns_the_cluster_by_one_capture_and_requires_its_position()
     {
-        var scope = new ReadYourWritesState();
+        var scope = new ScopeState();
         scope.Restore(ConsistencyToken.Format(ResolverCluster.System, 1_500));
         _cluster.RoundTrips.Replays["r0"] = (1_600, ResolverCluster.Run);
 
         var choice = await _cluster.ResolveAsync(scope, readYourWrites: true);
 
         Assert.That((choice.Replica?.Name, _cluster.RoundTrips.Captures), Is.EqualTo(("r0", 1)));
-        Assert.That((scope.RequiredLsn, scope.History.Floor, scope.RestoredToken), Is.EqualTo((1_500UL, 1_500UL, (string?)null)));
+        Assert.That((scope.RequiredLsn, scope.Reads.Floor, scope.RestoredToken), Is.EqualTo((1_500UL, 1_500UL, (string?)null)));
     }
 
     [Test]
     public async Task A_token_from_the_future_is_lowered_to_the_next_primary_sample()
     {
         _cluster.PrimarySampled(2_000);
-        var scope = new ReadYourWritesState();
+        var scope = new ScopeState();
         scope.Restore(ConsistencyToken.Format(ResolverCluster.System, 9_000));
         _cluster.RoundTrips.Replays["r0"] = (2_100, ResolverCluster.Run);
         _cluster.RoundTrips.Replays["r1"] = (2_100, ResolverCluster.Run);
@@ -61,7 +61,7 @@ public sealed class ConsistencyResolverTokenTests
         _cluster.PrimarySampled(2_100);
         var after = await _cluster.ResolveAsync(scope, readYourWrites: true);
 
-        Assert.That((after.Replica?.Name, scope.RequiredLsn, scope.History.Floor), Is.EqualTo(("r0", 2_100UL, 2_100UL)));
+        Assert.That((after.Replica?.Name, scope.RequiredLsn, scope.Reads.Floor), Is.EqualTo(("r0", 2_100UL, 2_100UL)));
         Assert.That(_cluster.RoundTrips.Captures, Is.Zero, "the monitor's samples did it");
     }
 

@@ -58,26 +58,26 @@ internal sealed class ResolverCluster : IDisposable
     }
 
     /// <summary>A scope whose own replica is <paramref name="onReplica"/> (no read recorded yet).</summary>
-    public ReadYourWritesState Scope(int onReplica)
+    public ScopeState Scope(int onReplica)
     {
-        var state = new ReadYourWritesState();
-        state.History.Stick(Replicas[onReplica], Replicas[onReplica].Incarnation);
+        var state = new ScopeState();
+        state.Reads.Stick(Replicas[onReplica], Replicas[onReplica].Incarnation);
         return state;
     }
 
     /// <summary>A scope that wrote (its position not captured yet).</summary>
-    public ReadYourWritesState Wrote(ReadYourWritesState? state = null)
+    public ScopeState Wrote(ScopeState? state = null)
     {
-        state ??= new ReadYourWritesState();
-        state.MarkWrite(Resolver, Time.GetTimestamp());
+        state ??= new ScopeState();
+        state.MarkWrite(Time.GetTimestamp());
         return state;
     }
 
     /// <summary>A read of <paramref name="state"/> finished on <paramref name="replica"/> (the primary: null) now.</summary>
-    public void Served(ReadYourWritesState state, ReplicaEndpoint? replica)
+    public void Served(ScopeState state, ReplicaEndpoint? replica)
     {
         Time.Advance(TimeSpan.FromMilliseconds(1));
-        state.History.Served(Resolver, replica, replica?.Incarnation ?? 0, Time.GetTimestamp());
+        state.Reads.Served(replica, replica?.Incarnation ?? 0, Time.GetTimestamp());
         Time.Advance(TimeSpan.FromMilliseconds(1));
     }
 
@@ -87,7 +87,7 @@ internal sealed class ResolverCluster : IDisposable
     /// <summary>The monitor sampled the primary now.</summary>
     public void PrimarySampled(ulong lsn) => Position.Record(Time.GetTimestamp(), lsn, System, sentAt: Time.GetTimestamp());
 
-    public ValueTask<ConsistencyChoice> ResolveAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient = null, bool readYourWrites = false, ReplicaRequirement? requirement = null)
+    public ValueTask<ConsistencyChoice> ResolveAsync(ScopeState? lease, ScopeState? ambient = null, bool readYourWrites = false, ReplicaRequirement? requirement = null)
         => Resolver.ResolveAsync(lease, ambient, requirement ?? ReplicaRequirement.Any, readYourWrites, async: true, CancellationToken.None);
 
     public void Healthy(ReplicaEndpoint replica, ulong replay)
