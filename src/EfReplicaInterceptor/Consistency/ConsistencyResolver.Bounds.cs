@@ -1,4 +1,5 @@
 using EfReplicaInterceptor.Topology;
+using Npgsql;
 
 namespace EfReplicaInterceptor.Consistency;
 
@@ -46,10 +47,10 @@ internal sealed partial class ConsistencyResolver
     {
         if (state.IsPending || Past(state)?.Unbounded == true)
         {
-            await CaptureAsync(state, null, state.IsPending, async: true, cancellationToken).ConfigureAwait(false);
+            await CaptureAsync(state, null, state.IsPending, primaryConnection: null, async: true, cancellationToken).ConfigureAwait(false);
         }
 
-        await BoundReadsAsync(state, null, null, async: true, cancellationToken).ConfigureAwait(false);
+        await BoundReadsAsync(state, null, null, primaryConnection: null, async: true, cancellationToken).ConfigureAwait(false);
         return Math.Max(state.RequiredLsn, Past(state)?.Floor ?? 0);
     }
 
@@ -58,13 +59,13 @@ internal sealed partial class ConsistencyResolver
     /// replica's latest sample when it was sent after those reads, else its replay position asked now (one small query on
     /// the replica, while it is in rotation in the same run), else one capture on the primary for all.
     /// </summary>
-    private async ValueTask BoundReadsAsync(ScopeState? lease, ScopeState? ambient, ReplicaEndpoint? keep, bool async, CancellationToken cancellationToken)
+    private async ValueTask BoundReadsAsync(ScopeState? lease, ScopeState? ambient, ReplicaEndpoint? keep, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var leaseUnbounded = await NeedsPrimaryBoundAsync(Past(lease), keep, async, cancellationToken).ConfigureAwait(false);
         var ambientUnbounded = await NeedsPrimaryBoundAsync(Past(ambient), keep, async, cancellationToken).ConfigureAwait(false);
         if (leaseUnbounded || ambientUnbounded)
         {
-            await CaptureAsync(lease, ambient, writes: false, async, cancellationToken).ConfigureAwait(false);
+            await CaptureAsync(lease, ambient, writes: false, primaryConnection, async, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -123,13 +124,13 @@ internal sealed partial class ConsistencyResolver
     }
 
     /// <summary>One capture on the primary: the scopes' pending writes (when <paramref name="writes"/>) and their unbounded reads.</summary>
-    private async ValueTask CaptureAsync(ScopeState? lease, ScopeState? ambient, bool writes, bool async, CancellationToken cancellationToken)
+    private async ValueTask CaptureAsync(ScopeState? lease, ScopeState? ambient, bool writes, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var (leasePast, ambientPast) = (Past(lease), Past(ambient));
         var (leaseWrites, ambientWrites) = (lease?.Generation ?? 0, ambient?.Generation ?? 0);
         var (leaseReads, ambientReads) = (leasePast?.UnboundedGeneration ?? 0, ambientPast?.UnboundedGeneration ?? 0);
         var sentAt = _timeProvider.GetTimestamp();
-        var (lsn, systemIdentifier) = await CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
+        var (lsn, systemIdentifier) = await CapturePrimaryAsync(primaryConnection, async, cancellationToken).ConfigureAwait(false);
         if (writes)
         {
             if (lease?.IsPending == true)
@@ -147,12 +148,17 @@ internal sealed partial class ConsistencyResolver
         ambientPast?.BoundedByPrimary(lsn, ambientReads, sentAt);
     }
 
-    /// <summary>One capture of the primary's position (counted, and recorded as the cluster's latest primary sample).</summary>
-    private async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(bool async, CancellationToken cancellationToken)
+    /// <summary>
+    /// One capture of the primary's position (counted, and recorded as the cluster's latest primary sample), on
+    /// <paramref name="primaryConnection"/> when given (the command's own connection, open and idle on the primary: with the
+    /// interceptors alone EF has opened it for every command, and a second primary connection per unit of work would double
+    /// the primary's client connections), else on one of the pool's.
+    /// </summary>
+    private async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         _metrics.PositionCaptured(_cluster);
         var sentAt = _timeProvider.GetTimestamp();
-        var (lsn, systemIdentifier) = await _roundTrips.CapturePrimaryPositionAsync(async, cancellationToken).ConfigureAwait(false);
+        var (lsn, systemIdentifier) = await _roundTrips.CapturePrimaryPositionAsync(primaryConnection, async, cancellationToken).ConfigureAwait(false);
         _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier, _captureWritePosition ? 0 : sentAt);
         return (lsn, systemIdentifier);
     }

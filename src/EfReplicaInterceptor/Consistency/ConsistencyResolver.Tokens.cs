@@ -1,5 +1,6 @@
 using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Topology;
+using Npgsql;
 
 namespace EfReplicaInterceptor.Consistency;
 
@@ -13,7 +14,7 @@ internal sealed partial class ConsistencyResolver
     /// failover, is lowered then, so it cannot pin reads to the primary forever. A token that is malformed or names no cluster
     /// this process knows throws, or is ignored (logged) with <see cref="InvalidTokenHandling.Ignore"/>.
     /// </summary>
-    private async ValueTask CheckRestoredTokenAsync(ScopeState? state, bool async, CancellationToken cancellationToken)
+    private async ValueTask CheckRestoredTokenAsync(ScopeState? state, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var token = state?.TakeRestoredToken();
         if (token is null)
@@ -30,7 +31,7 @@ internal sealed partial class ConsistencyResolver
         var clusterSystem = _primaryPosition.SystemIdentifier;
         if (clusterSystem == 0)
         {
-            (_, clusterSystem) = await CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
+            (_, clusterSystem) = await CapturePrimaryAsync(primaryConnection, async, cancellationToken).ConfigureAwait(false);
         }
 
         var own = Array.FindIndex(parts, part => part.SystemIdentifier == clusterSystem);

@@ -2,6 +2,7 @@ using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Topology;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 
 namespace EfReplicaInterceptor.Consistency;
 
@@ -121,16 +122,17 @@ internal sealed partial class ConsistencyResolver
 
     /// <summary>
     /// Resolves a read of scopes with a past, or after a write (<paramref name="readYourWrites"/>: the scopes' writes must
-    /// be seen too). Sync callers pass <paramref name="async"/> false and every step runs synchronously.
+    /// be seen too). Sync callers pass <paramref name="async"/> false and every step runs synchronously. A capture on the
+    /// primary runs on <paramref name="primaryConnection"/> when given (the command's own connection, open and idle on it).
     /// </summary>
     public async ValueTask<ConsistencyChoice> ResolveAsync(
-        ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement, bool readYourWrites, bool async, CancellationToken cancellationToken)
+        ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement, bool readYourWrites, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var (leasePast, ambientPast) = (Past(lease), Past(ambient));
         try
         {
-            await CheckRestoredTokenAsync(lease, async, cancellationToken).ConfigureAwait(false);
-            await CheckRestoredTokenAsync(ambient, async, cancellationToken).ConfigureAwait(false);
+            await CheckRestoredTokenAsync(lease, primaryConnection, async, cancellationToken).ConfigureAwait(false);
+            await CheckRestoredTokenAsync(ambient, primaryConnection, async, cancellationToken).ConfigureAwait(false);
 
             var writesPending = readYourWrites && (lease?.IsPending == true || ambient?.IsPending == true);
             if (!writesPending && !_selector.AnyInRotation(out var noneFresh))
@@ -141,7 +143,7 @@ internal sealed partial class ConsistencyResolver
 
             if (writesPending || !BoundBySample(leasePast) || !BoundBySample(ambientPast))
             {
-                await CaptureAsync(lease, ambient, writesPending, async, cancellationToken).ConfigureAwait(false);
+                await CaptureAsync(lease, ambient, writesPending, primaryConnection, async, cancellationToken).ConfigureAwait(false);
             }
 
             VerifyRestoredPosition(lease);
@@ -152,7 +154,7 @@ internal sealed partial class ConsistencyResolver
             var own = Own(leasePast) ?? Own(ambientPast);
             if (own is not null)
             {
-                await BoundReadsAsync(lease, ambient, own, async, cancellationToken).ConfigureAwait(false);
+                await BoundReadsAsync(lease, ambient, own, primaryConnection, async, cancellationToken).ConfigureAwait(false);
                 var onOwn = requirement.AtLeast(Math.Max(required, Floor(leasePast, ambientPast)));
                 if (_selector.Accepts(own, onOwn)
                     || (onOwn.Kind == ReplicaRequirementKind.CaughtUp && await CheckReplayAsync(own, async, cancellationToken).ConfigureAwait(false) && _selector.Accepts(own, onOwn)))
@@ -165,7 +167,7 @@ internal sealed partial class ConsistencyResolver
             }
 
             // Elsewhere: every earlier read bounded first, then a replica that has replayed the bound.
-            await BoundReadsAsync(lease, ambient, null, async, cancellationToken).ConfigureAwait(false);
+            await BoundReadsAsync(lease, ambient, null, primaryConnection, async, cancellationToken).ConfigureAwait(false);
             var floor = Floor(leasePast, ambientPast);
             var need = requirement.AtLeast(Math.Max(required, floor));
             var other = _selector.Select(need, 0, out var lagging);

@@ -87,7 +87,7 @@ internal sealed partial class ReadExecutor
     {
         try
         {
-            return (await resolver.ResolveAsync(decision.Unresolved(), async, cancellationToken).ConfigureAwait(false)).Replica;
+            return (await resolver.ResolveAsync(decision.Unresolved(), primaryConnection: null, async, cancellationToken).ConfigureAwait(false)).Replica;
         }
         catch (Exception exception) when (FailoverErrors.IsFailoverOfOwnStatement(exception) && !cancellationToken.IsCancellationRequested)
         {

@@ -131,6 +131,18 @@ public sealed class ConsistencyResolverTests
     }
 
     [Test]
+    public async Task The_capture_runs_on_the_command_s_own_primary_connection_when_there_is_one()
+    {
+        var lease = _cluster.Wrote();
+        using var efConnection = new Npgsql.NpgsqlConnection();
+
+        await _cluster.Resolver.ResolveAsync(lease, null, ReplicaRequirement.Any, readYourWrites: true, efConnection, async: true, CancellationToken.None);
+        var token = await _cluster.Resolver.SeenPositionAsync(_cluster.Wrote(), CancellationToken.None);
+
+        Assert.That(_cluster.RoundTrips.CapturedOn, Is.EqualTo(new[] { efConnection, null }), "a token's capture has no command: the pool's");
+    }
+
+    [Test]
     public async Task A_position_that_cannot_be_captured_sends_the_read_to_the_primary_and_the_write_stays_pending()
     {
         var lease = _cluster.Wrote();

@@ -88,7 +88,7 @@ internal sealed class ResolverCluster : IDisposable
     public void PrimarySampled(ulong lsn) => Position.Record(Time.GetTimestamp(), lsn, System, sentAt: Time.GetTimestamp());
 
     public ValueTask<ConsistencyChoice> ResolveAsync(ScopeState? lease, ScopeState? ambient = null, bool readYourWrites = false, ReplicaRequirement? requirement = null)
-        => Resolver.ResolveAsync(lease, ambient, requirement ?? ReplicaRequirement.Any, readYourWrites, async: true, CancellationToken.None);
+        => Resolver.ResolveAsync(lease, ambient, requirement ?? ReplicaRequirement.Any, readYourWrites, primaryConnection: null, async: true, CancellationToken.None);
 
     public void Healthy(ReplicaEndpoint replica, ulong replay)
     {
@@ -120,11 +120,15 @@ internal sealed class FakeRoundTrips : IConsistencyRoundTrips
 
     public int Captures { get; private set; }
 
+    /// <summary>The connections the captures were asked to run on (null: one of the pool's).</summary>
+    public List<NpgsqlConnection?> CapturedOn { get; } = [];
+
     public List<string> ReplayChecks { get; } = [];
 
-    public ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryPositionAsync(bool async, CancellationToken cancellationToken)
+    public ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken)
     {
         Captures++;
+        CapturedOn.Add(onConnection);
         return PrimaryFails is { } failure ? ValueTask.FromException<(ulong, ulong)>(failure) : ValueTask.FromResult((PrimaryLsn, PrimarySystem));
     }
 
