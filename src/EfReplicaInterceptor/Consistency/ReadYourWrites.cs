@@ -50,7 +50,10 @@ internal sealed class ReadYourWrites
         _invalidTokenHandling = options.InvalidTokenHandling;
         _captureWritePosition = options.CaptureWritePositionForTests;
         MonotonicReads = options.MonotonicReads && !options.ShadowMode;
-        Scopes = new ScopeReads(this, selector, timeProvider);
+        var longFork = options.LongForkWait
+            ? new LongForkWait(cluster, new LongForkRoundTrips(primary), primary.Deadlines.Read, metrics, loggerFactory.CreateLogger(Log.RoutingCategory), timeProvider)
+            : null;
+        Scopes = new ScopeReads(this, selector, timeProvider, longFork);
         _metrics = metrics;
         _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
         _topologyLogger = loggerFactory.CreateLogger(Log.TopologyCategory);

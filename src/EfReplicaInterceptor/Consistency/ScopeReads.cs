@@ -11,7 +11,7 @@ namespace EfReplicaInterceptor.Consistency;
 /// WAL position is resolved here too, so that one capture on the primary serves both. The lease's and the ambient scope's
 /// pasts both apply. Holds no per-call state.
 /// </summary>
-internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selector, TimeProvider timeProvider)
+internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selector, TimeProvider timeProvider, LongForkWait? longFork = null)
 {
     /// <summary>
     /// The replica for a plain read (meeting <paramref name="requirement"/>) when it can be decided without a round trip:
@@ -46,7 +46,8 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
 
         if (!selector.AnyInRotation(out lagging))
         {
-            return true; // the primary: no replica could take it whatever the scope saw
+            // The primary: no replica could take it whatever the scope saw (after the Long Fork wait, when it read on one).
+            return longFork is null || (leasePast?.StandbyReadSinceLongForkCheck is null && ambientPast?.StandbyReadSinceLongForkCheck is null);
         }
 
         if (!BoundBySample(leasePast) || !BoundBySample(ambientPast) || (Own(leasePast) ?? Own(ambientPast)) is not { } own
@@ -67,6 +68,19 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
     /// be seen too). Sync callers pass <paramref name="async"/> false and every step runs synchronously.
     /// </summary>
     public async ValueTask<ReadYourWritesChoice> ResolveAsync(
+        ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement, bool readYourWrites, bool async, CancellationToken cancellationToken)
+    {
+        var choice = await DecideAsync(lease, ambient, requirement, readYourWrites, async, cancellationToken).ConfigureAwait(false);
+        if (choice.Replica is null && longFork is not null)
+        {
+            // To the primary: first it must show what the scopes' standby showed (LongForkWait).
+            await longFork.BeforePrimaryReadAsync(lease?.History, ambient?.History, async, cancellationToken).ConfigureAwait(false);
+        }
+
+        return choice;
+    }
+
+    private async ValueTask<ReadYourWritesChoice> DecideAsync(
         ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement, bool readYourWrites, bool async, CancellationToken cancellationToken)
     {
         var (leasePast, ambientPast) = (lease?.History, ambient?.History);
