@@ -95,6 +95,21 @@ internal sealed class LongForkWait(string cluster, ILongForkRoundTrips roundTrip
         return check;
     }
 
+    private async ValueTask<long[]?> AskStandbyAsync(ReplicaEndpoint standby, PrimaryTransactions primary, bool async, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await roundTrips.CommittedOnStandbyAsync(standby, primary, async, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (IsServerFailure(exception) && !cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    private static bool IsServerFailure(Exception exception)
+        => exception is System.Data.Common.DbException or TimeoutException || FailoverErrors.IsFailoverOfOwnStatement(exception);
+
     private async ValueTask<LongForkCheck> CheckAsync(ReplicaEndpoint? leaseStandby, ReplicaEndpoint? ambientStandby, long started, bool async, CancellationToken cancellationToken)
     {
         var trips = 0;
@@ -112,19 +127,21 @@ internal sealed class LongForkWait(string cluster, ILongForkRoundTrips roundTrip
             HashSet<long>? shown = null;
             foreach (var standby in ambientStandby is null || ReferenceEquals(ambientStandby, leaseStandby) ? [leaseStandby!] : leaseStandby is null ? [ambientStandby] : new[] { leaseStandby, ambientStandby })
             {
-                if (standby.IsRetired)
+                var committed = standby.IsRetired ? null : await AskStandbyAsync(standby, primary, async, cancellationToken).ConfigureAwait(false);
+                trips += standby.IsRetired ? 0 : 1;
+                if (committed is null)
                 {
+                    // The standby left or does not answer (the usual reason the scope moves to the primary).
                     if (primary.Committed is null)
                     {
-                        return new(LongForkOutcome.Unverified, trips, TimeSpan.Zero);
+                        return new(LongForkOutcome.Unverified, trips, timeProvider.GetElapsedTime(started));
                     }
 
                     shown = null;
                     break;
                 }
 
-                trips++;
-                (shown ??= []).UnionWith(await roundTrips.CommittedOnStandbyAsync(standby, primary, async, cancellationToken).ConfigureAwait(false));
+                (shown ??= []).UnionWith(committed);
             }
 
             var waitFor = shown is null ? primary.Committed! : [.. shown];
@@ -163,7 +180,7 @@ internal sealed class LongForkWait(string cluster, ILongForkRoundTrips roundTrip
                 poll = poll * 2 < LongestPoll ? poll * 2 : LongestPoll;
             }
         }
-        catch (Exception exception) when ((exception is System.Data.Common.DbException or TimeoutException || FailoverErrors.IsFailoverOfOwnStatement(exception)) && !cancellationToken.IsCancellationRequested)
+        catch (Exception exception) when (IsServerFailure(exception) && !cancellationToken.IsCancellationRequested)
         {
             // A server failed or did not answer within the read deadline: the read goes on (and meets a primary's failure itself).
             return new(LongForkOutcome.Unverified, trips, timeProvider.GetElapsedTime(started));

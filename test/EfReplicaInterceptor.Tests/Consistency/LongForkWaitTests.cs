@@ -156,6 +156,33 @@ public sealed class LongForkWaitTests
         Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "invisible [7]" }));
     }
 
+    [Test]
+    public async Task With_commit_timestamps_a_standby_that_does_not_answer_leaves_every_committing_transaction_to_wait_for()
+    {
+        var scope = ReadOnStandby();
+        _trips.Primary = new PrimaryTransactions([7, 9], Xmax: 12, Committed: [9]);
+        _trips.StandbyFailure = new NpgsqlException("connection refused");
+        _trips.Invisible.Enqueue(0);
+
+        var check = await _wait.BeforePrimaryReadAsync(scope, null, async: true, CancellationToken.None);
+
+        Assert.That(check.Outcome, Is.EqualTo(LongForkOutcome.Waited));
+        Assert.That(_trips.Calls[^1], Is.EqualTo("invisible [9]"));
+    }
+
+    [Test]
+    public async Task Without_commit_timestamps_a_standby_that_does_not_answer_leaves_the_move_unchecked()
+    {
+        var scope = ReadOnStandby();
+        _trips.Primary = new PrimaryTransactions([7, 9], Xmax: 12, Committed: null);
+        _trips.StandbyFailure = new NpgsqlException("connection refused");
+
+        var check = await _wait.BeforePrimaryReadAsync(scope, null, async: true, CancellationToken.None);
+
+        Assert.That(check.Outcome, Is.EqualTo(LongForkOutcome.Unverified));
+        Assert.That(scope.StandbyReadSinceLongForkCheck, Is.SameAs(_standby), "not marked checked");
+    }
+
     [TestCase(false)]
     [TestCase(true)]
     public async Task A_server_failure_never_fails_the_read(bool async)
@@ -238,6 +265,8 @@ public sealed class LongForkWaitTests
 
         public Exception? Failure { get; set; }
 
+        public Exception? StandbyFailure { get; set; }
+
         public Action? OnPrimary { get; set; }
 
         public ValueTask<PrimaryTransactions> ReadPrimaryAsync(bool async, CancellationToken cancellationToken)
@@ -250,7 +279,7 @@ public sealed class LongForkWaitTests
         public ValueTask<long[]> CommittedOnStandbyAsync(ReplicaEndpoint standby, PrimaryTransactions primary, bool async, CancellationToken cancellationToken)
         {
             Calls.Add($"standby {standby.Name} [{string.Join(", ", primary.InProgress)}] from {primary.Xmax}");
-            return ValueTask.FromResult(OnStandby);
+            return StandbyFailure is null ? ValueTask.FromResult(OnStandby) : ValueTask.FromException<long[]>(StandbyFailure);
         }
 
         public ValueTask<int> InvisibleOnPrimaryAsync(long[] xids, bool async, CancellationToken cancellationToken)
