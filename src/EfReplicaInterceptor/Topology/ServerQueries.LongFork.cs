@@ -42,14 +42,14 @@ internal static partial class ServerQueries
 
     /// <summary>The primary's transactions its new snapshots may not show yet (one round trip), within the read deadline.</summary>
     public static ValueTask<PrimaryTransactions> ReadPrimaryTransactionsAsync(Failover.WatchedServer primary, bool async, CancellationToken cancellationToken)
-        => RunAsync(primary, PrimaryTransactionsSql, static reader =>
+        => RunAsync(primary, open: null, PrimaryTransactionsSql, static reader =>
             new PrimaryTransactions(reader.GetFieldValue<long[]>(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetFieldValue<long[]>(2)), async, cancellationToken);
 
     /// <summary>Which of <paramref name="primary"/>'s transactions <paramref name="standby"/> shows committed (one round trip).</summary>
     public static ValueTask<long[]> ReadCommittedOnStandbyAsync(Failover.WatchedServer standby, PrimaryTransactions primary, bool async, CancellationToken cancellationToken)
-        => RunAsync(standby, CommittedOnStandbySql, static reader => reader.GetFieldValue<long[]>(0), async, cancellationToken, primary.InProgress, primary.Xmax);
+        => RunAsync(standby, open: null, CommittedOnStandbySql, static reader => reader.GetFieldValue<long[]>(0), async, cancellationToken, primary.InProgress, primary.Xmax);
 
     /// <summary>How many of <paramref name="xids"/> the primary's new snapshots do not show yet (one round trip).</summary>
     public static ValueTask<int> CountInvisibleOnPrimaryAsync(Failover.WatchedServer primary, long[] xids, bool async, CancellationToken cancellationToken)
-        => RunAsync(primary, InvisibleOnPrimarySql, static reader => reader.GetInt32(0), async, cancellationToken, xids);
+        => RunAsync(primary, open: null, InvisibleOnPrimarySql, static reader => reader.GetInt32(0), async, cancellationToken, xids);
 }
