@@ -121,6 +121,26 @@ public sealed class ScopeReadsTests
     }
 
     [Test]
+    public void With_no_replica_in_rotation_a_scope_that_read_on_one_is_resolved_so_the_Long_Fork_wait_can_run_and_one_that_did_not_goes_to_the_primary_at_once()
+    {
+        var readThere = Scope(onReplica: 1);
+        readThere.History.Served(_readYourWrites, _replicas[1], _replicas[1].Incarnation, _time.GetTimestamp());
+        var primaryOnly = new ReadYourWritesState();
+        primaryOnly.History.RanOnPrimary(_readYourWrites);
+        foreach (var replica in _replicas)
+        {
+            replica.ReportFailure();
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Choose(readThere), Is.EqualTo("resolve"), "read on a standby: the resolution waits for the primary to show what it showed");
+            Assert.That(_scopes.TryChoose(primaryOnly, null, ReplicaRequirement.Any, out var replica, out _, out _), Is.True, "no standby read: the primary, no round trip");
+            Assert.That(replica, Is.Null);
+        });
+    }
+
+    [Test]
     public void A_scope_keeps_its_replica_when_it_has_replayed_the_floor()
     {
         var scope = Scope(onReplica: 1);
