@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The history matrix's long run (issue 13): a primary and two streaming standbys on loopback, every cell of the matrix
-# (synchronous / asynchronous / SET LOCAL synchronous_commit = off; one standby / two with 0 and 300 ms apply delays;
+# (synchronous / asynchronous / SET LOCAL synchronous_commit = off / synchronous replication with remote_apply; one standby / two with 0 and 300 ms apply delays;
 # steady / replay paused and resumed / a standby restarted) run for at least 10,000 operations, each history checked for
 # read-your-writes and monotonic reads, one table at the end. Takes about 10 minutes on 2 cores. Extra arguments go to the
 # program, e.g.:
@@ -8,6 +8,7 @@
 #   bash build/history.sh --guarantees-off                   # and the cells with a guarantee switched off
 #   bash build/history.sh --ops 2000 --cells "async/2"       # a quick look at some cells
 #   bash build/history.sh --out benchmarks/history-results/history.md
+#   bash build/history.sh --visibility-probe 20 sync-rep      # plain Npgsql, synchronous replication (remote_apply)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

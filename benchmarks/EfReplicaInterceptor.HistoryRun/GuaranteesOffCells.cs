@@ -45,6 +45,18 @@ internal static class GuaranteesOffCells
             Configure = options => Set(options, "MonotonicReads", false),
             Workload = workload,
         };
+        yield return new HistoryCell(CommitMode.SynchronousReplication, StandbyLayout.One, Disturbance.Steady)
+        {
+            Variant = "LongForkWait=false",
+            Configure = options => Set(options, "LongForkWait", false),
+            Workload = workload,
+        };
+        yield return new HistoryCell(CommitMode.SynchronousReplication, StandbyLayout.TwoLagged, Disturbance.StandbyRestarted)
+        {
+            Variant = "LongForkWait=false",
+            Configure = options => Set(options, "LongForkWait", false),
+            Workload = workload,
+        };
     }
 
     private static void Set(EfReplicaOptions options, string name, object value)

@@ -4,10 +4,11 @@ using EfReplicaInterceptor.TestSupport.History;
 
 // The history matrix's long run: every cell for at least --ops operations, each history checked, one table.
 //   bash build/history.sh [--ops 10000] [--seconds 10] [--cells FILTER] [--guarantees-off] [--out FILE]
-//   bash build/history.sh --visibility-probe SECONDS   (plain Npgsql: does a standby show commits before the primary?)
-if (args is ["--visibility-probe", var probeSeconds, ..])
+//   bash build/history.sh --visibility-probe SECONDS [sync-rep]   (plain Npgsql: does a standby show commits before the primary?
+//                                                                   sync-rep: the standby synchronous, remote_apply)
+if (args is ["--visibility-probe", var probeSeconds, .. var rest])
 {
-    return await VisibilityProbe.RunAsync(TimeSpan.FromSeconds(double.Parse(probeSeconds, CultureInfo.InvariantCulture)), writers: 4, readers: 4, CancellationToken.None);
+    return await VisibilityProbe.RunAsync(TimeSpan.FromSeconds(double.Parse(probeSeconds, CultureInfo.InvariantCulture)), writers: 4, readers: 4, synchronousReplication: rest is ["sync-rep", ..], CancellationToken.None);
 }
 
 var ops = 10_000;

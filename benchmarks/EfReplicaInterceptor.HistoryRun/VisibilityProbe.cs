@@ -10,11 +10,23 @@ using Npgsql;
 /// </summary>
 internal static class VisibilityProbe
 {
-    public static async Task<int> RunAsync(TimeSpan duration, int writers, int readers, CancellationToken ct)
+    public static async Task<int> RunAsync(TimeSpan duration, int writers, int readers, bool synchronousReplication, CancellationToken ct)
     {
         await using var servers = await PostgresReplicaSet.StartAsync(1, cancellationToken: ct);
         await servers.Primary.ExecuteAsync("CREATE TABLE probe (id int PRIMARY KEY, value bigint NOT NULL); INSERT INTO probe VALUES (1, 0)", ct);
         await servers.WaitForReplayAsync(servers.Standby, ct: ct);
+        if (synchronousReplication)
+        {
+            // The standby read from is the synchronous one: a commit returns once it has applied it (remote_apply).
+            await servers.Primary.ExecuteAsync($"ALTER SYSTEM SET synchronous_standby_names = '{servers.Standby.Name}'", ct);
+            await servers.Primary.ExecuteAsync("ALTER SYSTEM SET synchronous_commit = remote_apply", ct);
+            await servers.Primary.ExecuteAsync("SELECT pg_reload_conf()", ct);
+            while (await servers.Primary.ScalarAsync<string>($"SELECT coalesce((SELECT sync_state FROM pg_stat_replication WHERE application_name = '{servers.Standby.Name}'), '')", ct) != "sync")
+            {
+                await Task.Delay(20, ct);
+            }
+        }
+
         await using var primary = NpgsqlDataSource.Create(servers.Primary.ConnectionString);
         await using var standby = NpgsqlDataSource.Create(servers.Standby.ConnectionString);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -60,7 +72,7 @@ internal static class VisibilityProbe
         await stop.CancelAsync();
         await Task.WhenAll(tasks);
         var commits = await servers.Primary.ScalarAsync<long>("SELECT value FROM probe WHERE id = 1", ct);
-        Console.WriteLine($"visibility probe: {clock.Elapsed.TotalSeconds:0.0} s, {writers} writers ({commits:N0} commits, synchronous_commit on), {readers} readers: "
+        Console.WriteLine($"visibility probe: {clock.Elapsed.TotalSeconds:0.0} s, {writers} writers ({commits:N0} commits, {(synchronousReplication ? "synchronous replication, remote_apply" : "synchronous_commit on")}), {readers} readers: "
             + $"{primaryBehind:N0} of {pairs:N0} standby-then-primary read pairs saw the primary behind the standby (largest gap {worstGap} increments)");
         return 0;
     }

@@ -230,7 +230,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             var configuredFunctions = options.WriteFunctions.ToArray();
             var classifier = configuredFunctions.Length == 0 ? SqlClassifier.Default : new SqlClassifier(configuredFunctions);
             var selector = new ReplicaSelector(membership, options.LoadBalancing, timeProvider, options.MaxReplicaLag, options.HealthCheckInterval);
-            var consistency = new ConsistencyResolver(name, new ServerRoundTrips(primaryServer, options.CaptureWritePositionForTests), position, selector, options, metrics, loggerFactory, timeProvider);
+            var consistency = new ConsistencyResolver(name, new ServerRoundTrips(primaryServer, options.CaptureWritePositionForTests), position, selector, options, metrics, loggerFactory, timeProvider, LongForkWait.For(name, options, primaryServer, metrics, loggerFactory, timeProvider));
             var telemetry = new RoutingTelemetry(name, options.ShadowMode, metrics, loggerFactory);
             var reads = new ReadExecutor(name, primaryServer, selector, consistency, telemetry, metrics, options.Failover, timeProvider, loggerFactory);
             var router = new CommandRouter(

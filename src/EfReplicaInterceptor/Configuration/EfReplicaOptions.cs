@@ -97,6 +97,18 @@ public sealed class EfReplicaOptions
     public bool MonotonicReads { get; set; } = true;
 
     /// <summary>
+    /// When <see langword="true"/> (and <see cref="MonotonicReads"/> is on), a scope that read on a standby and whose next
+    /// read goes to the primary first waits until the primary's new snapshots include every transaction the standby already
+    /// shows committed. PostgreSQL makes a commit visible on the primary only when the committing session leaves its
+    /// process array, after the commit record was flushed (and, with synchronous replication, after the synchronous
+    /// standby's acknowledgement), so a standby can show a commit the primary's sessions do not see yet ("Long Fork").
+    /// Costs one round trip to the primary and one to the standby per move to the primary (one to the primary alone, when
+    /// nothing is committing, with <c>track_commit_timestamp = on</c>); the wait lasts at most the read deadline
+    /// (<c>Failover:ReadDeadline</c>). Default: <see langword="true"/>.
+    /// </summary>
+    public bool LongForkWait { get; set; } = true;
+
+    /// <summary>
     /// For tests only (a deliberately broken capture, to show that a history checker can fail): when
     /// <see langword="true"/>, read-your-writes captures the primary's WAL <em>write</em> position
     /// (<c>pg_current_wal_lsn()</c>), which misses commits still in the WAL buffers under asynchronous commit, instead of its

@@ -40,6 +40,7 @@ internal sealed partial class ConsistencyResolver
     private readonly ILogger _logger;
     private readonly ILogger _topologyLogger;
     private readonly TimeProvider _timeProvider;
+    private readonly LongForkWait? _longFork;
 
     public ConsistencyResolver(
         string cluster,
@@ -49,7 +50,8 @@ internal sealed partial class ConsistencyResolver
         EfReplicaOptions options,
         EfReplicaMetrics metrics,
         ILoggerFactory loggerFactory,
-        TimeProvider timeProvider)
+        TimeProvider timeProvider,
+        LongForkWait? longFork = null)
     {
         _cluster = cluster;
         _roundTrips = roundTrips;
@@ -63,6 +65,7 @@ internal sealed partial class ConsistencyResolver
         _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
         _topologyLogger = loggerFactory.CreateLogger(Log.TopologyCategory);
         _timeProvider = timeProvider;
+        _longFork = longFork;
     }
 
     /// <summary>Monotonic reads are on (and shadow mode, which runs everything on the primary, is off): scopes keep a history.</summary>
@@ -104,7 +107,8 @@ internal sealed partial class ConsistencyResolver
 
         if (!_selector.AnyInRotation(out lagging))
         {
-            return true; // the primary: no replica could take it whatever the scope saw
+            // The primary: no replica could take it whatever the scope saw (after the Long Fork wait, when it read on one).
+            return _longFork is null || (leasePast?.StandbyReadSinceLongForkCheck is null && ambientPast?.StandbyReadSinceLongForkCheck is null);
         }
 
         if (!BoundBySample(leasePast) || !BoundBySample(ambientPast) || (Own(leasePast) ?? Own(ambientPast)) is not { } own
@@ -126,6 +130,19 @@ internal sealed partial class ConsistencyResolver
     /// primary runs on <paramref name="primaryConnection"/> when given (the command's own connection, open and idle on it).
     /// </summary>
     public async ValueTask<ConsistencyChoice> ResolveAsync(
+        ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement, bool readYourWrites, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
+    {
+        var choice = await DecideAsync(lease, ambient, requirement, readYourWrites, primaryConnection, async, cancellationToken).ConfigureAwait(false);
+        if (choice.Replica is null && _longFork is not null && (Past(lease) is not null || Past(ambient) is not null))
+        {
+            // To the primary: first it must show what the scopes' standby showed (LongForkWait).
+            await _longFork.BeforePrimaryReadAsync(Past(lease), Past(ambient), async, cancellationToken).ConfigureAwait(false);
+        }
+
+        return choice;
+    }
+
+    private async ValueTask<ConsistencyChoice> DecideAsync(
         ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement, bool readYourWrites, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var (leasePast, ambientPast) = (Past(lease), Past(ambient));

@@ -30,6 +30,10 @@ internal sealed class ReadHistory
     private long _unboundedUntil;
     private bool _hasRead;
 
+    /// <summary>The replica the scope last read on since the last Long Fork check, and when that read finished.</summary>
+    private ReplicaEndpoint? _standbyRead;
+    private long _standbyReadAt;
+
     /// <summary>A command of the scope ran in this cluster (since its start or reset): a token carries what it may have seen.</summary>
     public bool HasRead
     {
@@ -62,6 +66,36 @@ internal sealed class ReadHistory
             lock (_gate)
             {
                 return (_sticky, _stickyIncarnation);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The replica the scope last read on, when it read on one since the last Long Fork check (null: none since): a move to
+    /// the primary must first see what that replica showed (<see cref="LongForkWait"/>).
+    /// </summary>
+    public ReplicaEndpoint? StandbyReadSinceLongForkCheck
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _standbyRead;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A Long Fork check whose primary snapshot was asked for at <paramref name="sentAt"/> covers the scope's replica reads
+    /// that finished before then.
+    /// </summary>
+    public void LongForkChecked(long sentAt)
+    {
+        lock (_gate)
+        {
+            if (_standbyReadAt <= sentAt)
+            {
+                _standbyRead = null;
             }
         }
     }
@@ -123,6 +157,11 @@ internal sealed class ReadHistory
         lock (_gate)
         {
             _hasRead = true;
+            if (replica is not null)
+            {
+                (_standbyRead, _standbyReadAt) = (replica, Math.Max(_standbyReadAt, now));
+            }
+
             if (replica is not null && ReferenceEquals(replica, _sticky) && incarnation == _stickyIncarnation)
             {
                 _lastServedAt = Math.Max(_lastServedAt, now);
@@ -225,7 +264,7 @@ internal sealed class ReadHistory
         lock (_gate)
         {
             (_sticky, _stickyIncarnation, _lastServedAt, _floor, _unbounded, _unboundedGeneration, _hasRead) = (null, 0, 0, 0, false, 0, false);
-            _unboundedUntil = 0;
+            (_unboundedUntil, _standbyRead, _standbyReadAt) = (0, null, 0);
         }
     }
 

@@ -44,6 +44,21 @@ public static class EfReplicaDiagnostics
     /// <summary>Counter of round trips to a replica that checked its replayed position for a read after a write. Unit <c>{query}</c>.</summary>
     public const string ReplayChecksCounterName = "efreplica.consistency.replay_checks";
 
+    /// <summary>
+    /// Counter of the Long Fork checks (<see cref="EfReplicaOptions.LongForkWait"/>): a scope that read on a standby moved to
+    /// the primary, and the primary was asked whether it shows everything the standby did. Unit <c>{check}</c>.
+    /// </summary>
+    public const string LongForkChecksCounterName = "efreplica.consistency.long_fork.checks";
+
+    /// <summary>Counter of the round trips the Long Fork checks and waits spent (primary and standby). Unit <c>{query}</c>.</summary>
+    public const string LongForkRoundTripsCounterName = "efreplica.consistency.long_fork.round_trips";
+
+    /// <summary>
+    /// Histogram of the Long Fork waits: how long a read waited for the primary to show transactions a standby already showed
+    /// committed (only checks that found some). Unit <c>s</c>.
+    /// </summary>
+    public const string LongForkWaitDurationHistogramName = "efreplica.consistency.long_fork.wait.duration";
+
     /// <summary>Gauge: each replica's replication lag in seconds (unit <c>s</c>), tagged with cluster and replica.</summary>
     public const string ReplicaLagGaugeName = "efreplica.replica.lag";
 
@@ -83,4 +98,7 @@ public static class EfReplicaDiagnostics
 
     /// <summary>Tag: the decided target before shadow mode was applied.</summary>
     public const string DecidedTargetTag = "efreplica.decided_target";
+
+    /// <summary>Tag on <see cref="LongForkWaitDurationHistogramName"/>: <c>seen</c> (the primary showed them) or <c>deadline</c> (the read deadline passed first).</summary>
+    public const string OutcomeTag = "efreplica.outcome";
 }

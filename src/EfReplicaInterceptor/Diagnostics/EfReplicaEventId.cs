@@ -36,6 +36,9 @@ public static class EfReplicaEventId
     /// <summary>Warning (EfReplicaInterceptor.Routing): "A read of cluster '{Cluster}' failed on {Server} for command {CommandId} after {Rows} row(s) of its result had been read ({ErrorKind}); not retried": the server hung (the read deadline passed within one call into the result) or the connection was lost while EF was reading the rows; the caller gets an <see cref="EfReplicaFailoverException"/> (not applied) saying how many rows it had.</summary>
     public const int ReadFailedMidResult = 1008;
 
+    /// <summary>Warning (EfReplicaInterceptor.Routing): "A read of cluster '{Cluster}' moved from a standby to the primary, which did not show {Transactions} transaction(s) the standby showed committed within the read deadline; the read runs on the primary and may return older data than the scope saw": see <see cref="EfReplicaOptions.LongForkWait"/>.</summary>
+    public const int LongForkWaitExpired = 1009;
+
     /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' left the rotation: {Why}".</summary>
     public const int ReplicaLeftRotation = 2000;
 

@@ -16,6 +16,9 @@ internal sealed class EfReplicaMetrics : IDisposable
     private readonly Counter<long> _replicaErrors;
     private readonly Counter<long> _positionCaptures;
     private readonly Counter<long> _replayChecks;
+    private readonly Counter<long> _longForkChecks;
+    private readonly Counter<long> _longForkRoundTrips;
+    private readonly Histogram<double> _longForkWaits;
 
     public EfReplicaMetrics(IMeterFactory? meterFactory = null)
     {
@@ -26,6 +29,9 @@ internal sealed class EfReplicaMetrics : IDisposable
         _replicaErrors = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplicaErrorsCounterName, "{error}", "Reads that failed on a replica with a failover error and moved on.");
         _positionCaptures = _meter.CreateCounter<long>(EfReplicaDiagnostics.PositionCapturesCounterName, "{query}", "Round trips to the primary to capture the WAL position after a unit of work (read-your-writes).");
         _replayChecks = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplayChecksCounterName, "{query}", "Round trips to a replica to check its replayed WAL position for a read after a write.");
+        _longForkChecks = _meter.CreateCounter<long>(EfReplicaDiagnostics.LongForkChecksCounterName, "{check}", "Moves of a scope from a standby to the primary checked for transactions the standby showed and the primary did not yet.");
+        _longForkRoundTrips = _meter.CreateCounter<long>(EfReplicaDiagnostics.LongForkRoundTripsCounterName, "{query}", "Round trips the Long Fork checks and waits spent.");
+        _longForkWaits = _meter.CreateHistogram<double>(EfReplicaDiagnostics.LongForkWaitDurationHistogramName, "s", "How long a read waited for the primary to show what a standby already showed committed.");
     }
 
     public void CommandRouted(string cluster, RoutingTarget target, RoutingReason reason, bool shadow, ServerAddress server)
@@ -67,6 +73,26 @@ internal sealed class EfReplicaMetrics : IDisposable
         if (_replayChecks.Enabled)
         {
             _replayChecks.Add(1, new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster));
+        }
+    }
+
+    /// <summary>One Long Fork check: its round trips, and how long it waited when it found something to wait for.</summary>
+    public void LongForkChecked(string cluster, int roundTrips, TimeSpan? waited, bool expired)
+    {
+        var clusterTag = new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster);
+        if (_longForkChecks.Enabled)
+        {
+            _longForkChecks.Add(1, clusterTag);
+        }
+
+        if (_longForkRoundTrips.Enabled && roundTrips > 0)
+        {
+            _longForkRoundTrips.Add(roundTrips, clusterTag);
+        }
+
+        if (_longForkWaits.Enabled && waited is { } duration)
+        {
+            _longForkWaits.Record(duration.TotalSeconds, clusterTag, new KeyValuePair<string, object?>(EfReplicaDiagnostics.OutcomeTag, expired ? "deadline" : "seen"));
         }
     }
 

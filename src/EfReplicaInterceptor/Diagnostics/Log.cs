@@ -69,6 +69,10 @@ internal static partial class Log
         Message = "A consistency token in cluster '{Cluster}' asked for a WAL position beyond the primary's current one (forged, or from before a failover); it was lowered to the current position")]
     public static partial void ConsistencyTokenClamped(ILogger logger, string cluster);
 
+    [LoggerMessage(EventId = EfReplicaEventId.LongForkWaitExpired, EventName = nameof(EfReplicaEventId.LongForkWaitExpired), Level = LogLevel.Warning,
+        Message = "A read of cluster '{Cluster}' moved from a standby to the primary, which did not show {Transactions} transaction(s) the standby showed committed within the read deadline; the read runs on the primary and may return older data than the scope saw")]
+    public static partial void LongForkWaitExpired(ILogger logger, string cluster, int transactions);
+
     [LoggerMessage(EventId = EfReplicaEventId.PrimaryReadFailed, EventName = nameof(EfReplicaEventId.PrimaryReadFailed), Level = LogLevel.Warning,
         Message = "A read on the primary of cluster '{Cluster}' failed for command {CommandId} ({ErrorKind}); its pool is cleared and the read is retried")]
     public static partial void PrimaryReadFailed(ILogger logger, Exception exception, string cluster, Guid commandId, string errorKind);

@@ -22,7 +22,7 @@ internal readonly record struct ServerIdentity(ulong SystemIdentifier, int Port,
 /// Every statement the library itself sends to a server (the monitor's probes, read-your-writes' position captures and
 /// replay checks), in one place. Each runs on a connection the caller opened and owns; none changes session state.
 /// </summary>
-internal static class ServerQueries
+internal static partial class ServerQueries
 {
     // Columns 3..6 of every probe: the answering server's identity (see ServerIdentity). The timeline is the first 8 hex
     // digits of the current WAL file's name, which pg_walfile_name refuses to compute in recovery.
@@ -119,13 +119,18 @@ internal static class ServerQueries
     /// <paramref name="server"/>, under an <see cref="OperationWatch"/>: if the server goes silent for the read deadline the
     /// connection is broken and a <see cref="ServerDeadlineException"/> thrown (the caller's token is honoured the same way).
     /// </summary>
-    private static async ValueTask<T> RunAsync<T>(WatchedServer server, NpgsqlConnection? open, string sql, Func<NpgsqlDataReader, T> read, bool async, CancellationToken cancellationToken)
+    private static async ValueTask<T> RunAsync<T>(WatchedServer server, NpgsqlConnection? open, string sql, Func<NpgsqlDataReader, T> read, bool async, CancellationToken cancellationToken, params object[] arguments)
     {
         using var watch = server.WatchRead(commandTimeoutSeconds: 0, cancellationToken);
         var connection = open ?? await watch.OpenAsync(server.DataSource, async, cancellationToken).ConfigureAwait(false);
         try
         {
             await using var command = new NpgsqlCommand(sql, connection);
+            foreach (var argument in arguments)
+            {
+                command.Parameters.Add(new NpgsqlParameter { Value = argument }); // positional: $1, $2, ...
+            }
+
             watch.Attach(connection, command);
             var value = async
                 ? await watch.RunAsync(ReadRowAsync(command, read), connection).ConfigureAwait(false)

@@ -25,6 +25,9 @@ public sealed record CellReport(
     IReadOnlyDictionary<string, int> Errors,
     TimeSpan Elapsed)
 {
+    /// <summary>What the Long Fork wait did in the cell (<see cref="EfReplicaOptions.LongForkWait"/>).</summary>
+    public LongForkFigures LongFork { get; init; } = new(0, 0, 0, TimeSpan.Zero, TimeSpan.Zero);
+
     /// <summary>Share of completed reads a standby ran.</summary>
     public double ReplicaShare => Check.Reads == 0 ? 0 : (double)ReadsByServer.Where(s => s.Key != "primary").Sum(s => s.Value) / Check.Reads;
 
@@ -45,9 +48,9 @@ public sealed record CellReport(
 
     /// <summary>The header of <see cref="Row"/>, in Markdown.</summary>
     public static string Header =>
-        "| cell | operations | read-your-writes violations | monotonic-reads violations (of which primary behind a standby) | failed ops | reads on standbys | by server | extra primary round trips per write | replica checks per write | reads on the primary for lack of a replica | seconds |"
+        "| cell | operations | read-your-writes violations | monotonic-reads violations (of which primary behind a standby) | failed ops | reads on standbys | by server | extra primary round trips per write | replica checks per write | reads on the primary for lack of a replica | Long Fork checks (round trips each; waits, waited s in all, longest ms) | seconds |"
         + Environment.NewLine
-        + "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|";
+        + "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|";
 
     /// <summary>One Markdown table row.</summary>
     public string Row()
@@ -56,7 +59,7 @@ public sealed record CellReport(
         var perWrite = Check.Writes == 0 ? 0 : (double)ReplayChecks / Check.Writes;
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"| {Cell.Name} | {Check.Operations:N0} | {Check.ReadYourWritesViolations:N0} | {Check.MonotonicReadsViolations:N0} ({PrimaryBehindStandby:N0}) | {Check.Failed:N0} | {ReplicaShare:P1} | {servers} | {ExtraPrimaryRoundTripsPerWrite:0.00} | {perWrite:0.00} | {ReadFallbacks:N0} | {Elapsed.TotalSeconds:0.0} |");
+            $"| {Cell.Name} | {Check.Operations:N0} | {Check.ReadYourWritesViolations:N0} | {Check.MonotonicReadsViolations:N0} ({PrimaryBehindStandby:N0}) | {Check.Failed:N0} | {ReplicaShare:P1} | {servers} | {ExtraPrimaryRoundTripsPerWrite:0.00} | {perWrite:0.00} | {ReadFallbacks:N0} | {LongFork} | {Elapsed.TotalSeconds:0.0} |");
     }
 
     /// <summary>The row, the first violations and the errors, for a test's output or the long run's log.</summary>
@@ -70,6 +73,7 @@ public sealed record CellReport(
         }
 
         text.AppendLine(CultureInfo.InvariantCulture, $"  reads on standbys {ReplicaShare:P1}; position captures {PositionCaptures} ({ExtraPrimaryRoundTripsPerWrite:0.00} per write), replica checks {ReplayChecks}, reads on the primary for lack of a replica {ReadFallbacks}; {Elapsed.TotalSeconds:0.0} s");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  Long Fork checks: {LongFork}");
         foreach (var (error, count) in Errors.OrderByDescending(e => e.Value).Take(5))
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"  error ×{count}: {error}");
@@ -77,4 +81,18 @@ public sealed record CellReport(
 
         return text.ToString().TrimEnd();
     }
+}
+
+/// <summary>The Long Fork wait's figures in one cell: checks (moves of a scope from a standby to the primary), their round trips, the checks that waited and how long.</summary>
+/// <param name="Checks">Checks made.</param>
+/// <param name="RoundTrips">Round trips they spent (primary and standby, polls included).</param>
+/// <param name="Waits">Checks that found transactions the primary did not show yet.</param>
+/// <param name="Waited">How long those waited in all.</param>
+/// <param name="Longest">The longest wait.</param>
+public sealed record LongForkFigures(long Checks, long RoundTrips, long Waits, TimeSpan Waited, TimeSpan Longest)
+{
+    /// <inheritdoc/>
+    public override string ToString() => string.Create(
+        CultureInfo.InvariantCulture,
+        $"{Checks:N0} ({(Checks == 0 ? 0 : (double)RoundTrips / Checks):0.00}; {Waits:N0}, {Waited.TotalSeconds:0.00} s, {Longest.TotalMilliseconds:0} ms)");
 }

@@ -11,6 +11,13 @@ public enum CommitMode
 
     /// <summary><c>synchronous_commit = on</c> server-wide, <c>SET LOCAL synchronous_commit = off</c> in every writing transaction.</summary>
     SetLocalOff,
+
+    /// <summary>
+    /// Synchronous replication: <c>synchronous_standby_names</c> names the first standby (the one every cell reads from and
+    /// disturbs) and <c>synchronous_commit = remote_apply</c>, so a commit returns once that standby applied it; the second
+    /// standby is asynchronous. While the first standby is stopped or its replay paused, the primary's commits wait for it.
+    /// </summary>
+    SynchronousReplication,
 }
 
 /// <summary>Which standbys the cluster under test reads from.</summary>
@@ -66,6 +73,7 @@ public sealed record HistoryCell(CommitMode Commit, StandbyLayout Standbys, Dist
             {
                 CommitMode.Synchronous => "sync",
                 CommitMode.Asynchronous => "async",
+                CommitMode.SynchronousReplication => "sync-rep",
                 _ => "set-local-off",
             };
             var standbys = Standbys == StandbyLayout.One
@@ -83,7 +91,7 @@ public sealed record HistoryCell(CommitMode Commit, StandbyLayout Standbys, Dist
         }
     }
 
-    /// <summary>Every combination of commit mode, standbys and disturbance: 18 cells with the guarantees on.</summary>
+    /// <summary>Every combination of commit mode, standbys and disturbance: 24 cells with the guarantees on.</summary>
     public static IReadOnlyList<HistoryCell> Matrix(WorkloadSettings workload)
         => [.. from commit in Enum.GetValues<CommitMode>()
                from standbys in Enum.GetValues<StandbyLayout>()

@@ -103,7 +103,10 @@ public sealed class HistoryMatrix : IAsyncDisposable
             .Where(o => o.Kind == OperationKind.Read && o.Outcome == OperationOutcome.Ok)
             .GroupBy(o => o.Server ?? "unknown")
             .ToDictionary(g => g.Key, g => g.Count());
-        return new CellReport(cell, check, readsByServer, counters.PositionCaptures, counters.ReplayChecks, counters.ReadFallbacks, counters.All, workload.Errors, elapsed);
+        return new CellReport(cell, check, readsByServer, counters.PositionCaptures, counters.ReplayChecks, counters.ReadFallbacks, counters.All, workload.Errors, elapsed)
+        {
+            LongFork = new LongForkFigures(counters.LongForkChecks, counters.LongForkRoundTrips, counters.LongForkWaits, counters.LongForkWaited, counters.LongForkLongestWait),
+        };
     }
 
     public async ValueTask DisposeAsync() => await Servers.DisposeAsync();
@@ -127,15 +130,25 @@ public sealed class HistoryMatrix : IAsyncDisposable
     {
         var first = Servers.Standbys[0];
         await RestoreAsync(first, ct);
-        var commit = cell.Commit == CommitMode.Asynchronous ? "off" : "on";
+        var commit = cell.Commit switch
+        {
+            CommitMode.Asynchronous => "off",
+            CommitMode.SynchronousReplication => "remote_apply",
+            _ => "on",
+        };
+        var synchronousStandby = cell.Commit == CommitMode.SynchronousReplication ? first.Name : string.Empty;
         await Servers.Primary.ExecuteAsync($"ALTER SYSTEM SET synchronous_commit = {commit}", ct);
+        await Servers.Primary.ExecuteAsync($"ALTER SYSTEM SET synchronous_standby_names = '{synchronousStandby}'", ct);
         await Servers.Primary.ExecuteAsync("SELECT pg_reload_conf()", ct);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (await Servers.Primary.ScalarAsync<string>("SELECT setting FROM pg_settings WHERE name = 'synchronous_commit'", ct) != commit)
+        while (await Servers.Primary.ScalarAsync<string>("SELECT setting FROM pg_settings WHERE name = 'synchronous_commit'", ct) != commit
+            || await Servers.Primary.ScalarAsync<string>("SELECT setting FROM pg_settings WHERE name = 'synchronous_standby_names'", ct) != synchronousStandby
+            || (synchronousStandby.Length > 0
+                && await Servers.Primary.ScalarAsync<string>($"SELECT sync_state FROM pg_stat_replication WHERE application_name = '{synchronousStandby}'", ct) != "sync"))
         {
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"synchronous_commit did not become {commit} on the primary within 10 s.");
+                throw new TimeoutException($"synchronous_commit did not become {commit} (synchronous standby '{synchronousStandby}') on the primary within 10 s.");
             }
 
             await Task.Delay(20, ct);

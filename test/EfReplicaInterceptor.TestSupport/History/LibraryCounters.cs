@@ -12,6 +12,7 @@ public sealed class LibraryCounters : IDisposable
 {
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<string, long> _counts = new();
+    private readonly WaitSums _waits = new();
 
     public LibraryCounters()
     {
@@ -37,6 +38,18 @@ public sealed class LibraryCounters : IDisposable
                 _counts.AddOrUpdate($"{instrument.Name}/{target}/{reason}", value, (_, old) => old + value);
             }
         });
+        _listener.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == EfReplicaDiagnostics.LongForkWaitDurationHistogramName)
+            {
+                lock (_waits)
+                {
+                    _waits.Count++;
+                    _waits.Total += value;
+                    _waits.Longest = Math.Max(_waits.Longest, value);
+                }
+            }
+        });
         _listener.Start();
     }
 
@@ -49,10 +62,59 @@ public sealed class LibraryCounters : IDisposable
     /// <summary>Plain reads that ran on the primary because no replica could take them.</summary>
     public long ReadFallbacks => Get(EfReplicaDiagnostics.ReadFallbacksCounterName);
 
+    /// <summary>Moves of a scope from a standby to the primary checked for Long Fork.</summary>
+    public long LongForkChecks => Get(EfReplicaDiagnostics.LongForkChecksCounterName);
+
+    /// <summary>Round trips the Long Fork checks and waits spent.</summary>
+    public long LongForkRoundTrips => Get(EfReplicaDiagnostics.LongForkRoundTripsCounterName);
+
+    /// <summary>Long Fork checks that found something to wait for.</summary>
+    public long LongForkWaits
+    {
+        get
+        {
+            lock (_waits)
+            {
+                return _waits.Count;
+            }
+        }
+    }
+
+    /// <summary>How long the Long Fork waits lasted in all.</summary>
+    public TimeSpan LongForkWaited
+    {
+        get
+        {
+            lock (_waits)
+            {
+                return TimeSpan.FromSeconds(_waits.Total);
+            }
+        }
+    }
+
+    /// <summary>The longest Long Fork wait.</summary>
+    public TimeSpan LongForkLongestWait
+    {
+        get
+        {
+            lock (_waits)
+            {
+                return TimeSpan.FromSeconds(_waits.Longest);
+            }
+        }
+    }
+
     /// <summary>Every count, by instrument (and, for commands and fallbacks, by target and reason too).</summary>
     public IReadOnlyDictionary<string, long> All => new Dictionary<string, long>(_counts);
 
     public long Get(string name) => _counts.GetValueOrDefault(name);
 
     public void Dispose() => _listener.Dispose();
+
+    private sealed class WaitSums
+    {
+        public long Count;
+        public double Total;
+        public double Longest;
+    }
 }

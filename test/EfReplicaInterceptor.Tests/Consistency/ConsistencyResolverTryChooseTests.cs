@@ -37,7 +37,8 @@ public sealed class ConsistencyResolverTryChooseTests
         var selector = new ReplicaSelector(_replicas, LoadBalancing.RoundRobin, [1, 1], _time);
         var options = new EfReplicaOptions { Primary = "Host=127.0.0.1;Port=1" };
         _position = new PrimaryPosition();
-        _scopes = new ConsistencyResolver("c", new ServerRoundTrips(_replicas[0].Server, captureWritePosition: false), _position, selector, options, metrics, NullLoggerFactory.Instance, _time);
+        var longFork = new LongForkWait("c", new LongForkRoundTrips(_replicas[0].Server), TimeSpan.FromSeconds(3), metrics, NullLogger.Instance, _time);
+        _scopes = new ConsistencyResolver("c", new ServerRoundTrips(_replicas[0].Server, captureWritePosition: false), _position, selector, options, metrics, NullLoggerFactory.Instance, _time, longFork);
     }
 
     [TearDown]
@@ -116,6 +117,26 @@ public sealed class ConsistencyResolverTryChooseTests
             Assert.That(Enumerable.Range(0, 4).Select(i => Choose(new ScopeState())), Is.All.EqualTo("r0"), "a new scope never gets it");
         });
         Assert.That(await _scopes.CheckReplayAsync(_replicas[1], async: true, CancellationToken.None), Is.False, "no replay check is sent to it");
+    }
+
+    [Test]
+    public void With_no_replica_in_rotation_a_scope_that_read_on_one_is_resolved_so_the_Long_Fork_wait_can_run_and_one_that_did_not_goes_to_the_primary_at_once()
+    {
+        var readThere = Scope(onReplica: 1);
+        readThere.Reads.Served(_replicas[1], _replicas[1].Incarnation, _time.GetTimestamp());
+        var primaryOnly = new ScopeState();
+        primaryOnly.Reads.StartedOnPrimary();
+        foreach (var replica in _replicas)
+        {
+            replica.ReportFailure();
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Choose(readThere), Is.EqualTo("resolve"), "read on a standby: the resolution waits for the primary to show what it showed");
+            Assert.That(_scopes.TryChoose(primaryOnly, null, ReplicaRequirement.Any, out var replica, out _, out _), Is.True, "no standby read: the primary, no round trip");
+            Assert.That(replica, Is.Null);
+        });
     }
 
     [Test]
