@@ -8,7 +8,7 @@ public sealed class FailoverOptions
     /// retry runs at once on another replica or on the primary (with a fresh connection); later ones back off. 0 to 10.
     /// Writes and anything in a transaction are never retried. When the retries are spent on a primary that is gone (a role
     /// change: no standby took the read and the primary's connection string reaches no primary yet), the read waits for the
-    /// topology up to <see cref="ReadDeadline"/> from its start, running on a listed node as soon as it answers as the
+    /// topology up to <see cref="PrimaryWait"/> from its start, running on a listed node as soon as it answers as the
     /// primary; 0 retries: no wait either. Default: 2.
     /// </summary>
     public int MaxRetries { get; set; } = 2;
@@ -31,4 +31,16 @@ public sealed class FailoverOptions
     /// (a healthy server answers a probe at least that often). Default: that sum, 3 seconds with their defaults.
     /// </summary>
     public TimeSpan? ReadDeadline { get; set; }
+
+    /// <summary>
+    /// How long a read that no server could run because the primary is gone (a switchover or failover in progress: no
+    /// standby has what the read must see, typically a read-back right after a write, and the primary's connection string
+    /// reaches no primary yet) waits for the cluster, from the read's start: it polls the topology and runs as soon as a
+    /// listed node answers as the primary or a standby has replayed what the read needs, then fails typed
+    /// (<see cref="EfReplicaFailoverException"/>, <see cref="FailoverOutcome.NotApplied"/>). It waits on no server: every
+    /// attempt during it is under <see cref="ReadDeadline"/>, so a hung server still holds nothing longer than that. Set it
+    /// to cover your HA manager's failover (Patroni: about its <c>ttl</c>, 30 s by default, plus a few seconds). Positive
+    /// when set. Default: the read deadline in force.
+    /// </summary>
+    public TimeSpan? PrimaryWait { get; set; }
 }

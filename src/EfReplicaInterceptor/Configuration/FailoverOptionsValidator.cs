@@ -32,6 +32,11 @@ internal static class FailoverOptionsValidator
             failures.Add($"{failoverPath}:{nameof(FailoverOptions.BaseDelay)} is longer than {failoverPath}:{nameof(FailoverOptions.MaxDelay)}: the longest backoff cannot be shorter than its base.");
         }
 
+        if (failover.PrimaryWait is { } primaryWait && primaryWait <= TimeSpan.Zero)
+        {
+            failures.Add($"{prefix}{nameof(EfReplicaOptions.Failover)}:{nameof(FailoverOptions.PrimaryWait)} must be positive when set.");
+        }
+
         // The read deadline is enforced only while the server also fails to answer the monitor's probes: a healthy server
         // answers one at least every HealthCheckInterval + HealthCheckTimeout, so a shorter deadline could abandon a slow
         // query on a healthy server.

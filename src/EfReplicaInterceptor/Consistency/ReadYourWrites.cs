@@ -79,19 +79,19 @@ internal sealed class ReadYourWrites
     /// Resolves a read in scopes that wrote (or restored a token). Sync callers pass <paramref name="async"/> false and every
     /// step runs synchronously.
     /// </summary>
-    public async ValueTask<ReadYourWritesChoice> ResolveAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, bool async, CancellationToken cancellationToken)
+    public async ValueTask<ReadYourWritesChoice> ResolveAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         try
         {
-            if (!await CheckRestoredTokenAsync(lease, async, cancellationToken).ConfigureAwait(false)
-                | !await CheckRestoredTokenAsync(ambient, async, cancellationToken).ConfigureAwait(false))
+            if (!await CheckRestoredTokenAsync(lease, primaryConnection, async, cancellationToken).ConfigureAwait(false)
+                | !await CheckRestoredTokenAsync(ambient, primaryConnection, async, cancellationToken).ConfigureAwait(false))
             {
                 return new(null, RoutingReason.AfterWrite, false);
             }
 
             if (lease?.IsPending == true || ambient?.IsPending == true)
             {
-                await CaptureAsync(lease, ambient, async, cancellationToken).ConfigureAwait(false);
+                await CaptureAsync(lease, ambient, primaryConnection, async, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception exception) when (FailoverErrors.IsFailoverOfOwnStatement(exception) && !cancellationToken.IsCancellationRequested)
@@ -147,24 +147,29 @@ internal sealed class ReadYourWrites
     {
         if (state.IsPending)
         {
-            await CaptureAsync(state, null, async: true, cancellationToken).ConfigureAwait(false);
+            await CaptureAsync(state, null, primaryConnection: null, async: true, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private async ValueTask CaptureAsync(ReadYourWritesState? first, ReadYourWritesState? second, bool async, CancellationToken cancellationToken)
+    private async ValueTask CaptureAsync(ReadYourWritesState? first, ReadYourWritesState? second, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var firstGeneration = first?.Generation ?? 0;
         var secondGeneration = second?.Generation ?? 0;
-        var (lsn, systemIdentifier) = await CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
+        var (lsn, systemIdentifier) = await CapturePrimaryAsync(primaryConnection, async, cancellationToken).ConfigureAwait(false);
         first?.Satisfy(lsn, systemIdentifier, firstGeneration);
         second?.Satisfy(lsn, systemIdentifier, secondGeneration);
     }
 
-    internal async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(bool async, CancellationToken cancellationToken)
+    /// <summary>
+    /// One capture of the primary's position, on <paramref name="primaryConnection"/> when given (the command's own
+    /// connection, open and idle on the primary: with the interceptors alone EF has opened it for every command, and a second
+    /// primary connection per unit of work would double the primary's client connections), else on one of the pool's.
+    /// </summary>
+    internal async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         _metrics.PositionCaptured(_cluster);
         var sentAt = _timeProvider.GetTimestamp();
-        var (lsn, systemIdentifier) = await ServerQueries.CapturePositionAsync(_primary, async, cancellationToken, _captureWritePosition).ConfigureAwait(false);
+        var (lsn, systemIdentifier) = await ServerQueries.CapturePositionAsync(_primary, primaryConnection, async, cancellationToken, _captureWritePosition).ConfigureAwait(false);
         _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier, _captureWritePosition ? 0 : sentAt);
         return (lsn, systemIdentifier);
     }
@@ -176,7 +181,7 @@ internal sealed class ReadYourWrites
     /// failover, is lowered then, so it cannot pin reads to the primary forever. Returns false when reads must go to the
     /// primary for now.
     /// </summary>
-    internal async ValueTask<bool> CheckRestoredTokenAsync(ReadYourWritesState? state, bool async, CancellationToken cancellationToken)
+    internal async ValueTask<bool> CheckRestoredTokenAsync(ReadYourWritesState? state, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var token = state?.TakeRestoredToken();
         if (token is null)
@@ -192,7 +197,7 @@ internal sealed class ReadYourWrites
         var clusterSystem = _primaryPosition.SystemIdentifier;
         if (clusterSystem == 0)
         {
-            (_, clusterSystem) = await CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
+            (_, clusterSystem) = await CapturePrimaryAsync(primaryConnection, async, cancellationToken).ConfigureAwait(false);
         }
 
         var own = Array.FindIndex(parts, part => part.SystemIdentifier == clusterSystem);

@@ -1,3 +1,4 @@
+using Npgsql;
 using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Topology;
 
@@ -64,16 +65,18 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
 
     /// <summary>
     /// Resolves a read of scopes with a past, or after a write (<paramref name="readYourWrites"/>: the scopes' writes must
-    /// be seen too). Sync callers pass <paramref name="async"/> false and every step runs synchronously.
+    /// be seen too). Sync callers pass <paramref name="async"/> false and every step runs synchronously. A capture on the
+    /// primary runs on <paramref name="primaryConnection"/> when the command's own connection is open on it (see
+    /// <see cref="ReadYourWrites.CapturePrimaryAsync"/>).
     /// </summary>
     public async ValueTask<ReadYourWritesChoice> ResolveAsync(
-        ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement, bool readYourWrites, bool async, CancellationToken cancellationToken)
+        ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement, bool readYourWrites, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var (leasePast, ambientPast) = (lease?.History, ambient?.History);
         try
         {
-            if (!await cluster.CheckRestoredTokenAsync(lease, async, cancellationToken).ConfigureAwait(false)
-                | !await cluster.CheckRestoredTokenAsync(ambient, async, cancellationToken).ConfigureAwait(false))
+            if (!await cluster.CheckRestoredTokenAsync(lease, primaryConnection, async, cancellationToken).ConfigureAwait(false)
+                | !await cluster.CheckRestoredTokenAsync(ambient, primaryConnection, async, cancellationToken).ConfigureAwait(false))
             {
                 return new(null, RoutingReason.AfterWrite, false);
             }
@@ -87,7 +90,7 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
 
             if (writesPending || !BoundBySample(leasePast) || !BoundBySample(ambientPast))
             {
-                await CaptureAsync(lease, ambient, writesPending, async, cancellationToken).ConfigureAwait(false);
+                await CaptureAsync(lease, ambient, writesPending, primaryConnection, async, cancellationToken).ConfigureAwait(false);
             }
 
             cluster.VerifyRestoredPosition(lease);
@@ -98,7 +101,7 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
             var own = Own(leasePast) ?? Own(ambientPast);
             if (own is not null)
             {
-                await BoundReadsAsync(lease, ambient, own, async, cancellationToken).ConfigureAwait(false);
+                await BoundReadsAsync(lease, ambient, own, primaryConnection, async, cancellationToken).ConfigureAwait(false);
                 var onOwn = requirement.AtLeast(Math.Max(required, Floor(leasePast, ambientPast)));
                 if (selector.Accepts(own, onOwn)
                     || (onOwn.Kind == ReplicaRequirementKind.CaughtUp && await cluster.CheckReplayAsync(own, async, cancellationToken).ConfigureAwait(false) && selector.Accepts(own, onOwn)))
@@ -111,7 +114,7 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
             }
 
             // Elsewhere: every earlier read bounded first, then a replica that has replayed the bound.
-            await BoundReadsAsync(lease, ambient, null, async, cancellationToken).ConfigureAwait(false);
+            await BoundReadsAsync(lease, ambient, null, primaryConnection, async, cancellationToken).ConfigureAwait(false);
             var floor = Floor(leasePast, ambientPast);
             var need = requirement.AtLeast(Math.Max(required, floor));
             var other = selector.Select(need, 0, out var lagging);
@@ -146,10 +149,10 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
     {
         if (state.IsPending || state.History.Unbounded)
         {
-            await CaptureAsync(state, null, state.IsPending, async: true, cancellationToken).ConfigureAwait(false);
+            await CaptureAsync(state, null, state.IsPending, primaryConnection: null, async: true, cancellationToken).ConfigureAwait(false);
         }
 
-        await BoundReadsAsync(state, null, null, async: true, cancellationToken).ConfigureAwait(false);
+        await BoundReadsAsync(state, null, null, primaryConnection: null, async: true, cancellationToken).ConfigureAwait(false);
         return Math.Max(state.RequiredLsn, state.History.Floor);
     }
 
@@ -158,13 +161,13 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
     /// replica's latest sample when it was sent after those reads, else its replay position asked now (one small query on
     /// the replica, while it is in rotation in the same run), else one capture on the primary for all.
     /// </summary>
-    private async ValueTask BoundReadsAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaEndpoint? keep, bool async, CancellationToken cancellationToken)
+    private async ValueTask BoundReadsAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaEndpoint? keep, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var leaseUnbounded = await NeedsPrimaryBoundAsync(lease?.History, keep, async, cancellationToken).ConfigureAwait(false);
         var ambientUnbounded = await NeedsPrimaryBoundAsync(ambient?.History, keep, async, cancellationToken).ConfigureAwait(false);
         if (leaseUnbounded || ambientUnbounded)
         {
-            await CaptureAsync(lease, ambient, writes: false, async, cancellationToken).ConfigureAwait(false);
+            await CaptureAsync(lease, ambient, writes: false, primaryConnection, async, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -223,12 +226,12 @@ internal sealed class ScopeReads(ReadYourWrites cluster, ReplicaSelector selecto
     }
 
     /// <summary>One capture on the primary: the scopes' pending writes (when <paramref name="writes"/>) and their unbounded reads.</summary>
-    private async ValueTask CaptureAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, bool writes, bool async, CancellationToken cancellationToken)
+    private async ValueTask CaptureAsync(ReadYourWritesState? lease, ReadYourWritesState? ambient, bool writes, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var (leaseWrites, ambientWrites) = (lease?.Generation ?? 0, ambient?.Generation ?? 0);
         var (leaseReads, ambientReads) = (lease?.History.UnboundedGeneration ?? 0, ambient?.History.UnboundedGeneration ?? 0);
         var sentAt = timeProvider.GetTimestamp();
-        var (lsn, systemIdentifier) = await cluster.CapturePrimaryAsync(async, cancellationToken).ConfigureAwait(false);
+        var (lsn, systemIdentifier) = await cluster.CapturePrimaryAsync(primaryConnection, async, cancellationToken).ConfigureAwait(false);
         if (writes)
         {
             if (lease?.IsPending == true)

@@ -55,10 +55,11 @@ internal static class ServerCall
     /// <summary>
     /// Runs <paramref name="statement"/> on <paramref name="server"/> under <paramref name="watch"/>, on
     /// <paramref name="connection"/> when given (a kept connection, disposed if the call fails) or else on one opened from the
-    /// server's data source. With <paramref name="async"/> false every step runs synchronously.
+    /// server's data source. With <paramref name="async"/> false every step runs synchronously. A
+    /// <paramref name="borrowed"/> connection (the caller's, EF's own) is never disposed here, whatever happens.
     /// </summary>
     public static async ValueTask<T> RunAsync<TStatement, T>(
-        WatchedServer server, OperationWatch watch, NpgsqlConnection? connection, TStatement statement, bool async, CancellationToken cancellationToken)
+        WatchedServer server, OperationWatch watch, NpgsqlConnection? connection, TStatement statement, bool async, CancellationToken cancellationToken, bool borrowed = false)
         where TStatement : IServerStatement<T>
     {
         if (connection is null)
@@ -126,7 +127,7 @@ internal static class ServerCall
         }
         finally
         {
-            if ((handover & CallHandover.Connection) == 0 && !watch.Abandoned)
+            if (!borrowed && (handover & CallHandover.Connection) == 0 && !watch.Abandoned)
             {
                 await DisposeAsync(connection, async, quietly: !succeeded).ConfigureAwait(false);
             }

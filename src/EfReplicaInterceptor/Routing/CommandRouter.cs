@@ -85,7 +85,7 @@ internal sealed class CommandRouter
             var decision = Decide(command, eventData.CommandSource, lease);
             if (decision.NeedsReadYourWrites)
             {
-                decision = await ResolveAsync(decision, async, cancellationToken).ConfigureAwait(false);
+                decision = await ResolveAsync(decision, OpenOnPrimary(command), async, cancellationToken).ConfigureAwait(false);
             }
 
             // A read for the primary runs on EF's connection when the application holds it open (Database.OpenConnection()):
@@ -253,13 +253,21 @@ internal sealed class CommandRouter
     /// Resolves a read that must see its scopes' writes (see <see cref="ReadYourWrites.ResolveAsync"/>), or, with monotonic
     /// reads, must not go behind what they saw (see <see cref="ScopeReads.ResolveAsync"/>).
     /// </summary>
-    public async ValueTask<RoutingDecision> ResolveAsync(RoutingDecision decision, bool async, CancellationToken cancellationToken)
+    public async ValueTask<RoutingDecision> ResolveAsync(RoutingDecision decision, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var choice = _scopes is not null
-            ? await _scopes.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, decision.Requirement, decision.WritesMustShow, async, cancellationToken).ConfigureAwait(false)
-            : await _readYourWrites.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, async, cancellationToken).ConfigureAwait(false);
+            ? await _scopes.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, decision.Requirement, decision.WritesMustShow, primaryConnection, async, cancellationToken).ConfigureAwait(false)
+            : await _readYourWrites.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, primaryConnection, async, cancellationToken).ConfigureAwait(false);
         return choice.Replica is { } replica ? RoutingDecision.Read(replica, choice.Constrained) : RoutingDecision.ResolvedToPrimary(choice.Reason, decision);
     }
+
+    /// <summary>
+    /// EF's connection for <paramref name="command"/> when it is open and idle (no reader on it, nothing executing): it is the
+    /// primary's (EF's connection string is the cluster's primary; a tenant's is checked against its binding before this), so
+    /// a position capture can run on it instead of taking a second primary connection. Null when EF's open was deferred.
+    /// </summary>
+    private static NpgsqlConnection? OpenOnPrimary(DbCommand command)
+        => command.Connection is NpgsqlConnection { FullState: ConnectionState.Open } open && command.Transaction is null ? open : null;
 
     /// <summary>
     /// A write command finished (its reader was disposed, its non-query returned) or a transaction committed: the scopes it

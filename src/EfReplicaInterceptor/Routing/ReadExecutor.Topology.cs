@@ -12,7 +12,8 @@ internal sealed partial class ReadExecutor
     /// The retries are spent and the primary is gone (a role change in progress: no standby took the read, and the primary's
     /// connection string reaches no primary yet): polls, with a step doubling from <see cref="MinTopologyPoll"/> (or the
     /// retries' base delay) to <see cref="MaxTopologyPoll"/>, for a listed node that answers as the primary or the primary
-    /// reached again, and runs the read there; until the read deadline from the read's start, then throws the last failure.
+    /// reached again, and runs the read there; until <see cref="FailoverOptions.PrimaryWait"/> (default: the read deadline)
+    /// from the read's start, then throws the last failure. Each attempt runs under the read deadline as any other.
     /// A read that read-your-writes or monotonic reads sent to the primary is resolved again first, each time: a standby
     /// that has since replayed what its scopes need (the writes' position, known before the primary went) takes it, as it
     /// would have with the primary up. A write whose position was never learned keeps the read for a primary: no standby
@@ -20,7 +21,7 @@ internal sealed partial class ReadExecutor
     /// </summary>
     private async ValueTask<T> WaitForTopologyAsync<T>(Attempt<T> attempt, RoutingDecision decision, CommandRouter resolver, ExceptionDispatchInfo failure, bool async, CancellationToken cancellationToken)
     {
-        var deadline = _primary.Deadlines.Read;
+        var deadline = _primaryWait ?? _primary.Deadlines.Read;
         var step = _firstTopologyPoll;
         while (true)
         {
@@ -78,7 +79,7 @@ internal sealed partial class ReadExecutor
         return new EfReplicaFailoverException(
             FailoverOutcome.NotApplied,
             $"Failover in cluster '{_cluster}' ({kind}): the read could not run. The primary did not answer, and no standby that has what the read must see took it, " +
-            "within the read deadline (Failover:ReadDeadline). A read changes nothing: it is safe to retry.",
+            "within Failover:PrimaryWait (default: the read deadline, Failover:ReadDeadline). A read changes nothing: it is safe to retry.",
             last);
     }
 
@@ -87,7 +88,7 @@ internal sealed partial class ReadExecutor
     {
         try
         {
-            return (await resolver.ResolveAsync(decision.Unresolved(), async, cancellationToken).ConfigureAwait(false)).Replica;
+            return (await resolver.ResolveAsync(decision.Unresolved(), primaryConnection: null, async, cancellationToken).ConfigureAwait(false)).Replica;
         }
         catch (Exception exception) when (FailoverErrors.IsFailoverOfOwnStatement(exception) && !cancellationToken.IsCancellationRequested)
         {

@@ -48,6 +48,7 @@ internal sealed partial class ReadExecutor
     private readonly ILogger _logger;
     private readonly ILogger _topologyLogger;
     private readonly TimeSpan _firstTopologyPoll;
+    private readonly TimeSpan? _primaryWait;
 
     public ReadExecutor(
         string cluster,
@@ -71,6 +72,7 @@ internal sealed partial class ReadExecutor
         _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
         _topologyLogger = loggerFactory.CreateLogger(Log.TopologyCategory);
         _firstTopologyPoll = options.BaseDelay < MinTopologyPoll ? MinTopologyPoll : options.BaseDelay;
+        _primaryWait = options.PrimaryWait;
 
         // The pipeline's own first run is the first retry, at once; its retries back off.
         _laterRetries = RetryPipelines.Build("EfReplica.ReadRetry", options.MaxRetries - 1, options, static args => ValueTask.FromResult(

@@ -93,12 +93,14 @@ internal static class ServerQueries
     }
 
     /// <summary>
-    /// The primary's WAL position now and the cluster's system identifier, on a connection of its own from
-    /// <paramref name="primary"/>, within the read deadline; with <paramref name="async"/> false every step runs synchronously.
-    /// With <paramref name="writePosition"/> (tests only) the write position instead of the insert position.
+    /// The primary's WAL position now and the cluster's system identifier, within the read deadline: on
+    /// <paramref name="open"/> when the caller has the primary's connection open and idle (EF's, so that a unit of work
+    /// holds one primary connection, not two), else on a connection of its own from <paramref name="primary"/>; with
+    /// <paramref name="async"/> false every step runs synchronously. With <paramref name="writePosition"/> (tests only) the
+    /// write position instead of the insert position.
     /// </summary>
-    public static ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(WatchedServer primary, bool async, CancellationToken cancellationToken, bool writePosition = false)
-        => RunAsync(primary, writePosition ? CaptureWritePositionSql : CapturePositionSql, static reader =>
+    public static ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(WatchedServer primary, NpgsqlConnection? open, bool async, CancellationToken cancellationToken, bool writePosition = false)
+        => RunAsync(primary, open, writePosition ? CaptureWritePositionSql : CapturePositionSql, static reader =>
         {
             var lsn = WalInsertPosition.EndOfLastRecord((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetInt32(2), reader.GetInt64(3));
             return (lsn, unchecked((ulong)reader.GetInt64(1)));
@@ -109,16 +111,18 @@ internal static class ServerQueries
     /// postmaster started (which run of the server answered), within the read deadline.
     /// </summary>
     public static ValueTask<(ulong? Lsn, long StartedAtTicks)> ReadReplayPositionAsync(WatchedServer replica, bool async, CancellationToken cancellationToken)
-        => RunAsync(replica, ReplayPositionSql, static reader =>
+        => RunAsync(replica, open: null, ReplayPositionSql, static reader =>
             (reader.IsDBNull(0) ? null : (ulong?)(ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetFieldValue<DateTime>(1).Ticks), async, cancellationToken);
 
     /// <summary>
-    /// Runs one single-row statement on a connection of its own from <paramref name="server"/>, through
-    /// <see cref="ServerCall"/> under the server's read watch: if the server goes silent for the read deadline the connection
-    /// is broken and a <see cref="ServerDeadlineException"/> thrown (the caller's token is honoured the same way).
+    /// Runs one single-row statement on <paramref name="open"/> (the caller's, left open whatever happens) or on a connection
+    /// of its own from <paramref name="server"/>, through <see cref="ServerCall"/> under the server's read watch: if the server
+    /// goes silent for the read deadline the connection is broken and a <see cref="ServerDeadlineException"/> thrown (the
+    /// caller's token is honoured the same way).
     /// </summary>
-    private static ValueTask<T> RunAsync<T>(WatchedServer server, string sql, Func<NpgsqlDataReader, T> read, bool async, CancellationToken cancellationToken)
-        => ServerCall.RunAsync<SingleRow<T>, T>(server, server.WatchRead(commandTimeoutSeconds: 0, cancellationToken), connection: null, new SingleRow<T>(sql, read), async, cancellationToken);
+    private static ValueTask<T> RunAsync<T>(WatchedServer server, NpgsqlConnection? open, string sql, Func<NpgsqlDataReader, T> read, bool async, CancellationToken cancellationToken)
+        => ServerCall.RunAsync<SingleRow<T>, T>(
+            server, server.WatchRead(commandTimeoutSeconds: 0, cancellationToken), open, new SingleRow<T>(sql, read), async, cancellationToken, borrowed: open is not null);
 
     /// <summary>One statement whose first row is the answer.</summary>
     private readonly struct SingleRow<T>(string sql, Func<NpgsqlDataReader, T> read) : IServerStatement<T>

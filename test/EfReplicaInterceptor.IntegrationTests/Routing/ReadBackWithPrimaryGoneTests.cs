@@ -96,6 +96,35 @@ public sealed class ReadBackWithPrimaryGoneTests
         });
     }
 
+    [Test]
+    public async Task A_read_back_waits_for_the_primary_past_the_read_deadline_up_to_PrimaryWait_and_runs_there_when_it_answers()
+    {
+        await using var servers = await StartServersAsync();
+        var readDeadline = TimeSpan.FromSeconds(3);
+        await using var cluster = await TestCluster.CreateAsync(servers, options =>
+        {
+            Configure(options, readDeadline);
+            options.Failover.PrimaryWait = TimeSpan.FromSeconds(60); // a failover under an HA manager takes its ttl
+        });
+        await servers.Standby.PauseReplayAsync();
+        var name = $"rb-{Guid.NewGuid():N}";
+        await using var context = cluster.NewContext();
+        context.People.Add(new Person { Name = name, Mood = Mood.Happy });
+        await context.SaveChangesAsync();
+
+        // As in the test above, no standby can be shown to have the write; but the wait for a primary now outlasts the read
+        // deadline: the read is still waiting once the deadline has passed, and runs on the primary when it is back.
+        await servers.Primary.StopAsync(StopMode.Immediate);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var read = ReadBackAsync(context, name);
+        await Poll.Until(() => read.IsCompleted || started.Elapsed > readDeadline + TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+        Assert.That(read.IsCompleted, Is.False, $"the read must still wait once the read deadline has passed (it ended: {(read.IsCompleted ? read.Exception?.InnerException?.Message : null)})");
+
+        await servers.Primary.StartAsync();
+        Assert.That(await read, Is.EqualTo((servers.Primary.Port, true)), "the read-back ran on the primary once it answered, and saw the write");
+        Assert.That(cluster.Recorder.AllEvents.Select(e => e.EventId), Has.None.EqualTo(ReadFailedOver));
+    }
+
     /// <summary>The written row read back in the context's own unit of work, with where it ran; the port and whether the row was there.</summary>
     private static async Task<(int Port, bool Found)> ReadBackAsync(ShopContext context, string name)
     {

@@ -49,6 +49,8 @@ public sealed class EfReplicaOptionsValidatorTests
             "EfReplica:MaxReplicaLag must be positive.");
         yield return Case("zero read deadline", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:Failover:ReadDeadline"] = "00:00:00" },
             "EfReplica:Failover:ReadDeadline must be positive when set.");
+        yield return Case("zero primary wait", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:Failover:PrimaryWait"] = "00:00:00" },
+            "EfReplica:Failover:PrimaryWait must be positive when set.");
         yield return Case("read deadline shorter than a probe turn", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:HealthCheckInterval"] = "00:00:02", ["EfReplica:Failover:ReadDeadline"] = "00:00:03.5" },
             "EfReplica:Failover:ReadDeadline must be at least EfReplica:HealthCheckInterval plus EfReplica:HealthCheckTimeout");
         yield return Case("empty write function", new() { ["EfReplica:Primary"] = Primary, ["EfReplica:WriteFunctions:0"] = "audit.log", ["EfReplica:WriteFunctions:1"] = " " },
