@@ -230,13 +230,13 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             var configuredFunctions = options.WriteFunctions.ToArray();
             var classifier = configuredFunctions.Length == 0 ? SqlClassifier.Default : new SqlClassifier(configuredFunctions);
             var selector = new ReplicaSelector(membership, options.LoadBalancing, timeProvider, options.MaxReplicaLag, options.HealthCheckInterval);
-            var readYourWrites = new ReadYourWrites(name, primaryServer, position, selector, options, metrics, loggerFactory, timeProvider);
+            var consistency = new ConsistencyResolver(name, new ServerRoundTrips(primaryServer, options.CaptureWritePositionForTests), position, selector, options, metrics, loggerFactory, timeProvider);
             var telemetry = new RoutingTelemetry(name, options.ShadowMode, metrics, loggerFactory);
-            var reads = new ReadExecutor(name, primaryServer, selector, readYourWrites, telemetry, metrics, options.Failover, timeProvider, loggerFactory);
+            var reads = new ReadExecutor(name, primaryServer, selector, consistency, telemetry, metrics, options.Failover, timeProvider, loggerFactory);
             var router = new CommandRouter(
                 new RoutingRules(options.ReadYourWrites, options.ReadYourWritesWindow, timeProvider),
                 selector,
-                readYourWrites,
+                consistency,
                 reads,
                 telemetry,
                 new WriteFailureTranslator(name, options.ShadowMode, loggerFactory, membership.RequestRefresh),

@@ -31,7 +31,7 @@ public sealed class EfReplicaConsistencyScope : IDisposable
     /// This scope's state in <paramref name="cluster"/>, made on the cluster's first command in the scope, with the restored
     /// token to check there (each cluster takes its own part of it).
     /// </summary>
-    internal ReadYourWritesState StateFor(ReadYourWrites cluster)
+    internal ScopeState StateFor(ConsistencyResolver cluster)
     {
         foreach (var entry in _clusters)
         {
@@ -51,7 +51,7 @@ public sealed class EfReplicaConsistencyScope : IDisposable
                 }
             }
 
-            var state = new ReadYourWritesState { InvalidTokenHandling = _invalidTokenHandling };
+            var state = new ScopeState { InvalidTokenHandling = _invalidTokenHandling };
             if (_token is not null)
             {
                 state.Restore(_token);
@@ -83,9 +83,9 @@ public sealed class EfReplicaConsistencyScope : IDisposable
         foreach (var (cluster, state) in clusters)
         {
             var lsn = state.RequiredLsn;
-            if ((state.Writer ?? state.History.Reader) is not null)
+            if (state.HasWritten || state.Reads.HasRead)
             {
-                lsn = await cluster.Scopes.SeenPositionAsync(state, cancellationToken).ConfigureAwait(false);
+                lsn = await cluster.SeenPositionAsync(state, cancellationToken).ConfigureAwait(false);
             }
 
             var system = state.SystemIdentifier != 0 ? state.SystemIdentifier : cluster.SystemIdentifier;
@@ -145,5 +145,5 @@ public sealed class EfReplicaConsistencyScope : IDisposable
         EfReplicaScope.EndConsistency(this);
     }
 
-    private readonly record struct ClusterState(ReadYourWrites Cluster, ReadYourWritesState State);
+    private readonly record struct ClusterState(ConsistencyResolver Cluster, ScopeState State);
 }

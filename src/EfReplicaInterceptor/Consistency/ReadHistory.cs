@@ -28,16 +28,16 @@ internal sealed class ReadHistory
 
     /// <summary>When the last unbounded command finished (a timestamp); <see cref="long.MaxValue"/>: one whose end is not known.</summary>
     private long _unboundedUntil;
-    private ReadYourWrites? _reader;
+    private bool _hasRead;
 
-    /// <summary>The read-your-writes service of the cluster that served the last read, to take a token's position from.</summary>
-    public ReadYourWrites? Reader
+    /// <summary>A command of the scope ran in this cluster (since its start or reset): a token carries what it may have seen.</summary>
+    public bool HasRead
     {
         get
         {
             lock (_gate)
             {
-                return _reader;
+                return _hasRead;
             }
         }
     }
@@ -118,11 +118,11 @@ internal sealed class ReadHistory
     /// A read of the scope finished at <paramref name="now"/> on <paramref name="replica"/>, or on the primary (null). Only a
     /// read on the scope's own replica (in the incarnation it was chosen in) is covered without a bound.
     /// </summary>
-    public void Served(ReadYourWrites reader, ReplicaEndpoint? replica, long incarnation, long now)
+    public void Served(ReplicaEndpoint? replica, long incarnation, long now)
     {
         lock (_gate)
         {
-            _reader = reader;
+            _hasRead = true;
             if (replica is not null && ReferenceEquals(replica, _sticky) && incarnation == _stickyIncarnation)
             {
                 _lastServedAt = Math.Max(_lastServedAt, now);
@@ -134,11 +134,11 @@ internal sealed class ReadHistory
     }
 
     /// <summary>A command of the scope runs on the primary (a write, a read in a transaction, a fallback).</summary>
-    public void RanOnPrimary(ReadYourWrites reader)
+    public void StartedOnPrimary()
     {
         lock (_gate)
         {
-            _reader = reader;
+            _hasRead = true;
             MarkUnboundedLocked(long.MaxValue); // it has not run yet: only a capture taken after it can bound it
         }
     }
@@ -224,7 +224,7 @@ internal sealed class ReadHistory
     {
         lock (_gate)
         {
-            (_sticky, _stickyIncarnation, _lastServedAt, _floor, _unbounded, _unboundedGeneration, _reader) = (null, 0, 0, 0, false, 0, null);
+            (_sticky, _stickyIncarnation, _lastServedAt, _floor, _unbounded, _unboundedGeneration, _hasRead) = (null, 0, 0, 0, false, 0, false);
             _unboundedUntil = 0;
         }
     }

@@ -35,9 +35,8 @@ internal sealed class ReplicaConnectionInterceptor(RouterResolver routers) : DbC
             && !result.IsSuppressed
             && connection.State == System.Data.ConnectionState.Closed
             && System.Transactions.Transaction.Current is null
-            && routers.Lease(eventData.Context) is { } lease)
+            && routers.Lease(eventData.Context) is not null)
         {
-            lease.PrimaryDeferred = true;
             return InterceptionResult.Suppress();
         }
 
@@ -73,7 +72,7 @@ internal sealed class ReplicaConnectionInterceptor(RouterResolver routers) : DbC
     {
         if (eventData.Context is { } context && routers.States.Find(context) is { } lease)
         {
-            lease.SessionPinned = false;
+            lease.SessionEnded();
         }
     }
 }

@@ -11,16 +11,15 @@ namespace EfReplicaInterceptor.Routing;
 
 /// <summary>
 /// The per-command path of one cluster: classify the statement, record what it implies for its lease (a write, a pinned
-/// session), apply the <see cref="RoutingRules"/>, choose the replica (<see cref="ReplicaSelector"/>, or
-/// <see cref="ReadYourWrites"/> after a write), and hand plain reads to the <see cref="ReadExecutor"/>. One per cluster,
+/// session), apply the <see cref="RoutingRules"/>, choose the replica (the <see cref="ConsistencyResolver"/>, for the
+/// lease's and the ambient scope's reads), and hand plain reads to the <see cref="ReadExecutor"/>. One per cluster,
 /// shared by every context using it: it holds no per-call state in fields.
 /// </summary>
 internal sealed class CommandRouter
 {
     private readonly RoutingRules _rules;
     private readonly ReplicaSelector _selector;
-    private readonly ReadYourWrites _readYourWrites;
-    private readonly ScopeReads? _scopes; // null when reads need not be monotonic
+    private readonly ConsistencyResolver _consistency;
     private readonly ReadExecutor _reads;
     private readonly RoutingTelemetry _telemetry;
     private readonly TimeProvider _timeProvider;
@@ -29,7 +28,7 @@ internal sealed class CommandRouter
     public CommandRouter(
         RoutingRules rules,
         ReplicaSelector selector,
-        ReadYourWrites readYourWrites,
+        ConsistencyResolver consistency,
         ReadExecutor reads,
         RoutingTelemetry telemetry,
         WriteFailureTranslator failures,
@@ -41,8 +40,7 @@ internal sealed class CommandRouter
         EfCommands = efCommands;
         _rules = rules;
         _selector = selector;
-        _readYourWrites = readYourWrites;
-        _scopes = readYourWrites.MonotonicReads ? readYourWrites.Scopes : null;
+        _consistency = consistency;
         _reads = reads;
         _telemetry = telemetry;
         _classifier = classifier;
@@ -83,7 +81,7 @@ internal sealed class CommandRouter
         try
         {
             var decision = Decide(command, eventData.CommandSource, lease);
-            if (decision.NeedsReadYourWrites)
+            if (decision.NeedsResolving)
             {
                 decision = await ResolveAsync(decision, OpenOnPrimary(command), async, cancellationToken).ConfigureAwait(false);
             }
@@ -94,12 +92,11 @@ internal sealed class CommandRouter
                 || !RoutingReasonTable.Of(decision.Reason).RunsAsRead
                 || (decision.Replica is null && command.Connection is { State: ConnectionState.Open }))
             {
-                if (_scopes is not null && !RoutingReasonTable.Of(decision.Reason).MarksWrite)
+                if (!RoutingReasonTable.Of(decision.Reason).MarksWrite)
                 {
                     // EF runs it on the primary (a read in a transaction, on a pinned session, a locking read): the scopes saw the
                     // primary's data, which a later read elsewhere must not go behind. A write's own result is read-your-writes'.
-                    lease?.Writes.History.RanOnPrimary(_readYourWrites);
-                    EfReplicaScope.CurrentConsistency?.StateFor(_readYourWrites).History.RanOnPrimary(_readYourWrites);
+                    _consistency.RunsOnPrimary(lease?.Scope);
                 }
 
                 if (command.Connection is { State: ConnectionState.Closed } deferred)
@@ -139,24 +136,24 @@ internal sealed class CommandRouter
         // alike); an ambient TransactionScope shows only in Transaction.Current. context.Database is not touched: its
         // first use resolves the database facade's dependencies, about 0.9 KB per context.
         var inTransaction = command.Transaction is not null || System.Transactions.Transaction.Current is not null;
-        var ambient = EfReplicaScope.CurrentConsistency?.StateFor(_readYourWrites);
+        var ambient = EfReplicaScope.CurrentConsistency?.StateFor(_consistency);
         var statementInfo = RoutingReasonTable.Of(statement);
         if (statementInfo.MarksWrite)
         {
             var now = _timeProvider.GetTimestamp();
             if (lease is not null)
             {
-                lease.MarkWrite(_readYourWrites, ambient, now, inTransaction: command.Transaction is not null);
+                lease.MarkWrite(ambient, now, inTransaction: command.Transaction is not null);
             }
             else
             {
-                ambient?.MarkWrite(_readYourWrites, now);
+                ambient?.MarkWrite(now);
             }
         }
 
         if (lease is not null && (inTransaction || statementInfo.PinsSession))
         {
-            lease.SessionPinned = true;
+            lease.PinSession();
         }
 
         var facts = new RoutingFacts
@@ -175,7 +172,7 @@ internal sealed class CommandRouter
                 MaxStaleness = tags.MaxStaleness,
                 PrimaryForced = EfReplicaScope.IsPrimaryForced,
                 SessionPinned = lease?.SessionPinned == true,
-                LeaseWrites = lease is { Writes.IsActive: true } ? lease.Writes : null,
+                LeaseWrites = lease is { Scope.IsActive: true } ? lease.Scope : null,
                 AmbientWrites = ambient is { IsActive: true } ? ambient : null,
                 HasReplicas = _selector.HasReplicas,
             };
@@ -185,21 +182,9 @@ internal sealed class CommandRouter
         switch (rule.Kind)
         {
             case RouteKind.ReadYourWrites:
-                return _scopes is not null
-                    ? RoutingDecision.ReadYourWrites(lease?.Writes, ambient) // their past reads count even without writes
-                    : RoutingDecision.ReadYourWrites(facts.LeaseWrites, facts.AmbientWrites);
-            case RouteKind.FreshReplica or RouteKind.AnyReplica when _scopes is not null && (lease is not null || ambient is not null):
-                return ScopeRead(lease?.Writes, ambient, rule.Kind == RouteKind.FreshReplica ? ReplicaRequirement.FreshWithin(facts.MaxStaleness!.Value) : ReplicaRequirement.Any);
-            case RouteKind.FreshReplica:
-                var fresh = _selector.Select(ReplicaRequirement.FreshWithin(facts.MaxStaleness!.Value), 0, out var lagging);
-                return fresh is not null
-                    ? RoutingDecision.Read(fresh, constrained: true)
-                    : RoutingDecision.Primary(lagging ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable);
-            case RouteKind.AnyReplica:
-                var replica = _selector.Select(ReplicaRequirement.Any, 0, out var anyLagging);
-                return replica is not null
-                    ? RoutingDecision.Read(replica, constrained: false)
-                    : RoutingDecision.Primary(anyLagging ? RoutingReason.ReplicaLagging : RoutingReason.ReplicaUnavailable);
+                return RoutingDecision.ReadYourWrites(lease?.Scope, ambient); // their past reads count even without writes
+            case RouteKind.FreshReplica or RouteKind.AnyReplica:
+                return ScopeRead(lease?.Scope, ambient, rule.Kind == RouteKind.FreshReplica ? ReplicaRequirement.FreshWithin(facts.MaxStaleness!.Value) : ReplicaRequirement.Any);
             default:
                 return RoutingDecision.Primary(rule.Reason);
         }
@@ -212,11 +197,6 @@ internal sealed class CommandRouter
     /// </summary>
     private async ValueTask OpenDeferredAsync(DbConnection connection, LeaseState? lease, bool async, CancellationToken cancellationToken)
     {
-        if (lease is not null)
-        {
-            lease.PrimaryDeferred = false;
-        }
-
         try
         {
             await EfCommands.OpenAsync(connection, async, cancellationToken).ConfigureAwait(false);
@@ -234,12 +214,12 @@ internal sealed class CommandRouter
     }
 
     /// <summary>
-    /// A plain read of <paramref name="lease"/> and <paramref name="ambient"/> with monotonic reads: their own replica, or
-    /// the first replica (which becomes theirs) when they have no past, decided at once; otherwise resolved later.
+    /// A plain read of <paramref name="lease"/> and <paramref name="ambient"/>: their own replica, or the balancing policy's
+    /// replica (which becomes theirs) when they have no past, decided at once; otherwise resolved later.
     /// </summary>
-    private RoutingDecision ScopeRead(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement)
+    private RoutingDecision ScopeRead(ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement)
     {
-        if (!_scopes!.TryChoose(lease, ambient, requirement, out var replica, out var lagging, out var hadPast))
+        if (!_consistency.TryChoose(lease, ambient, requirement, out var replica, out var lagging, out var hadPast))
         {
             return RoutingDecision.ScopeRead(lease, ambient, requirement);
         }
@@ -250,14 +230,12 @@ internal sealed class CommandRouter
     }
 
     /// <summary>
-    /// Resolves a read that must see its scopes' writes (see <see cref="ReadYourWrites.ResolveAsync"/>), or, with monotonic
-    /// reads, must not go behind what they saw (see <see cref="ScopeReads.ResolveAsync"/>).
+    /// Resolves a read that must see its scopes' writes, or must not go behind what they saw (see
+    /// <see cref="ConsistencyResolver.ResolveAsync"/>).
     /// </summary>
     public async ValueTask<RoutingDecision> ResolveAsync(RoutingDecision decision, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
-        var choice = _scopes is not null
-            ? await _scopes.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, decision.Requirement, decision.WritesMustShow, primaryConnection, async, cancellationToken).ConfigureAwait(false)
-            : await _readYourWrites.ResolveAsync(decision.LeaseWrites, decision.AmbientWrites, primaryConnection, async, cancellationToken).ConfigureAwait(false);
+        var choice = await _consistency.ResolveAsync(decision.LeaseScope, decision.AmbientScope, decision.Requirement, decision.WritesMustShow, primaryConnection, async, cancellationToken).ConfigureAwait(false);
         return choice.Replica is { } replica ? RoutingDecision.Read(replica, choice.Constrained) : RoutingDecision.ResolvedToPrimary(choice.Reason, decision);
     }
 
@@ -275,17 +253,9 @@ internal sealed class CommandRouter
     /// </summary>
     public void WriteCompleted(LeaseState? lease, bool committed)
     {
-        if (lease is not { WriteInFlight: true })
+        if (lease is { WriteInFlight: true }) // else the usual case: a read finished
         {
-            return; // the usual case: a read finished
-        }
-
-        var now = _timeProvider.GetTimestamp();
-        lease.Writes.MarkWrite(_readYourWrites, now);
-        lease.InFlightAmbient?.MarkWrite(_readYourWrites, now);
-        if (committed || !lease.WriteInTransaction)
-        {
-            lease.WriteInFlight = false; // a write inside an EF transaction is recorded once more at its commit
+            lease.CompleteWrite(_timeProvider.GetTimestamp(), committed);
         }
     }
 

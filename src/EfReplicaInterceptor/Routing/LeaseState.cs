@@ -14,8 +14,9 @@ internal interface ILeaseBinding
 }
 
 /// <summary>
-/// The routing state of one DbContext lease: the one per-lease mechanism, for single clusters and tenants alike. A DbContext
-/// is never used by two threads at once, so the fields need no synchronisation. A pooled context (AddDbContextPool) gets a
+/// The routing state of one DbContext lease: the one per-lease mechanism, for single clusters and tenants alike. It owns its
+/// transitions (a write starts, completes, is withdrawn; a session is pinned and ends): callers say what happened, never set
+/// its fields. A DbContext is never used by two threads at once, so the fields need no synchronisation. A pooled context (AddDbContextPool) gets a
 /// new lease number each time it is rented; the state is reset when the lease changes (and, for contexts configured with the
 /// library's options extension, when EF resets the context for the pool), so nothing leaks from one lease into the next.
 /// </summary>
@@ -25,27 +26,17 @@ internal sealed class LeaseState
     private ILeaseBinding? _binding;
     private WriteMark _withdrawLease;
     private WriteMark _withdrawAmbient;
+    private bool _writeInTransaction;
+    private ScopeState? _inFlightAmbient;
 
     /// <summary>What this lease has written, for read-your-writes.</summary>
-    public ReadYourWritesState Writes { get; } = new();
+    public ScopeState Scope { get; } = new();
 
-    /// <summary>A write is executing; its completion (or its transaction's commit) records it again.</summary>
-    public bool WriteInFlight { get; set; }
-
-    /// <summary>The in-flight write runs inside an EF transaction, so it is recorded again at the commit.</summary>
-    public bool WriteInTransaction { get; set; }
-
-    /// <summary>The ambient scope the in-flight write was recorded in, if any.</summary>
-    public ReadYourWritesState? InFlightAmbient { get; set; }
+    /// <summary>A write is executing (or its EF transaction has not committed): its completion records it again.</summary>
+    public bool WriteInFlight { get; private set; }
 
     /// <summary>A command that needs its session (a write, a lock, SET, a transaction) ran on the current open connection.</summary>
-    public bool SessionPinned { get; set; }
-
-    /// <summary>
-    /// EF counts its connection as open for a reader but it was left closed (see the connection interceptor): it is opened
-    /// only when a command needs the primary.
-    /// </summary>
-    public bool PrimaryDeferred { get; set; }
+    public bool SessionPinned { get; private set; }
 
     /// <summary>The lease's binding (a tenant's cluster), if any.</summary>
     public ILeaseBinding? Binding => Volatile.Read(ref _binding);
@@ -63,17 +54,55 @@ internal sealed class LeaseState
     /// <summary>
     /// Records that a command of this lease writes (at its start): the lease and the ambient scope it runs in must see it.
     /// </summary>
-    public void MarkWrite(Consistency.ReadYourWrites writer, ReadYourWritesState? ambient, long timestamp, bool inTransaction)
+    public void MarkWrite(ScopeState? ambient, long timestamp, bool inTransaction)
     {
-        var mark = Writes.MarkWrite(writer, timestamp);
-        var ambientMark = ambient?.MarkWrite(writer, timestamp) ?? default;
-        var continues = WriteInFlight && ReferenceEquals(ambient, InFlightAmbient);
+        var mark = Scope.MarkWrite(timestamp);
+        var ambientMark = ambient?.MarkWrite(timestamp) ?? default;
+        var continues = WriteInFlight && ReferenceEquals(ambient, _inFlightAmbient);
         _withdrawLease = continues ? _withdrawLease with { Generation = mark.Generation } : mark;
         _withdrawAmbient = continues ? _withdrawAmbient with { Generation = ambientMark.Generation } : ambientMark;
         WriteInFlight = true;
-        WriteInTransaction = inTransaction;
-        InFlightAmbient = ambient;
+        _writeInTransaction = inTransaction;
+        _inFlightAmbient = ambient;
     }
+
+    /// <summary>
+    /// The in-flight write finished (its reader was disposed, its non-query returned) or its transaction committed
+    /// (<paramref name="committed"/>): the lease and the ambient scope it wrote in record it again, so that a position
+    /// captured while it ran does not count as covering it. A write inside an EF transaction stays in flight until the commit.
+    /// </summary>
+    public void CompleteWrite(long timestamp, bool committed)
+    {
+        if (!WriteInFlight)
+        {
+            return;
+        }
+
+        Scope.MarkWrite(timestamp);
+        _inFlightAmbient?.MarkWrite(timestamp);
+        if (committed || !_writeInTransaction)
+        {
+            WriteInFlight = false;
+        }
+    }
+
+    /// <summary>
+    /// A standby refused a statement the classifier took for a read (25006): it is a write, done on the primary, and so is
+    /// the rest of this lease's work (its session is pinned there). It was not sent to the primary yet, so it is not in
+    /// flight: nothing to withdraw should it fail there.
+    /// </summary>
+    public void StandbyRefusedWrite(ScopeState? ambient, long timestamp)
+    {
+        MarkWrite(ambient, timestamp, inTransaction: false);
+        WriteInFlight = false;
+        SessionPinned = true;
+    }
+
+    /// <summary>A command that needs its session ran on the open connection: the lease's reads stay on it until it closes.</summary>
+    public void PinSession() => SessionPinned = true;
+
+    /// <summary>EF's connection closed: the session a command pinned is gone.</summary>
+    public void SessionEnded() => SessionPinned = false;
 
     /// <summary>
     /// The in-flight write (or the writes of the in-flight transaction) certainly did not reach the primary: its marks are
@@ -86,10 +115,10 @@ internal sealed class LeaseState
             return;
         }
 
-        Writes.Withdraw(_withdrawLease);
-        InFlightAmbient?.Withdraw(_withdrawAmbient);
+        Scope.Withdraw(_withdrawLease);
+        _inFlightAmbient?.Withdraw(_withdrawAmbient);
         WriteInFlight = false;
-        InFlightAmbient = null;
+        _inFlightAmbient = null;
     }
 
     /// <summary>Starts lease <paramref name="lease"/> when it is not the current one.</summary>
@@ -105,12 +134,11 @@ internal sealed class LeaseState
     /// <summary>Forgets everything of the lease, and ends its binding.</summary>
     public void Reset()
     {
-        Writes.Reset();
+        Scope.Reset();
         WriteInFlight = false;
-        WriteInTransaction = false;
-        InFlightAmbient = null;
+        _writeInTransaction = false;
+        _inFlightAmbient = null;
         SessionPinned = false;
-        PrimaryDeferred = false;
         EndBinding();
     }
 }

@@ -39,7 +39,7 @@ internal sealed partial class ReadExecutor
     private readonly string _cluster;
     private readonly WatchedServer _primary;
     private readonly ReplicaSelector _selector;
-    private readonly ReadYourWrites _readYourWrites;
+    private readonly ConsistencyResolver _consistency;
     private readonly RoutingTelemetry _telemetry;
     private readonly EfReplicaMetrics _metrics;
     private readonly TimeProvider _timeProvider;
@@ -54,7 +54,7 @@ internal sealed partial class ReadExecutor
         string cluster,
         WatchedServer primary,
         ReplicaSelector selector,
-        ReadYourWrites readYourWrites,
+        ConsistencyResolver consistency,
         RoutingTelemetry telemetry,
         EfReplicaMetrics metrics,
         FailoverOptions options,
@@ -64,7 +64,7 @@ internal sealed partial class ReadExecutor
         _cluster = cluster;
         _primary = primary;
         _selector = selector;
-        _readYourWrites = readYourWrites;
+        _consistency = consistency;
         _telemetry = telemetry;
         _metrics = metrics;
         _timeProvider = timeProvider;
@@ -139,7 +139,7 @@ internal sealed partial class ReadExecutor
     /// <summary>A read the library ran itself succeeded on <paramref name="replica"/> (or the primary when null).</summary>
     private void Succeeded(CommandEventData eventData, LeaseState? lease, ReplicaEndpoint? replica, RoutingReason reason, ServerAddress server)
     {
-        _readYourWrites.ReadServed(lease?.Writes, replica); // where the scopes' reads ran, for monotonic reads
+        _consistency.ReadServed(lease?.Scope, replica); // where the scopes' reads ran, for monotonic reads
         if (replica is not null && replica.ReportSuccess())
         {
             Log.ReplicaRejoinedRotation(_topologyLogger, replica.Name, _cluster, "a read succeeded on it again");
@@ -188,20 +188,15 @@ internal sealed partial class ReadExecutor
         {
             // The standby refused a write the classifier took for a read: it belongs on the primary, and so does the rest
             // of this lease's work. The replica itself is fine.
-            var ambient = EfReplicaScope.CurrentConsistency?.StateFor(_readYourWrites);
+            var ambient = EfReplicaScope.CurrentConsistency?.StateFor(_consistency);
             var now = _timeProvider.GetTimestamp();
             if (lease is not null)
             {
-                lease.MarkWrite(_readYourWrites, ambient, now, inTransaction: false);
+                lease.StandbyRefusedWrite(ambient, now);
             }
             else
             {
-                ambient?.MarkWrite(_readYourWrites, now);
-            }
-            if (lease is not null)
-            {
-                lease.WriteInFlight = false;
-                lease.SessionPinned = true;
+                ambient?.MarkWrite(now);
             }
 
             return null;

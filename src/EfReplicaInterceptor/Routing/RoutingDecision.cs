@@ -5,7 +5,7 @@ namespace EfReplicaInterceptor.Routing;
 
 /// <summary>
 /// Where one command goes. <see cref="Replica"/> is set exactly when the target is a replica. A decision whose
-/// <see cref="NeedsReadYourWrites"/> is set is resolved (asynchronously on the async path) by
+/// <see cref="NeedsResolving"/> is set is resolved (asynchronously on the async path) by
 /// <see cref="CommandRouter.ResolveAsync"/> before it is used.
 /// </summary>
 internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? replica)
@@ -15,12 +15,12 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
     public ReplicaEndpoint? Replica { get; } = replica;
 
     /// <summary>The lease's writes a read must see (read-your-writes still to resolve).</summary>
-    public ReadYourWritesState? LeaseWrites { get; private init; }
+    public ScopeState? LeaseScope { get; private init; }
 
     /// <summary>The ambient scope's writes a read must see (read-your-writes still to resolve).</summary>
-    public ReadYourWritesState? AmbientWrites { get; private init; }
+    public ScopeState? AmbientScope { get; private init; }
 
-    public bool NeedsReadYourWrites => !Resolved && (LeaseWrites is not null || AmbientWrites is not null);
+    public bool NeedsResolving => !Resolved && (LeaseScope is not null || AmbientScope is not null);
 
     /// <summary>
     /// Resolved to the primary by read-your-writes or monotonic reads (<see cref="ResolvedToPrimary"/>): the scopes are kept,
@@ -30,7 +30,7 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
     public bool Resolved { get; private init; }
 
     /// <summary>This decision was resolved to the primary and can be resolved again (see <see cref="Resolved"/>).</summary>
-    public bool CanResolveAgain => Resolved && (LeaseWrites is not null || AmbientWrites is not null);
+    public bool CanResolveAgain => Resolved && (LeaseScope is not null || AmbientScope is not null);
 
     /// <summary>Still to resolve: the scopes' writes must be seen (false: only their past reads, for monotonic reads).</summary>
     public bool WritesMustShow { get; private init; }
@@ -49,8 +49,8 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
     public static RoutingDecision ResolvedToPrimary(RoutingReason reason, in RoutingDecision unresolved)
         => new(reason, null)
         {
-            LeaseWrites = unresolved.LeaseWrites,
-            AmbientWrites = unresolved.AmbientWrites,
+            LeaseScope = unresolved.LeaseScope,
+            AmbientScope = unresolved.AmbientScope,
             WritesMustShow = unresolved.WritesMustShow,
             Requirement = unresolved.Requirement,
             Resolved = true,
@@ -60,18 +60,18 @@ internal readonly struct RoutingDecision(RoutingReason reason, ReplicaEndpoint? 
     public RoutingDecision Unresolved()
         => new(WritesMustShow ? RoutingReason.AfterWrite : RoutingReason.Read, null)
         {
-            LeaseWrites = LeaseWrites,
-            AmbientWrites = AmbientWrites,
+            LeaseScope = LeaseScope,
+            AmbientScope = AmbientScope,
             WritesMustShow = WritesMustShow,
             Requirement = Requirement,
         };
 
     public static RoutingDecision Read(ReplicaEndpoint replica, bool constrained) => new(RoutingReason.Read, replica) { IsConstrained = constrained };
 
-    public static RoutingDecision ReadYourWrites(ReadYourWritesState? lease, ReadYourWritesState? ambient)
-        => new(RoutingReason.AfterWrite, null) { LeaseWrites = lease, AmbientWrites = ambient, WritesMustShow = true, Requirement = ReplicaRequirement.Any };
+    public static RoutingDecision ReadYourWrites(ScopeState? lease, ScopeState? ambient)
+        => new(RoutingReason.AfterWrite, null) { LeaseScope = lease, AmbientScope = ambient, WritesMustShow = true, Requirement = ReplicaRequirement.Any };
 
-    /// <summary>A plain read of scopes with a past, to resolve by <see cref="ScopeReads"/> (monotonic reads).</summary>
-    public static RoutingDecision ScopeRead(ReadYourWritesState? lease, ReadYourWritesState? ambient, ReplicaRequirement requirement)
-        => new(RoutingReason.Read, null) { LeaseWrites = lease, AmbientWrites = ambient, Requirement = requirement };
+    /// <summary>A plain read of scopes with a past, to resolve by the <see cref="ConsistencyResolver"/>.</summary>
+    public static RoutingDecision ScopeRead(ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement)
+        => new(RoutingReason.Read, null) { LeaseScope = lease, AmbientScope = ambient, Requirement = requirement };
 }

@@ -15,7 +15,7 @@ internal enum RouteKind : byte
     /// <summary>A replica within the query's staleness budget (else the primary).</summary>
     FreshReplica,
 
-    /// <summary>A replica that has replayed the scopes' writes (else the primary): resolved by <see cref="ReadYourWrites"/>.</summary>
+    /// <summary>A replica that has replayed the scopes' writes (else the primary): resolved by the <see cref="Consistency.ConsistencyResolver"/>.</summary>
     ReadYourWrites,
 }
 
@@ -50,10 +50,10 @@ internal readonly record struct RoutingFacts
     public bool SessionPinned { get; init; }
 
     /// <summary>The lease's writes, when they constrain reads.</summary>
-    public ReadYourWritesState? LeaseWrites { get; init; }
+    public ScopeState? LeaseWrites { get; init; }
 
     /// <summary>The ambient consistency scope's writes (or restored token), when they constrain reads.</summary>
-    public ReadYourWritesState? AmbientWrites { get; init; }
+    public ScopeState? AmbientWrites { get; init; }
 
     /// <summary>The cluster has replicas.</summary>
     public bool HasReplicas { get; init; }

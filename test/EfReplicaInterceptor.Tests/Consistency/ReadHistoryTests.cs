@@ -12,7 +12,6 @@ namespace EfReplicaInterceptor.Tests.Consistency;
 /// </summary>
 public sealed class ReadHistoryTests
 {
-    private static readonly ReadYourWrites Reader = null!; // the cluster that served: not used by the history itself
     private readonly FakeTimeProvider _time = new();
     private NpgsqlDataSource _dataSource = null!;
     private ReplicaEndpoint _own = null!;
@@ -35,7 +34,7 @@ public sealed class ReadHistoryTests
         var history = new ReadHistory();
         history.Stick(_own, _own.Incarnation);
 
-        history.Served(Reader, _own, _own.Incarnation, now: 10);
+        history.Served(_own, _own.Incarnation, now: 10);
 
         Assert.That(history.Unbounded, Is.False);
         Assert.That(history.LastServedAt, Is.EqualTo(10));
@@ -47,14 +46,14 @@ public sealed class ReadHistoryTests
     {
         var elsewhere = new ReadHistory();
         elsewhere.Stick(_own, _own.Incarnation);
-        elsewhere.Served(Reader, _other, _other.Incarnation, now: 10);
+        elsewhere.Served(_other, _other.Incarnation, now: 10);
 
         var restarted = new ReadHistory();
         restarted.Stick(_own, _own.Incarnation);
-        restarted.Served(Reader, _own, _own.Incarnation + 1, now: 10);
+        restarted.Served(_own, _own.Incarnation + 1, now: 10);
 
         var primary = new ReadHistory();
-        primary.RanOnPrimary(Reader);
+        primary.StartedOnPrimary();
 
         Assert.That(new[] { elsewhere.Unbounded, restarted.Unbounded, primary.Unbounded }, Is.All.True);
     }
@@ -63,9 +62,9 @@ public sealed class ReadHistoryTests
     public void A_primary_capture_bounds_what_finished_before_it_and_not_what_came_after()
     {
         var history = new ReadHistory();
-        history.RanOnPrimary(Reader);
+        history.StartedOnPrimary();
         var generation = history.UnboundedGeneration;
-        history.RanOnPrimary(Reader); // finishes while the capture runs
+        history.StartedOnPrimary(); // finishes while the capture runs
 
         history.BoundedByPrimary(lsn: 900, generation, sentAt: 5);
 
@@ -81,7 +80,7 @@ public sealed class ReadHistoryTests
     {
         var history = new ReadHistory();
         history.Stick(_own, _own.Incarnation);
-        history.Served(Reader, _own, _own.Incarnation, now: 20);
+        history.Served(_own, _own.Incarnation, now: 20);
 
         history.BoundedByPrimary(lsn: 900, history.UnboundedGeneration, sentAt: 10);
         Assert.That(history.LastServedAt, Is.EqualTo(20), "the read finished after the capture was sent");
@@ -95,8 +94,8 @@ public sealed class ReadHistoryTests
     {
         var history = new ReadHistory();
         history.Stick(_own, _own.Incarnation);
-        history.Served(Reader, _own, _own.Incarnation, now: 5);
-        history.Served(Reader, _other, _other.Incarnation, now: 10);
+        history.Served(_own, _own.Incarnation, now: 5);
+        history.Served(_other, _other.Incarnation, now: 10);
 
         Assert.That(history.TryBoundBy(lsn: 900, sentAt: 9), Is.False, "sent before the read elsewhere finished");
         Assert.That((history.Unbounded, history.Floor), Is.EqualTo((true, 0UL)));
@@ -104,7 +103,7 @@ public sealed class ReadHistoryTests
         Assert.That(history.TryBoundBy(lsn: 950, sentAt: 10), Is.True);
         Assert.That((history.Unbounded, history.Floor, history.LastServedAt), Is.EqualTo((false, 950UL, 0L)), "the own replica's earlier reads are under the floor too");
 
-        history.RanOnPrimary(Reader); // decided now, runs later: when it ends is not known
+        history.StartedOnPrimary(); // decided now, runs later: when it ends is not known
         Assert.That(history.TryBoundBy(lsn: 990, sentAt: long.MaxValue - 1), Is.False, "only a capture taken after it bounds it");
         Assert.That(history.Floor, Is.EqualTo(950UL));
     }
@@ -118,9 +117,9 @@ public sealed class ReadHistoryTests
         Assert.That(history.Floor, Is.EqualTo(500));
 
         history.Stick(_own, _own.Incarnation);
-        history.RanOnPrimary(Reader);
+        history.StartedOnPrimary();
         history.Reset();
 
-        Assert.That((history.HasPast, history.Floor, history.Sticky.Replica, history.Reader), Is.EqualTo((false, 0UL, (ReplicaEndpoint?)null, (ReadYourWrites?)null)));
+        Assert.That((history.HasPast, history.Floor, history.Sticky.Replica, history.HasRead), Is.EqualTo((false, 0UL, (ReplicaEndpoint?)null, false)));
     }
 }

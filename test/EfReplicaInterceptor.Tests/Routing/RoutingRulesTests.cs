@@ -16,10 +16,10 @@ public sealed class RoutingRulesTests
     private static RoutingRules Rules(ReadYourWritesMode mode = ReadYourWritesMode.WalPosition, FakeTimeProvider? time = null)
         => new(mode, Window, time ?? new FakeTimeProvider());
 
-    private static ReadYourWritesState Wrote(FakeTimeProvider? time = null)
+    private static ScopeState Wrote(FakeTimeProvider? time = null)
     {
-        var state = new ReadYourWritesState();
-        state.MarkWrite(writer: null, (time ?? new FakeTimeProvider()).GetTimestamp());
+        var state = new ScopeState();
+        state.MarkWrite((time ?? new FakeTimeProvider()).GetTimestamp());
         return state;
     }
 
@@ -100,7 +100,7 @@ public sealed class RoutingRulesTests
     [Test]
     public void Read_your_writes_by_time_window_still_resolves_a_restored_token_by_position()
     {
-        var restored = new ReadYourWritesState();
+        var restored = new ScopeState();
         restored.Restore("efr1.token");
         var facts = new RoutingFacts { Statement = RoutingReason.Read, HasReplicas = true, AmbientWrites = restored };
 

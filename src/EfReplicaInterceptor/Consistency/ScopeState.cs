@@ -6,7 +6,7 @@ namespace EfReplicaInterceptor.Consistency;
 /// Shared by every context in an ambient scope, which may run concurrently, so every change takes a lock; the command path
 /// reads <see cref="IsActive"/> only, and touches the rest only after a write.
 /// </summary>
-internal sealed class ReadYourWritesState
+internal sealed class ScopeState
 {
     private readonly Lock _gate = new();
     private volatile bool _active;
@@ -15,13 +15,13 @@ internal sealed class ReadYourWritesState
     private ulong _requiredLsn;
     private ulong _systemIdentifier;
     private long _lastWriteTimestamp;
-    private ReadYourWrites? _writer;
+    private bool _hasWritten;
     private string? _restoredToken;
     private ulong _capturedLsn;
     private long _unverifiedSince;
 
     /// <summary>What this scope's reads may have seen, for monotonic reads.</summary>
-    public ReadHistory History { get; } = new();
+    public ReadHistory Reads { get; } = new();
 
     /// <summary>Something in this scope constrains reads (a write, or a restored token).</summary>
     public bool IsActive => _active;
@@ -62,27 +62,27 @@ internal sealed class ReadYourWritesState
         }
     }
 
-    /// <summary>The read-your-writes service of the cluster that took the last write, to capture a token's position from.</summary>
-    public ReadYourWrites? Writer
+    /// <summary>The scope wrote in this cluster (since its start or reset): a token carries a position for it.</summary>
+    public bool HasWritten
     {
         get
         {
             lock (_gate)
             {
-                return _writer;
+                return _hasWritten;
             }
         }
     }
 
     /// <summary>Records a write (at its start, and again when it completes or its transaction commits).</summary>
-    public WriteMark MarkWrite(ReadYourWrites? writer, long timestamp)
+    public WriteMark MarkWrite(long timestamp)
     {
         lock (_gate)
         {
             var mark = new WriteMark(_generation + 1, _pending, _lastWriteTimestamp);
             _pending = true;
             _generation++;
-            _writer = writer ?? _writer;
+            _hasWritten = true;
             _lastWriteTimestamp = timestamp;
             _active = true;
             return mark;
@@ -263,19 +263,19 @@ internal sealed class ReadYourWritesState
             _requiredLsn = 0;
             _systemIdentifier = 0;
             _lastWriteTimestamp = 0;
-            _writer = null;
+            _hasWritten = false;
             _restoredToken = null;
             TokenRejected = false;
             _capturedLsn = 0;
             _unverifiedSince = 0;
         }
 
-        History.Reset();
+        Reads.Reset();
     }
 }
 
 /// <summary>
-/// The state of a <see cref="ReadYourWritesState"/> before a sequence of write marks (a write, or the writes of one
-/// transaction), and the generation of the sequence's last mark: what <see cref="ReadYourWritesState.Withdraw"/> restores.
+/// The state of a <see cref="ScopeState"/> before a sequence of write marks (a write, or the writes of one
+/// transaction), and the generation of the sequence's last mark: what <see cref="ScopeState.Withdraw"/> restores.
 /// </summary>
 internal readonly record struct WriteMark(long Generation, bool WasPending, long PreviousWriteTimestamp);

@@ -12,15 +12,14 @@ namespace EfReplicaInterceptor.Tests.Consistency;
 /// keeps it; a scope keeps its own replica while it is in rotation in the same run and has replayed the scope's floor, and
 /// otherwise the read is left to the resolution that bounds what the scope saw. No server: nothing is opened.
 /// </summary>
-public sealed class ScopeReadsTests
+public sealed class ConsistencyResolverTryChooseTests
 {
     private const long Run = 1_000;
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(10);
     private readonly FakeTimeProvider _time = new();
     private readonly List<IDisposable> _disposables = [];
     private ReplicaEndpoint[] _replicas = null!;
-    private ScopeReads _scopes = null!;
-    private ReadYourWrites _readYourWrites = null!;
+    private ConsistencyResolver _scopes = null!;
     private PrimaryPosition _position = null!;
 
     [SetUp]
@@ -38,8 +37,7 @@ public sealed class ScopeReadsTests
         var selector = new ReplicaSelector(_replicas, LoadBalancing.RoundRobin, [1, 1], _time);
         var options = new EfReplicaOptions { Primary = "Host=127.0.0.1;Port=1" };
         _position = new PrimaryPosition();
-        _readYourWrites = new ReadYourWrites("c", _replicas[0].Server, _position, selector, options, metrics, NullLoggerFactory.Instance, _time);
-        _scopes = _readYourWrites.Scopes;
+        _scopes = new ConsistencyResolver("c", new ServerRoundTrips(_replicas[0].Server, captureWritePosition: false), _position, selector, options, metrics, NullLoggerFactory.Instance, _time);
     }
 
     [TearDown]
@@ -56,29 +54,29 @@ public sealed class ScopeReadsTests
     [Test]
     public void A_scope_without_a_past_takes_the_next_replica_in_turn_and_keeps_it()
     {
-        var first = new ReadYourWritesState();
-        var second = new ReadYourWritesState();
+        var first = new ScopeState();
+        var second = new ScopeState();
 
         var firstPicks = Enumerable.Range(0, 4).Select(_ => Choose(first)).ToList();
-        _ = Choose(new ReadYourWritesState()); // another scope in between
+        _ = Choose(new ScopeState()); // another scope in between
         var secondPick = Choose(second);
 
         Assert.That(firstPicks, Is.All.EqualTo("r0"), "a scope stays on its replica");
         Assert.That(secondPick, Is.EqualTo("r0"), "scopes are spread in turn: r0, r1, r0");
-        Assert.That(first.History.Sticky.Replica, Is.SameAs(_replicas[0]));
+        Assert.That(first.Reads.Sticky.Replica, Is.SameAs(_replicas[0]));
     }
 
     [Test]
     public void The_lease_s_replica_is_shared_with_the_ambient_scope_it_reads_in()
     {
-        var lease = new ReadYourWritesState();
-        var ambient = new ReadYourWritesState();
+        var lease = new ScopeState();
+        var ambient = new ScopeState();
 
         var pick = _scopes.TryChoose(lease, ambient, ReplicaRequirement.Any, out var replica, out _, out _);
 
         Assert.That(pick, Is.True);
-        Assert.That(ambient.History.Sticky.Replica, Is.SameAs(replica));
-        Assert.That(lease.History.Sticky.Replica, Is.SameAs(replica));
+        Assert.That(ambient.Reads.Sticky.Replica, Is.SameAs(replica));
+        Assert.That(lease.Reads.Sticky.Replica, Is.SameAs(replica));
     }
 
     [Test]
@@ -88,10 +86,10 @@ public sealed class ScopeReadsTests
         _replicas[0].ObserveReplay(500, Run + 1, _time.GetTimestamp()); // came back behind
 
         var lagging = Scope(onReplica: 1);
-        lagging.History.Raise(5_000);
+        lagging.Reads.Raise(5_000);
 
         var primary = Scope(onReplica: 0);
-        primary.History.RanOnPrimary(null!);
+        primary.Reads.StartedOnPrimary();
 
         Assert.Multiple(() =>
         {
@@ -109,22 +107,22 @@ public sealed class ScopeReadsTests
     public async Task A_scope_whose_replica_left_the_topology_moves_as_if_it_had_left_the_rotation()
     {
         var scope = Scope(onReplica: 1);
-        scope.History.Raise(900);
+        scope.Reads.Raise(900);
         _ = _replicas[1].Server.Usage.CloseAsync(); // removed from the topology (what TopologyManager does)
 
         Assert.Multiple(() =>
         {
             Assert.That(_scopes.TryChoose(scope, null, ReplicaRequirement.Any, out _, out _, out _), Is.False, "its own replica no longer qualifies: resolved like one out of rotation");
-            Assert.That(Enumerable.Range(0, 4).Select(i => Choose(new ReadYourWritesState())), Is.All.EqualTo("r0"), "a new scope never gets it");
+            Assert.That(Enumerable.Range(0, 4).Select(i => Choose(new ScopeState())), Is.All.EqualTo("r0"), "a new scope never gets it");
         });
-        Assert.That(await _readYourWrites.CheckReplayAsync(_replicas[1], async: true, CancellationToken.None), Is.False, "no replay check is sent to it");
+        Assert.That(await _scopes.CheckReplayAsync(_replicas[1], async: true, CancellationToken.None), Is.False, "no replay check is sent to it");
     }
 
     [Test]
     public void A_scope_keeps_its_replica_when_it_has_replayed_the_floor()
     {
         var scope = Scope(onReplica: 1);
-        scope.History.Raise(900);
+        scope.Reads.Raise(900);
 
         var kept = _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _, out _);
 
@@ -138,7 +136,7 @@ public sealed class ScopeReadsTests
         _time.Advance(TimeSpan.FromMilliseconds(10));
         var before = _time.GetTimestamp();
         _time.Advance(TimeSpan.FromMilliseconds(10));
-        scope.History.Served(_readYourWrites, null, 0, _time.GetTimestamp()); // a read on the primary finished now
+        scope.Reads.Served(null, 0, _time.GetTimestamp()); // a read on the primary finished now
         _position.Record(_time.GetTimestamp(), lsn: 800, systemIdentifier: 1, sentAt: before);
 
         Assert.That(Choose(scope), Is.EqualTo("resolve"), "a sample sent before the read finished bounds nothing");
@@ -148,23 +146,23 @@ public sealed class ScopeReadsTests
         Assert.Multiple(() =>
         {
             Assert.That(Choose(scope), Is.EqualTo("r1"), "bounded by the sample sent after it: no round trip");
-            Assert.That(scope.History.Floor, Is.EqualTo(900UL));
+            Assert.That(scope.Reads.Floor, Is.EqualTo(900UL));
         });
 
         _position.Record(_time.GetTimestamp() + 1, lsn: 1_100, systemIdentifier: 1, sentAt: _time.GetTimestamp() + 1);
         var ahead = Scope(onReplica: 1);
-        ahead.History.Served(_readYourWrites, null, 0, _time.GetTimestamp());
+        ahead.Reads.Served(null, 0, _time.GetTimestamp());
         Assert.That(Choose(ahead), Is.EqualTo("resolve"), "a bound beyond what the replica replayed (1,000) keeps the read for the resolution");
     }
 
-    private ReadYourWritesState Scope(int onReplica)
+    private ScopeState Scope(int onReplica)
     {
-        var state = new ReadYourWritesState();
-        state.History.Stick(_replicas[onReplica], _replicas[onReplica].Incarnation);
+        var state = new ScopeState();
+        state.Reads.Stick(_replicas[onReplica], _replicas[onReplica].Incarnation);
         return state;
     }
 
-    private string? Choose(ReadYourWritesState scope)
+    private string? Choose(ScopeState scope)
         => _scopes.TryChoose(scope, null, ReplicaRequirement.Any, out var replica, out _, out _) ? replica?.Name : "resolve";
 
     private void Healthy(ReplicaEndpoint replica, ulong replay)
