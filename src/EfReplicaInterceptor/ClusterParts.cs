@@ -45,7 +45,7 @@ internal sealed class ClusterParts(
     }
 
     /// <summary>The split-brain detector, probing each host of a multi-host primary through data sources built here.</summary>
-    public SplitBrainDetector BuildSplitBrainDetector() => new(options.Primary, BuildDataSource, timeProvider);
+    public SplitBrainDetector BuildSplitBrainDetector() => new(options.Primary, BuildDataSource, Deadlines);
 
     /// <summary>
     /// The topology source the settings name: Patroni's REST API when <c>Topology:Patroni:Endpoints</c> lists addresses,

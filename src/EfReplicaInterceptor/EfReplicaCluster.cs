@@ -129,13 +129,13 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
     }
 
     /// <summary>Reads the application's volatile functions from the primary until it succeeds, then installs the classifier.</summary>
-    private async Task LearnVolatileFunctionsAsync(string[] configured, TimeSpan retryInterval, ILogger logger)
+    private async Task LearnVolatileFunctionsAsync(WatchedServer primary, string[] configured, TimeSpan retryInterval, ILogger logger)
     {
         while (!_stopping.IsCancellationRequested)
         {
             try
             {
-                var learned = await SqlClassifier.LoadVolatileFunctionsAsync(PrimaryDataSource, _stopping.Token).ConfigureAwait(false);
+                var learned = await SqlClassifier.LoadVolatileFunctionsAsync(primary, _stopping.Token).ConfigureAwait(false);
                 Router.UseClassifier(new SqlClassifier(configured.Concat(learned)));
                 Log.VolatileFunctionsLearned(logger, Name, learned.Count);
                 return;
@@ -253,7 +253,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
             monitor.Start();
             if (options.LearnVolatileFunctions)
             {
-                cluster._learning = cluster.LearnVolatileFunctionsAsync(configuredFunctions, options.HealthCheckInterval, loggerFactory.CreateLogger(Log.TopologyCategory));
+                cluster._learning = cluster.LearnVolatileFunctionsAsync(primaryServer, configuredFunctions, options.HealthCheckInterval, loggerFactory.CreateLogger(Log.TopologyCategory));
             }
 
             return cluster;

@@ -44,6 +44,9 @@ internal static class CpuOverhead
 {
     private const int ProductId = 421;
 
+    private static int s_concurrency = 32;
+    private static bool s_concurrent;
+
     public static int Run(string[] args)
     {
         var slices = IntArg(args, "--slices", 20);
@@ -53,6 +56,7 @@ internal static class CpuOverhead
         var control = args.Contains("--control");
         var interceptorsOnly = args.Contains("--interceptors-only");
         var paths = StringArg(args, "--paths", "sync,async").Split(',');
+        s_concurrency = IntArg(args, "--concurrency", 32);
 
         if (Environment.GetEnvironmentVariable("DOTNET_TC_CallCountingDelayMs") != "0")
         {
@@ -101,7 +105,8 @@ internal static class CpuOverhead
 
         foreach (var path in paths)
         {
-            var isAsync = path == "async";
+            var isAsync = path != "sync";
+            s_concurrent = path == "concurrent";
             for (var i = 0; i < warmup / 500; i++)
             {
                 await Slice(a, 500, isAsync);
@@ -163,7 +168,12 @@ internal static class CpuOverhead
         var process0 = ProcessCpuNs();
         var bytes0 = GC.GetTotalAllocatedBytes(precise: true);
         var wall = Stopwatch.StartNew();
-        if (isAsync)
+        var p50 = 0.0;
+        if (s_concurrent)
+        {
+            p50 = await ConcurrentReads(options, queries).ConfigureAwait(false);
+        }
+        else if (isAsync)
         {
             for (var i = 0; i < queries; i++)
             {
@@ -186,7 +196,42 @@ internal static class CpuOverhead
             WallNs: wall.Elapsed.TotalNanoseconds / queries,
             ThreadCpuNs: (double)(ThreadCpuNs() - thread0) / queries,
             ProcessCpuNs: (double)(ProcessCpuNs() - process0) / queries,
-            Bytes: (double)bytes / queries);
+            Bytes: (double)bytes / queries,
+            LatencyP50Ns: p50);
+    }
+
+    /// <summary>
+    /// The "concurrent" path: <c>--concurrency</c> contexts at once (32 by default), each reading a 50-row range in turn until
+    /// <paramref name="queries"/> reads are done; returns the median latency of one read (ns).
+    /// </summary>
+    private static async Task<double> ConcurrentReads(DbContextOptions<ShopContext> options, int queries)
+    {
+        var latencies = new double[queries];
+        var next = -1;
+        var workers = new Task[s_concurrency];
+        for (var w = 0; w < workers.Length; w++)
+        {
+            workers[w] = Task.Run(async () =>
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < queries)
+                {
+                    var start = Stopwatch.GetTimestamp();
+                    await using var db = new ShopContext(options);
+                    var from = 1 + ((i * 50) % 900);
+                    var rows = await db.Products.Where(p => p.Id >= from && p.Id < from + 50).ToListAsync().ConfigureAwait(false);
+                    latencies[i] = Stopwatch.GetElapsedTime(start).TotalNanoseconds;
+                    if (rows.Count != 50)
+                    {
+                        throw new InvalidOperationException($"expected 50 rows, read {rows.Count}");
+                    }
+                }
+            });
+        }
+
+        await Task.WhenAll(workers).ConfigureAwait(false);
+        Array.Sort(latencies);
+        return Median(latencies);
     }
 
     private static void Report(string path, int queries, List<(Sample A, Sample B)> results, bool isAsync)
@@ -198,6 +243,12 @@ internal static class CpuOverhead
         if (!isAsync)
         {
             Row("client CPU, query thread (us/read)", results, s => s.ThreadCpuNs / 1000);
+        }
+
+        if (s_concurrent)
+        {
+            Row($"throughput, {s_concurrency} concurrent contexts (reads/s)", results, s => 1e9 / s.WallNs);
+            Row("latency p50 (us)", results, s => s.LatencyP50Ns / 1000);
         }
 
         Row("client CPU, process (us/read)", results, s => s.ProcessCpuNs / 1000);
@@ -260,7 +311,7 @@ internal static class CpuOverhead
         public long Nanoseconds;
     }
 
-    private readonly record struct Sample(double WallNs, double ThreadCpuNs, double ProcessCpuNs, double Bytes);
+    private readonly record struct Sample(double WallNs, double ThreadCpuNs, double ProcessCpuNs, double Bytes, double LatencyP50Ns);
 
     /// <summary>The harness's own model, so it depends on nothing but the library and the test servers.</summary>
     private sealed class ShopContext(DbContextOptions<ShopContext> options) : DbContext(options)

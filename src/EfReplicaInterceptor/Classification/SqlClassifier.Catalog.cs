@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Failover;
 using Npgsql;
 
 namespace EfReplicaInterceptor;
@@ -22,17 +23,41 @@ public sealed partial class SqlClassifier
     /// Meant to run once at start-up against the primary: a function declared <c>VOLATILE</c> (PostgreSQL's default) may write,
     /// so a read that calls one is sent to the primary. Functions of extensions installed in those schemas are included.
     /// </summary>
-    internal static async Task<IReadOnlyList<string>> LoadVolatileFunctionsAsync(NpgsqlDataSource primary, CancellationToken cancellationToken)
+    /// <remarks>
+    /// Runs through <see cref="ServerCall"/> under the primary's read watch, like every statement the library sends: a primary
+    /// that hangs while it answers does not hold the cluster's start-up task past the read deadline.
+    /// </remarks>
+    internal static async Task<IReadOnlyList<string>> LoadVolatileFunctionsAsync(WatchedServer primary, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(primary);
-        var names = new List<string>();
-        await using var command = primary.CreateCommand(VolatileFunctionsQuery);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        return await ServerCall.RunAsync<VolatileFunctions, List<string>>(
+            primary, primary.WatchRead(commandTimeoutSeconds: 0, cancellationToken), connection: null, default, async: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The catalog query: every name it lists.</summary>
+    private readonly struct VolatileFunctions : IServerStatement<List<string>>
+    {
+        public NpgsqlCommand? CreateCommand(NpgsqlConnection connection) => new(VolatileFunctionsQuery, connection);
+
+        public async Task<List<string>> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command)
         {
-            names.Add(reader.GetString(0));
+            var names = new List<string>();
+            await using var owned = command!;
+            await using var reader = await owned.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
+            while (await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                names.Add(reader.GetString(0));
+            }
+
+            return names;
         }
 
-        return names;
+        public List<string> Run(NpgsqlConnection connection, NpgsqlCommand? command) => throw new NotSupportedException("The catalog is read asynchronously.");
+
+        public CallHandover Succeeded(List<string> result, OperationWatch watch, NpgsqlConnection connection) => CallHandover.None;
+
+        public void Failed(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
+        {
+        }
     }
 }

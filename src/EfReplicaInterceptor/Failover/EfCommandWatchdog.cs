@@ -45,7 +45,7 @@ internal sealed class EfCommandWatchdog(WatchedServer primary)
 
         var deadlines = primary.Deadlines;
         var watch = new OperationWatch(
-            primary.Subject, primary.Liveness, primary.SilenceFor(commandTimeoutSeconds), deadlines.Probe, TimeSpan.Zero, deadlines.TimeProvider, CancellationToken.None, endsWhenIdle: true);
+            primary.Subject, primary.Liveness, primary.SilenceFor(commandTimeoutSeconds), deadlines.Probe, TimeSpan.Zero, deadlines.Timer, CancellationToken.None, endsWhenIdle: true);
         watch.Attach(npgsql);
         _watches.AddOrUpdate(key, watch);
     }
@@ -83,22 +83,11 @@ internal sealed class EfCommandWatchdog(WatchedServer primary)
         var opening = twin.OpenAsync(cancellationToken);
         if (!opening.IsCompleted)
         {
+            // The cluster's deadline timer bounds the wait (a plain deadline: EF's open must reach the server within it);
+            // the caller's token reaches Npgsql's open, and ends the wait after the grace if Npgsql cannot stop.
             var deadlines = primary.Deadlines;
-            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-            {
-                var expiry = Task.Delay(deadlines.Read, deadlines.TimeProvider, stop.Token);
-                if (async)
-                {
-                    await Task.WhenAny(opening, expiry).ConfigureAwait(false);
-                }
-                else
-                {
-                    Task.WaitAny(opening, expiry); // the one way to bound a synchronous open
-                }
-
-                stop.Cancel();
-            }
-
+            using var watch = new OperationWatch(primary.Subject, liveness: null, deadlines.Read, deadlines.Probe, TimeSpan.Zero, deadlines.Timer, cancellationToken);
+            await watch.WaitAsync(opening, async).ConfigureAwait(false);
             if (!opening.IsCompleted)
             {
                 _ = opening.ContinueWith(static (task, twin) =>

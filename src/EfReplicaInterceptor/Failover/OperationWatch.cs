@@ -39,7 +39,7 @@ internal sealed partial class OperationWatch : IDisposable
     private readonly long _hardStopTicks; // after the start of the watched call (0: none)
     private readonly CancellationToken _callerToken;
     private readonly Lock _gate = new();
-    private readonly ITimer _timer;
+    private readonly DeadlineTimer _timer;
     private CancellationTokenRegistration _registration;
     private NpgsqlConnection? _connection;
     private NpgsqlCommand? _command;
@@ -55,13 +55,13 @@ internal sealed partial class OperationWatch : IDisposable
     /// <param name="deadline">How long the server may stay silent.</param>
     /// <param name="grace">How long a cancelled or timed-out operation may take to end by itself before it is broken.</param>
     /// <param name="commandTimeout">The command's own timeout (zero: none): the operation is broken at most the grace after it.</param>
-    /// <param name="timeProvider">The clock.</param>
+    /// <param name="timer">The cluster's one deadline timer (and through it, its clock).</param>
     /// <param name="cancellationToken">The caller's token.</param>
     /// <param name="endsWhenIdle">The watch ends by itself at a check that finds its connection neither executing nor fetching
     /// (for commands whose end it may not be told of, such as one EF cancelled).</param>
     /// <param name="usage">The server's count of operations in flight, counted in until the watch completes (null: not
     /// counted). When the server has left the topology, <see cref="OpenAsync"/> refuses to open.</param>
-    public OperationWatch(string subject, ServerLiveness? liveness, TimeSpan deadline, TimeSpan grace, TimeSpan commandTimeout, TimeProvider timeProvider, CancellationToken cancellationToken, bool endsWhenIdle = false, ServerUsage? usage = null)
+    public OperationWatch(string subject, ServerLiveness? liveness, TimeSpan deadline, TimeSpan grace, TimeSpan commandTimeout, DeadlineTimer timer, CancellationToken cancellationToken, bool endsWhenIdle = false, ServerUsage? usage = null)
     {
         if (usage is not null)
         {
@@ -70,7 +70,9 @@ internal sealed partial class OperationWatch : IDisposable
         }
 
         _endsWhenIdle = endsWhenIdle;
-        _timeProvider = timeProvider;
+        _timer = timer;
+        _timeProvider = timer.TimeProvider;
+        var timeProvider = _timeProvider;
         _liveness = liveness;
         _subject = subject;
         _deadline = deadline;
@@ -81,7 +83,7 @@ internal sealed partial class OperationWatch : IDisposable
         _hardStopTicks = commandTimeout > TimeSpan.Zero ? ToTicks(commandTimeout) + _graceTicks : 0;
         _since = _start;
         _callerToken = cancellationToken;
-        _timer = timeProvider.CreateTimer(static state => ((OperationWatch)state!).Check(), this, Delay(SilentUntil(_start) - _start), Timeout.InfiniteTimeSpan);
+        timer.Schedule(this, SilentUntil(_start));
         if (cancellationToken.CanBeCanceled)
         {
             _registration = cancellationToken.UnsafeRegister(static state => ((OperationWatch)state!).OnCallerCancelled(), this);
@@ -180,7 +182,7 @@ internal sealed partial class OperationWatch : IDisposable
             _command = null;
         }
 
-        _timer.Dispose();
+        _timer.Cancel(this);
         _registration.Dispose();
         _usage?.Exit();
         return Verdict;
@@ -208,7 +210,7 @@ internal sealed partial class OperationWatch : IDisposable
             {
                 _done = true;
                 _connection = null;
-                _timer.Dispose();
+                _timer.Cancel(this);
                 return;
             }
 
@@ -223,7 +225,7 @@ internal sealed partial class OperationWatch : IDisposable
             if (since == 0)
             {
                 // A result between two calls of its consumer: the consumer's own time is not watched; looked at again later.
-                _timer.Change(Delay(_deadlineTicks), Timeout.InfiniteTimeSpan);
+                _timer.Schedule(this, now + _deadlineTicks);
                 return;
             }
 
@@ -251,7 +253,7 @@ internal sealed partial class OperationWatch : IDisposable
                 next = Math.Min(next, _cancelledAt + _graceTicks);
             }
 
-            _timer.Change(Delay(next - now), Timeout.InfiniteTimeSpan);
+            _timer.Schedule(this, next);
         }
     }
 
@@ -264,8 +266,6 @@ internal sealed partial class OperationWatch : IDisposable
         => _liveness is null
             ? since + _deadlineTicks
             : Math.Max((_streaming ? Math.Max(_liveness.LastAnswer, since) : _liveness.LastAnswer) + _deadlineTicks, since + _floorTicks);
-
-    private TimeSpan Delay(long ticks) => TimeSpan.FromSeconds(Math.Max(0, (double)ticks) / _timeProvider.TimestampFrequency);
 
     private void OnCallerCancelled()
     {
@@ -284,7 +284,7 @@ internal sealed partial class OperationWatch : IDisposable
                 ThreadPool.UnsafeQueueUserWorkItem(static command => Cancel(command), command, preferLocal: false);
             }
 
-            _timer.Change(Delay(_graceTicks), Timeout.InfiniteTimeSpan);
+            _timer.Schedule(this, _cancelledAt + _graceTicks);
         }
     }
 
@@ -311,7 +311,11 @@ internal sealed partial class OperationWatch : IDisposable
         _fired?.TrySetResult();
     }
 
-    private async ValueTask WaitAsync(Task operation, bool async)
+    /// <summary>
+    /// Waits until <paramref name="operation"/> ends or the watch gives up, whichever comes first (with <paramref name="async"/>
+    /// false, blocking: the one way to bound a synchronous wait on something that cannot be cancelled).
+    /// </summary>
+    public async ValueTask WaitAsync(Task operation, bool async)
     {
         Task fired;
         lock (_gate)

@@ -6,7 +6,11 @@ namespace EfReplicaInterceptor.Failover;
 /// <param name="Read">How long a server may stay silent while a read, a position capture or a replay check runs on it (<c>Failover:ReadDeadline</c>).</param>
 /// <param name="Probe">How long a health probe may take (<c>HealthCheckTimeout</c>); also the grace a cancelled operation gets to end by itself.</param>
 /// <param name="TimeProvider">The clock.</param>
-internal sealed record ServerDeadlines(TimeSpan Read, TimeSpan Probe, TimeProvider TimeProvider);
+internal sealed record ServerDeadlines(TimeSpan Read, TimeSpan Probe, TimeProvider TimeProvider)
+{
+    /// <summary>The one timer behind every deadline of the cluster (see <see cref="DeadlineTimer"/>).</summary>
+    public DeadlineTimer Timer { get; } = new(TimeProvider);
+}
 
 /// <summary>
 /// One server as the library's own operations see it: its data source, its signs of life, and the deadlines every
@@ -28,7 +32,7 @@ internal sealed class WatchedServer(string subject, NpgsqlDataSource dataSource,
 
     /// <summary>A watch for a read-like operation: abandoned once it and the server have been silent for <see cref="SilenceFor"/>.</summary>
     public OperationWatch WatchRead(int commandTimeoutSeconds, CancellationToken cancellationToken)
-        => new(Subject, Liveness, SilenceFor(commandTimeoutSeconds), Deadlines.Probe, TimeSpan.FromSeconds(commandTimeoutSeconds), Deadlines.TimeProvider, cancellationToken, usage: Usage);
+        => new(Subject, Liveness, SilenceFor(commandTimeoutSeconds), Deadlines.Probe, TimeSpan.FromSeconds(commandTimeoutSeconds), Deadlines.Timer, cancellationToken, usage: Usage);
 
     /// <summary>
     /// How long the server may stay silent under a command with this timeout: the read deadline, but at most three quarters
@@ -41,5 +45,5 @@ internal sealed class WatchedServer(string subject, NpgsqlDataSource dataSource,
 
     /// <summary>A watch for a health probe: a plain deadline (the probe is itself the sign of life).</summary>
     public OperationWatch WatchProbe(CancellationToken cancellationToken)
-        => new(Subject, liveness: null, Deadlines.Probe, Deadlines.Probe, TimeSpan.Zero, Deadlines.TimeProvider, cancellationToken, usage: Usage);
+        => new(Subject, liveness: null, Deadlines.Probe, Deadlines.Probe, TimeSpan.Zero, Deadlines.Timer, cancellationToken, usage: Usage);
 }

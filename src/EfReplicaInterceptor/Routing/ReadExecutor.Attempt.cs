@@ -12,8 +12,12 @@ internal sealed partial class ReadExecutor
 {
     /// <summary>One read's journey over servers: where it runs next and why.</summary>
     private sealed class Attempt<T>(ReadExecutor executor, NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, ReadOperation<T> operation, RoutingDecision decision)
+        : IServerStatement<T>
     {
         private ulong _tried;
+
+        /// <summary>The caller's token of the current run (a reader handed to EF reports cancellation with it).</summary>
+        private CancellationToken _cancellationToken;
 
         /// <summary>The replica was chosen under a constraint: if it fails, the read goes to the primary, not to any replica.</summary>
         private bool _constrained = decision.IsConstrained;
@@ -29,6 +33,9 @@ internal sealed partial class ReadExecutor
         public ReadOperation<T> Operation { get; } = operation;
 
         public ReplicaEndpoint? Target { get; private set; } = decision.Replica;
+
+        /// <summary>The server the next run goes to.</summary>
+        public WatchedServer Server => Target?.Server ?? Writable?.Server ?? executor._primary;
 
         /// <summary>
         /// While <see cref="Target"/> is null: the listed node that answers as the primary, through which the read for the
@@ -61,9 +68,10 @@ internal sealed partial class ReadExecutor
             LastFailure = ServerErrorKind.None;
             PrimaryGone = false;
             _observed = ServerErrorKind.None;
+            _cancellationToken = cancellationToken;
             try
             {
-                return await executor.RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
+                return await RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception exception) when (!cancellationToken.IsCancellationRequested && _observed is not ServerErrorKind.None and var kind)
             {
@@ -72,6 +80,28 @@ internal sealed partial class ReadExecutor
                 throw;
             }
         }
+
+        public NpgsqlCommand? CreateCommand(NpgsqlConnection connection) => Clone(Source, connection);
+
+        public Task<T> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.RunAsync(command!, CancellationToken.None);
+
+        public T Run(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.Run(command!);
+
+        public CallHandover Succeeded(T result, OperationWatch watch, NpgsqlConnection connection)
+        {
+            Succeeded(new ServerAddress(connection.Host, connection.Port)); // two field reads; labelled only if telemetry asks
+            var handover = Operation.ResultOwnsConnection ? CallHandover.Connection : CallHandover.None;
+            if (result is WatchedReader reader)
+            {
+                // EF reads the rows after this returns: the watch stays on the reader until it is closed.
+                reader.Watch(watch, new ReadResultSource(executor, Server, Target, CommandId, connection, _cancellationToken));
+                handover |= CallHandover.Watch;
+            }
+
+            return handover;
+        }
+
+        void IServerStatement<T>.Failed(Exception exception, FailurePhase phase, NpgsqlConnection? connection) => Observe(exception, phase, connection);
 
         public ValueTask<T> RunInPipelineAsync(ResilienceContext context)
             => Track(context, RunAsync(async: true, context.CancellationToken));

@@ -124,92 +124,16 @@ internal sealed partial class ReadExecutor
     }
 
     /// <summary>
-    /// One run of the read on the attempt's server, under the server's <see cref="OperationWatch"/>: if the server stays
-    /// silent for the read deadline (or the caller cancels and the server does not stop), its connection is broken and the
-    /// run fails with a <see cref="ServerDeadlineException"/> (or the caller's <see cref="OperationCanceledException"/>).
-    /// The caller's token is not handed to Npgsql's execution (see <see cref="OperationWatch"/>).
+    /// One run of the read on the attempt's server, through <see cref="ServerCall"/> under the server's
+    /// <see cref="OperationWatch"/>: if the server stays silent for the read deadline (or the caller cancels and the server
+    /// does not stop), its connection is broken and the run fails with a <see cref="ServerDeadlineException"/> (or the
+    /// caller's <see cref="OperationCanceledException"/>). The caller's token is not handed to Npgsql's execution (see
+    /// <see cref="OperationWatch"/>). A reader handed to EF keeps the watch until EF closes it.
     /// </summary>
-    private async ValueTask<T> RunOnceAsync<T>(Attempt<T> attempt, bool async, CancellationToken cancellationToken)
+    private static ValueTask<T> RunOnceAsync<T>(Attempt<T> attempt, bool async, CancellationToken cancellationToken)
     {
-        var server = attempt.Target?.Server ?? attempt.Writable?.Server ?? _primary;
-        var watch = server.WatchRead(attempt.Source.CommandTimeout, cancellationToken);
-        NpgsqlConnection connection;
-        try
-        {
-            connection = await watch.OpenAsync(server.DataSource, async, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception exception)
-        {
-            watch.Complete();
-            attempt.Observe(exception, FailurePhase.Opening, connection: null);
-            throw;
-        }
-
-        var handedOver = false;
-        var watchHandedOver = false;
-        try
-        {
-            var command = Clone(attempt.Source, connection);
-            watch.Attach(connection, command);
-            var result = async
-                ? await watch.RunAsync(attempt.Operation.RunAsync(command, CancellationToken.None), connection).ConfigureAwait(false)
-                : attempt.Operation.Run(command);
-            if ((result is WatchedReader ? watch.Verdict : watch.Complete()) != WatchVerdict.None)
-            {
-                (result as IDisposable)?.Dispose(); // a reader on a broken connection
-                throw watch.Failure(inner: null);
-            }
-
-            server.Liveness.Answered();
-            attempt.Succeeded(new ServerAddress(connection.Host, connection.Port)); // two field reads; labelled only if telemetry asks
-            handedOver = attempt.Operation.ResultOwnsConnection;
-            if (result is WatchedReader reader)
-            {
-                // EF reads the rows after this returns: the watch stays on the reader until it is closed.
-                reader.Watch(watch, new ReadResultSource(this, server, attempt.Target, attempt.CommandId, connection, cancellationToken));
-                watchHandedOver = true;
-            }
-
-            return result;
-        }
-        catch (Exception exception) when (watch.Complete() != WatchVerdict.None || cancellationToken.IsCancellationRequested)
-        {
-            var failure = exception is ServerDeadlineException or OperationCanceledException ? exception
-                : watch.Verdict != WatchVerdict.None ? watch.Failure(exception)
-                : new OperationCanceledException("The read was cancelled.", exception, cancellationToken);
-            if (watch.Verdict != WatchVerdict.None)
-            {
-                server.DataSource.Clear(); // the broken connection is never pooled again, nor its idle siblings
-            }
-
-            attempt.Observe(failure, FailurePhase.Executing, connection);
-            throw failure;
-        }
-        catch (Exception exception)
-        {
-            // Classified here, before the connection is disposed: its state after the failure says whether the session died.
-            attempt.Observe(exception, FailurePhase.Executing, connection);
-            throw;
-        }
-        finally
-        {
-            if (!handedOver && !watch.Abandoned)
-            {
-                if (async)
-                {
-                    await connection.DisposeAsync().ConfigureAwait(false);
-                }
-                else
-                {
-                    connection.Dispose();
-                }
-            }
-
-            if (!watchHandedOver)
-            {
-                watch.Complete();
-            }
-        }
+        var server = attempt.Server;
+        return ServerCall.RunAsync<Attempt<T>, T>(server, server.WatchRead(attempt.Source.CommandTimeout, cancellationToken), connection: null, attempt, async, cancellationToken);
     }
 
     /// <summary>A read the library ran itself succeeded on <paramref name="replica"/> (or the primary when null).</summary>

@@ -36,51 +36,34 @@ internal sealed class ProbeChannel(WatchedServer server, long turns = 0) : IAsyn
         await _gate.WaitAsync(stopping).ConfigureAwait(false);
         try
         {
-            using var watch = Server.WatchProbe(stopping);
-            try
-            {
-                _connection ??= await watch.OpenAsync(Server.DataSource, async: true, stopping).ConfigureAwait(false);
-                watch.Attach(_connection);
-                var value = await watch.RunAsync(probe(_connection), _connection).ConfigureAwait(false);
-                if (watch.Complete() != WatchVerdict.None)
-                {
-                    throw watch.Failure(inner: null);
-                }
-
-                Server.Liveness.Answered();
-                return value;
-            }
-            catch (Exception exception)
-            {
-                if (exception is PostgresException)
-                {
-                    Server.Liveness.Answered(); // an error from the server (too many connections, shutting down) is an answer: it is not hung
-                }
-
-                var verdict = watch.Complete();
-                var connection = _connection;
-                _connection = null;
-                if (verdict != WatchVerdict.None)
-                {
-                    Server.DataSource.Clear(); // its idle connections lead to the same silence; the broken one is never pooled
-                }
-
-                if (!watch.Abandoned)
-                {
-                    await DropAsync(connection).ConfigureAwait(false);
-                }
-
-                if (verdict != WatchVerdict.None && exception is not ServerDeadlineException and not OperationCanceledException)
-                {
-                    throw watch.Failure(exception);
-                }
-
-                throw;
-            }
+            // The kept connection is the call's until it succeeds (a failure disposes it: the next probe opens a new one).
+            var kept = _connection;
+            _connection = null;
+            return await ServerCall.RunAsync<Probe<T>, T>(Server, Server.WatchProbe(stopping), kept, new Probe<T>(this, probe), async: true, stopping).ConfigureAwait(false);
         }
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>A probe on the channel's connection, which it keeps when the probe succeeds.</summary>
+    private readonly struct Probe<T>(ProbeChannel channel, Func<NpgsqlConnection, Task<T>> probe) : IServerStatement<T>
+    {
+        public NpgsqlCommand? CreateCommand(NpgsqlConnection connection) => null; // the probe makes its own
+
+        public Task<T> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command) => probe(connection);
+
+        public T Run(NpgsqlConnection connection, NpgsqlCommand? command) => throw new NotSupportedException("Probes run asynchronously.");
+
+        public CallHandover Succeeded(T result, OperationWatch watch, NpgsqlConnection connection)
+        {
+            channel._connection = connection;
+            return CallHandover.Connection;
+        }
+
+        public void Failed(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
+        {
         }
     }
 

@@ -115,63 +115,43 @@ internal static partial class ServerQueries
             (reader.IsDBNull(0) ? null : (ulong?)(ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetFieldValue<DateTime>(1).Ticks), async, cancellationToken);
 
     /// <summary>
-    /// Runs one single-row statement on <paramref name="open"/> (the caller's, left open) or on a connection of its own from
-    /// <paramref name="server"/>, under an <see cref="OperationWatch"/>: if the server goes silent for the read deadline the
-    /// connection is broken and a <see cref="ServerDeadlineException"/> thrown (the caller's token is honoured the same way).
+    /// Runs one single-row statement on <paramref name="open"/> (the caller's, left open whatever happens) or on a connection
+    /// of its own from <paramref name="server"/>, through <see cref="ServerCall"/> under the server's read watch: if the server
+    /// goes silent for the read deadline the connection is broken and a <see cref="ServerDeadlineException"/> thrown (the
+    /// caller's token is honoured the same way).
     /// </summary>
-    private static async ValueTask<T> RunAsync<T>(WatchedServer server, NpgsqlConnection? open, string sql, Func<NpgsqlDataReader, T> read, bool async, CancellationToken cancellationToken, params object[] arguments)
+    private static ValueTask<T> RunAsync<T>(WatchedServer server, NpgsqlConnection? open, string sql, Func<NpgsqlDataReader, T> read, bool async, CancellationToken cancellationToken, params object[] arguments)
+        => ServerCall.RunAsync<SingleRow<T>, T>(
+            server, server.WatchRead(commandTimeoutSeconds: 0, cancellationToken), open, new SingleRow<T>(sql, read, arguments), async, cancellationToken, borrowed: open is not null);
+
+    /// <summary>One statement whose first row is the answer, with its positional parameters ($1, $2, ...).</summary>
+    private readonly struct SingleRow<T>(string sql, Func<NpgsqlDataReader, T> read, object[] arguments) : IServerStatement<T>
     {
-        using var watch = server.WatchRead(commandTimeoutSeconds: 0, cancellationToken);
-        var connection = open ?? await watch.OpenAsync(server.DataSource, async, cancellationToken).ConfigureAwait(false);
-        try
+        public NpgsqlCommand? CreateCommand(NpgsqlConnection connection)
         {
-            await using var command = new NpgsqlCommand(sql, connection);
+            var command = new NpgsqlCommand(sql, connection);
             foreach (var argument in arguments)
             {
-                command.Parameters.Add(new NpgsqlParameter { Value = argument }); // positional: $1, $2, ...
+                command.Parameters.Add(new NpgsqlParameter { Value = argument });
             }
 
-            watch.Attach(connection, command);
-            var value = async
-                ? await watch.RunAsync(ReadRowAsync(command, read), connection).ConfigureAwait(false)
-                : ReadRow(command, read);
-            if (watch.Complete() != WatchVerdict.None)
-            {
-                throw watch.Failure(inner: null);
-            }
-
-            server.Liveness.Answered();
-            return value;
+            return command;
         }
-        catch (Exception exception) when (watch.Complete() != WatchVerdict.None || cancellationToken.IsCancellationRequested)
-        {
-            if (watch.Verdict != WatchVerdict.None)
-            {
-                server.DataSource.Clear(); // never pooled again, nor its idle siblings
-            }
 
-            throw exception is ServerDeadlineException or OperationCanceledException ? exception
-                : watch.Verdict != WatchVerdict.None ? watch.Failure(exception)
-                : new OperationCanceledException("The operation was cancelled.", exception, cancellationToken);
-        }
-        finally
+        public Task<T> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command) => ReadRowAsync(command!, read);
+
+        public T Run(NpgsqlConnection connection, NpgsqlCommand? command) => ReadRow(command!, read);
+
+        public CallHandover Succeeded(T result, OperationWatch watch, NpgsqlConnection connection) => CallHandover.None;
+
+        public void Failed(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
         {
-            if (open is null && !watch.Abandoned)
-            {
-                if (async)
-                {
-                    await connection.DisposeAsync().ConfigureAwait(false);
-                }
-                else
-                {
-                    connection.Dispose();
-                }
-            }
         }
     }
 
     private static async Task<T> ReadRowAsync<T>(NpgsqlCommand command, Func<NpgsqlDataReader, T> read)
     {
+        await using var owned = command;
         await using var reader = await command.ExecuteReaderAsync(CancellationToken.None).ConfigureAwait(false);
         await reader.ReadAsync(CancellationToken.None).ConfigureAwait(false);
         return read(reader);
@@ -179,6 +159,7 @@ internal static partial class ServerQueries
 
     private static T ReadRow<T>(NpgsqlCommand command, Func<NpgsqlDataReader, T> read)
     {
+        using var owned = command;
         using var reader = command.ExecuteReader();
         reader.Read();
         return read(reader);

@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Failover;
 using System.Globalization;
 using Npgsql;
 
@@ -17,17 +18,16 @@ internal readonly record struct WritableServer(string Label, ServerIdentity Serv
 /// </summary>
 internal sealed class SplitBrainDetector : IAsyncDisposable
 {
-    private readonly (string Label, NpgsqlDataSource DataSource)[] _hosts;
-    private readonly TimeProvider _timeProvider;
+    private readonly WatchedServer[] _hosts;
 
     /// <param name="primaryConnectionString">The primary's connection string; each of its hosts is probed on its own when it lists several.</param>
     /// <param name="buildDataSource">Builds a host's data source from its single-host connection string and a name (the
     /// composition root's, so that the application's data source configuration, a password provider say, applies).</param>
-    /// <param name="timeProvider">The clock the probes' deadline is kept on (the cluster's).</param>
-    public SplitBrainDetector(string? primaryConnectionString, Func<string, string, NpgsqlDataSource> buildDataSource, TimeProvider timeProvider)
+    /// <param name="deadlines">The cluster's deadlines: each host's probe is watched on the cluster's one deadline timer.</param>
+    public SplitBrainDetector(string? primaryConnectionString, Func<string, string, NpgsqlDataSource> buildDataSource, ServerDeadlines deadlines)
     {
-        _timeProvider = timeProvider;
-        _hosts = [.. HostConnectionStrings(primaryConnectionString).Select(host => (host.Label, buildDataSource(host.ConnectionString, host.Label)))];
+        _hosts = [.. HostConnectionStrings(primaryConnectionString).Select(host =>
+            new WatchedServer(host.Label, buildDataSource(host.ConnectionString, host.Label), new ServerLiveness(deadlines.TimeProvider), deadlines))];
     }
 
     /// <summary>
@@ -104,11 +104,11 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
     /// <summary>Probes each host of a multi-host primary; the writable ones are added to <paramref name="writable"/>. A host that does not answer is skipped.</summary>
     private async Task ProbeHostsAsync(List<WritableServer> writable, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        // Each host's probe is also abandoned at the deadline (WaitAsync below): a hung host's cancel request would not
-        // return, and it must not delay the verdict on the others.
-        var probes = _hosts.Select(host => ProbeHostAsync(host, cancellationToken)
-            .WaitAsync(timeout, _timeProvider, cancellationToken)
-            .ContinueWith(static probe => probe.IsCompletedSuccessfully ? probe.Result : null, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default)).ToArray();
+        var probes = new Task<WritableServer?>[_hosts.Length];
+        for (var i = 0; i < probes.Length; i++)
+        {
+            probes[i] = ProbeHostAsync(_hosts[i], timeout, cancellationToken);
+        }
 
         foreach (var found in await Task.WhenAll(probes).ConfigureAwait(false))
         {
@@ -122,21 +122,41 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
     }
 
     /// <summary>
-    /// One host's probe. No deadline token is handed to Npgsql (its cancellation sends a cancel request that a hung host
-    /// never answers, on the canceller's thread); the caller stops waiting at the deadline and the probe ends when Npgsql's
-    /// own timeouts do.
+    /// One host's probe, through <see cref="ServerCall"/> under a plain deadline of <paramref name="timeout"/> on the cluster's
+    /// deadline timer: a hung host's connection is broken at the deadline (no token is handed to Npgsql, whose cancel
+    /// request a hung host never answers), so it never delays the verdict on the others.
     /// </summary>
-    private static async Task<WritableServer?> ProbeHostAsync((string Label, NpgsqlDataSource DataSource) host, CancellationToken cancellationToken)
+    private static async Task<WritableServer?> ProbeHostAsync(WatchedServer host, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
-            await using var connection = await host.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            var (inRecovery, server) = await ServerQueries.ProbeHostAsync(connection, CancellationToken.None).ConfigureAwait(false);
-            return inRecovery ? (WritableServer?)null : new WritableServer(host.Label, server);
+            var deadlines = host.Deadlines;
+            var watch = new OperationWatch(host.Subject, liveness: null, timeout, deadlines.Probe, TimeSpan.Zero, deadlines.Timer, cancellationToken);
+            var (inRecovery, server) = await ServerCall.RunAsync<HostProbe, (bool InRecovery, ServerIdentity Server)>(
+                host, watch, connection: null, default, async: true, cancellationToken).ConfigureAwait(false);
+            return inRecovery ? null : new WritableServer(host.Subject, server);
         }
         catch (Exception)
         {
             return null; // a host that is down accepts no writes; the primary's own probe reports an unreachable primary
+        }
+    }
+
+    /// <summary>The probe of one host: whether it accepts writes, and which server it is.</summary>
+    private readonly struct HostProbe : IServerStatement<(bool InRecovery, ServerIdentity Server)>
+    {
+        public NpgsqlCommand? CreateCommand(NpgsqlConnection connection) => null; // the probe makes its own
+
+        public Task<(bool InRecovery, ServerIdentity Server)> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command)
+            => ServerQueries.ProbeHostAsync(connection, CancellationToken.None);
+
+        public (bool InRecovery, ServerIdentity Server) Run(NpgsqlConnection connection, NpgsqlCommand? command)
+            => throw new NotSupportedException("Probes run asynchronously.");
+
+        public CallHandover Succeeded((bool InRecovery, ServerIdentity Server) result, OperationWatch watch, NpgsqlConnection connection) => CallHandover.None;
+
+        public void Failed(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
+        {
         }
     }
 
@@ -158,9 +178,9 @@ internal sealed class SplitBrainDetector : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var (_, dataSource) in _hosts)
+        foreach (var host in _hosts)
         {
-            await dataSource.DisposeAsync().ConfigureAwait(false);
+            await host.DataSource.DisposeAsync().ConfigureAwait(false);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Testing;
 using EfReplicaInterceptor.Tests.Classification;
 using Microsoft.EntityFrameworkCore;
@@ -106,7 +107,9 @@ public sealed class StandbyOracleTests
         await _set.WaitForReplayAsync(_set.Standby);
 
         await using var primary = NpgsqlDataSource.Create(_set.Primary.ConnectionString);
-        _volatileFunctions = await SqlClassifier.LoadVolatileFunctionsAsync(primary, CancellationToken.None);
+        var deadlines = new ServerDeadlines(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(2), TimeProvider.System);
+        var watched = new WatchedServer("the primary", primary, new ServerLiveness(TimeProvider.System), deadlines);
+        _volatileFunctions = await SqlClassifier.LoadVolatileFunctionsAsync(watched, CancellationToken.None);
         _classifier = new SqlClassifier(_volatileFunctions);
     }
 

@@ -376,4 +376,25 @@ public sealed class HungServerTests
         var sorted = reads.Select(r => r.Took).Order().ToList();
         return sorted[Math.Min(sorted.Count - 1, (int)(sorted.Count * fraction))];
     }
+
+    [Test]
+    public async Task A_hung_host_of_a_multi_host_primary_holds_the_split_brain_verdict_no_longer_than_the_probe_deadline()
+    {
+        // Each host's probe runs through the library's watch on the cluster's deadline timer: the hung host's probe is ended
+        // at the deadline (Npgsql's own connect timeout, 15 s, would otherwise hold the verdict).
+        var primary = new NpgsqlConnectionStringBuilder(_servers.Primary.ConnectionString);
+        var hung = _servers.Standbys[0];
+        primary.Host = $"{primary.Host}:{_servers.Primary.Port},{new NpgsqlConnectionStringBuilder(hung.ConnectionString).Host}:{hung.Port}";
+        var deadlines = new EfReplicaInterceptor.Failover.ServerDeadlines(ReadDeadline, ProbeTimeout, TimeProvider.System);
+        await using var detector = new EfReplicaInterceptor.Topology.SplitBrainDetector(primary.ConnectionString, (cs, _) => NpgsqlDataSource.Create(cs), deadlines);
+        await hung.HangAsync();
+
+        var elapsed = Stopwatch.StartNew();
+        var (writable, problem) = await detector.FindAsync(primary: null, [], ProbeTimeout, CancellationToken.None);
+        elapsed.Stop();
+
+        Assert.That(writable, Is.EqualTo(1), "the primary's host answered as writable; the hung one was skipped");
+        Assert.That(problem, Is.Null);
+        Assert.That(elapsed.Elapsed, Is.LessThan(ProbeTimeout + TimeSpan.FromSeconds(5)), "bounded by the probe deadline, with room for a busy machine");
+    }
 }

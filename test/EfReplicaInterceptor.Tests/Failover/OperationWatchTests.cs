@@ -14,7 +14,14 @@ public sealed class OperationWatchTests
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
 
-    private readonly FakeTimeProvider _clock = new();
+    private readonly FakeTimeProvider _clock;
+    private readonly DeadlineTimer _timer;
+
+    public OperationWatchTests()
+    {
+        _clock = new FakeTimeProvider();
+        _timer = new DeadlineTimer(_clock);
+    }
 
     [Test]
     public void A_server_silent_for_the_whole_deadline_is_given_up_on()
@@ -71,7 +78,7 @@ public sealed class OperationWatchTests
     [Test]
     public void Without_a_liveness_the_deadline_runs_from_the_start()
     {
-        using var watch = new OperationWatch("the probe's server", liveness: null, Deadline, Grace, TimeSpan.Zero, _clock, CancellationToken.None);
+        using var watch = new OperationWatch("the probe's server", liveness: null, Deadline, Grace, TimeSpan.Zero, _timer, CancellationToken.None);
 
         _clock.Advance(Deadline);
 
@@ -113,7 +120,7 @@ public sealed class OperationWatchTests
     public void The_command_timeout_plus_the_grace_is_a_hard_stop()
     {
         var liveness = new ServerLiveness(_clock);
-        using var watch = new OperationWatch("replica 'r1'", liveness, Deadline, Grace, TimeSpan.FromSeconds(10), _clock, CancellationToken.None);
+        using var watch = new OperationWatch("replica 'r1'", liveness, Deadline, Grace, TimeSpan.FromSeconds(10), _timer, CancellationToken.None);
 
         for (var second = 0; second < 11; second++)
         {
@@ -130,7 +137,7 @@ public sealed class OperationWatchTests
     public void A_watch_that_may_not_be_told_of_its_end_ends_when_its_connection_is_idle()
     {
         using var connection = new NpgsqlConnection();
-        using var watch = new OperationWatch("the primary", new ServerLiveness(_clock), Deadline, Grace, TimeSpan.Zero, _clock, CancellationToken.None, endsWhenIdle: true);
+        using var watch = new OperationWatch("the primary", new ServerLiveness(_clock), Deadline, Grace, TimeSpan.Zero, _timer, CancellationToken.None, endsWhenIdle: true);
         watch.Attach(connection);
 
         _clock.Advance(Deadline * 3);
@@ -187,7 +194,7 @@ public sealed class OperationWatchTests
     public void A_slow_call_into_a_result_on_a_server_that_answers_its_probes_runs_on_until_its_hard_stop()
     {
         var liveness = new ServerLiveness(_clock);
-        using var watch = new OperationWatch("replica 'r1'", liveness, Deadline, Grace, TimeSpan.FromSeconds(10), _clock, CancellationToken.None);
+        using var watch = new OperationWatch("replica 'r1'", liveness, Deadline, Grace, TimeSpan.FromSeconds(10), _timer, CancellationToken.None);
         watch.BeginResult();
         for (var call = 0; call < 10; call++)
         {
@@ -220,5 +227,5 @@ public sealed class OperationWatchTests
             "Npgsql's internals ConnectionBreaker reaches into changed: reads on a hung server would fall back to abandoning (async) or waiting (sync)");
 
     private OperationWatch Watch(ServerLiveness liveness, CancellationToken cancellationToken = default)
-        => new("replica 'r1'", liveness, Deadline, Grace, TimeSpan.Zero, _clock, cancellationToken);
+        => new("replica 'r1'", liveness, Deadline, Grace, TimeSpan.Zero, _timer, cancellationToken);
 }

@@ -32,7 +32,7 @@ public sealed class TopologyManagerTests
         var deadlines = new ServerDeadlines(TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(2), _time);
         var primary = new WatchedServer("the primary", _primary, new ServerLiveness(_time), deadlines);
         _monitor = new ClusterMonitor("c", primary, [], new EfReplicaOptions { Primary = "Host=127.0.0.1;Port=1" }, new PrimaryPosition(),
-            new SplitBrainDetector(null, (cs, _) => NpgsqlDataSource.Create(cs), _time), _time, NullLoggerFactory.Instance);
+            new SplitBrainDetector(null, (cs, _) => NpgsqlDataSource.Create(cs), deadlines), _time, NullLoggerFactory.Instance);
         _manager = new TopologyManager("c", _membership, _monitor, (member, slot) =>
         {
             var endpoint = new ReplicaEndpoint(slot, member.Name, NpgsqlDataSource.Create(member.ConnectionString), _time, Interval, deadlines);
