@@ -266,9 +266,9 @@ public sealed class FailoverChaosTests
         await using var cluster = await TestCluster.CreateAsync(servers);
         await Warm(cluster);
         // End the library's idle pooled sessions on the primary: the next write on one of them meets 57P01. Not the
-        // monitor's own connection (its last query is the primary probe): when its next probe met the dead session first,
-        // Npgsql cleared the pool, the write opened a fresh session and the unit of work ran once (failed 1 of 1 runs with
-        // both cores busy, where the write starts late enough for a probe round to come first).
+        // monitor's own connection (its last query is the primary probe): when its next probe met its dead session first,
+        // the pool's idle sessions were gone by the write (as in the restart test above), which opened a fresh session, and
+        // the unit of work ran once (failed 1 of 1 runs with both cores busy, where a probe round comes before the write).
         var ended = await servers.Primary.ScalarAsync<long>(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' "
             + "AND state = 'idle' AND query NOT LIKE 'SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery()%'");
