@@ -140,17 +140,7 @@ for id in "${ids[@]}"; do
   fi
 done
 
-total=0 passed=0 failed=0
-shopt -s nullglob
-for trx in "$results"/*.trx; do
-  counters=$(grep -o '<Counters [^>]*' "$trx" || true)
-  counter() { printf '%s\n' "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9][0-9]*' || echo 0; }
-  total=$((total + $(counter total)))
-  passed=$((passed + $(counter passed)))
-  failed=$((failed + $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted)))
-done
-skipped=$((total - passed - failed))
-if ((skipped < 0)); then skipped=0; fi
+read -r passed failed skipped < <(bash "$root/build/trx-counts.sh" "$results")
 
 exit_code=0
 if ((status != 0 || failed > 0)); then

@@ -191,6 +191,9 @@ public sealed class TenantRoutingTests
         builder.Configuration.AddInMemoryCollection(settings ?? new Dictionary<string, string?>
         {
             ["EfReplica:HealthCheckInterval"] = "00:00:00.500",
+            // These tests prove isolation, not deadlines: with the derived one (interval + probe timeout, 2.5 s) a read
+            // of the 16-worker test was abandoned as "the primary did not answer" on a machine with both cores busy.
+            ["EfReplica:Failover:ReadDeadline"] = "00:00:30",
             ["EfReplica:Tenants:acme:Primary"] = NamedClusterTests.Pooled(ClusterServers.A.Primary.ConnectionString, "efreplica-acme"),
             ["EfReplica:Tenants:acme:Replicas:0:Name"] = "acme-standby",
             ["EfReplica:Tenants:acme:Replicas:0:ConnectionString"] = NamedClusterTests.Pooled(ClusterServers.A.Standby.ConnectionString, "efreplica-acme"),
