@@ -48,6 +48,7 @@ internal sealed class ReplicaSelector
     private readonly TimeProvider _timeProvider;
     private readonly TimeSpan _maxLag;
     private readonly TimeSpan _calmLag;
+    private readonly TimeSpan _probeOverdue;
     private int _next = -1;
     private int _spill = -1;
 
@@ -60,7 +61,8 @@ internal sealed class ReplicaSelector
     /// last probe is taken only while that lag plus the time since the probe (<see cref="ReplicaEndpoint.CurrentLag"/>: what
     /// it is if replay has stopped since) is within the budget, so a replica whose replay stalls between probes stops
     /// taking reads when the budget runs out, not a probe later. This applies to a replica more than half the budget behind
-    /// at its probe; a calm one is trusted until the next probe. The lag itself is known only to within one sampling of
+    /// at its probe; a calm one is trusted until the next probe, but no longer than two sampling intervals: a probe that is
+    /// late (a monitor starved of CPU, a probe waiting on its deadline) does not stretch the trust. The lag itself is known only to within one sampling of
     /// the primary (<paramref name="sampleInterval"/>: the write a replica lacks may be that much older than the first
     /// sample it lacks), so that much is kept in hand. Null: no budget at selection (tests).
     /// </param>
@@ -70,6 +72,7 @@ internal sealed class ReplicaSelector
     {
         _maxLag = maxLag is { } budget ? budget - sampleInterval : TimeSpan.MaxValue;
         _calmLag = maxLag is { } calm ? calm / 2 : TimeSpan.MaxValue;
+        _probeOverdue = sampleInterval > TimeSpan.Zero ? sampleInterval * 2 : TimeSpan.MaxValue;
         _membership = membership;
         _leastLag = balancing == LoadBalancing.LeastLag;
         _timeProvider = timeProvider;
@@ -272,11 +275,17 @@ internal sealed class ReplicaSelector
     private bool IsEligible(ReplicaEndpoint replica, in ReplicaRequirement requirement, long now, ref bool lagging)
     {
         // Only a replica that was already more than half the budget behind at its probe (not calm) is judged between probes;
-        // a calm one is trusted until the next probe, as admission's hysteresis does.
-        if (replica.Health.Lag > _calmLag && replica.CurrentLag(now) is { } currentLag && currentLag > _maxLag)
+        // a calm one is trusted until the next probe, as admission's hysteresis does, while that probe is on time. Judged:
+        // what it lagged at the probe plus the time since (it may have stopped replaying right after), against the budget.
+        var health = replica.Health;
+        if (health.Lag is { } lagAtProbe)
         {
-            lagging = true; // over the budget now, whatever the last probe said
-            return false;
+            var sinceProbe = _timeProvider.GetElapsedTime(health.MeasuredAt, now);
+            if ((lagAtProbe > _calmLag || sinceProbe > _probeOverdue) && lagAtProbe + sinceProbe > _maxLag)
+            {
+                lagging = true; // over the budget now, whatever the last probe said
+                return false;
+            }
         }
 
         switch (requirement.Kind)

@@ -90,6 +90,25 @@ public sealed class ReplicaSelectorTests
         Assert.That(selector.Select(ReplicaRequirement.Any, 0, out _)?.Name, Is.EqualTo("r0"));
     }
 
+    [TestCase(0.0, TestName = "A calm replica whose probe is late stops taking reads when the budget runs out (caught up at its probe)")]
+    [TestCase(2.0, TestName = "A calm replica whose probe is late stops taking reads when the budget runs out (2 s behind at its probe)")]
+    public void A_calm_replica_whose_probe_is_late_stops_taking_reads_when_the_budget_runs_out(double lagSeconds)
+    {
+        // Budget 10 s, sampling every 1 s: 9 s in hand; a calm replica (at most 5 s behind) is trusted for two intervals.
+        var time = new FakeTimeProvider();
+        var replicas = Replicas(time, 1);
+        Healthy(replicas[0], time, TimeSpan.FromSeconds(lagSeconds));
+        var selector = new ReplicaSelector(replicas, LoadBalancing.RoundRobin, [1], time, Budget, Interval);
+
+        time.Advance(TimeSpan.FromSeconds(6.5 - lagSeconds)); // the probe is overdue, but lag + time since is within 9 s
+        var late = selector.Select(ReplicaRequirement.Any, 0, out var laggingLate);
+        time.Advance(TimeSpan.FromSeconds(3)); // no probe yet: if replay stopped after the probe, it is now past the budget
+        var past = selector.Select(ReplicaRequirement.Any, 0, out var laggingPast);
+
+        Assert.That((late?.Name, laggingLate), Is.EqualTo(("r0", false)));
+        Assert.That((past?.Name, laggingPast), Is.EqualTo(((string?)null, true)), "a late probe must not stretch the trust in a calm replica past the budget");
+    }
+
     [Test]
     public void Round_robin_spreads_plain_reads_evenly()
     {
