@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
 using EfReplicaInterceptor.TestSupport;
 using Microsoft.EntityFrameworkCore;
@@ -25,26 +26,7 @@ public sealed class LongForkWaitTests
     private PostgresServer Asynchronous => _servers.Standbys[1];
 
     [OneTimeSetUp]
-    public async Task StartServers()
-    {
-        var options = new PostgresReplicaSetOptions();
-        options.ExtraConfiguration.Add("track_commit_timestamp = on");
-        _servers = await PostgresReplicaSet.StartAsync(2, options);
-        if (_servers.IsExternal)
-        {
-            Assert.Ignore("Needs servers started by the tests (synchronous replication is configured on the primary).");
-        }
-
-        await _servers.Primary.ExecuteAsync("CREATE TABLE long_fork (id bigserial PRIMARY KEY)");
-        await _servers.WaitForReplayAsync(Synchronous);
-        await _servers.WaitForReplayAsync(Asynchronous);
-        await _servers.Primary.ExecuteAsync($"ALTER SYSTEM SET synchronous_standby_names = '{Synchronous.Name}'");
-        await _servers.Primary.ExecuteAsync("ALTER SYSTEM SET synchronous_commit = remote_apply");
-        await _servers.Primary.ExecuteAsync("SELECT pg_reload_conf()");
-        await WaitUntilAsync(
-            async () => await _servers.Primary.ScalarAsync<string>($"SELECT sync_state FROM pg_stat_replication WHERE application_name = '{Synchronous.Name}'") == "sync",
-            "the first standby to be synchronous");
-    }
+    public async Task StartServers() => _servers = await SynchronousReplicaSet.StartAsync("CREATE TABLE long_fork (id bigserial PRIMARY KEY)", Bound);
 
     [OneTimeTearDown]
     public async Task StopServers() => await _servers.DisposeAsync();
@@ -66,7 +48,7 @@ public sealed class LongForkWaitTests
         var commit = _servers.Primary.ExecuteAsync("INSERT INTO long_fork DEFAULT VALUES"); // waits for the synchronous standby
         try
         {
-            await WaitUntilAsync(async () => await Asynchronous.ScalarAsync<long>("SELECT count(*) FROM long_fork") == before + 1, "the asynchronous standby to show the commit");
+            await Poll.UntilAsync(async () => await Asynchronous.ScalarAsync<long>("SELECT count(*) FROM long_fork") == before + 1, Bound, "the asynchronous standby to show the commit");
             Assert.That(commit.IsCompleted, Is.False, "the commit did not wait for the synchronous standby");
 
             await using var context = cluster.NewContext();
@@ -75,11 +57,11 @@ public sealed class LongForkWaitTests
 
             // The scope's replica stops: its next read goes to the primary (once the cluster knows the replica is gone).
             await Asynchronous.StopAsync(StopMode.Immediate);
-            await WaitUntilAsync(async () => !(await CountAsync(cluster.NewContext())).OnStandby, "reads without a past to go to the primary");
+            await Poll.UntilAsync(async () => !(await CountAsync(cluster.NewContext())).OnStandby, Bound, "reads without a past to go to the primary");
 
             var since = await _servers.Primary.ScalarAsync<string>("SELECT now()::text");
             var read = CountAsync(context);
-            await WaitUntilAsync(async () => read.IsCompleted || await LongForkPollSeenAsync(since), "the read to finish or to wait for the primary");
+            await Poll.UntilAsync(async () => read.IsCompleted || await LongForkPollSeenAsync(since), Bound, "the read to finish or to wait for the primary");
             var waited = !read.IsCompleted;
             await Synchronous.ResumeReplayAsync(); // the commit completes: the primary shows it
             var then = await read.WaitAsync(Bound);
@@ -117,20 +99,6 @@ public sealed class LongForkWaitTests
     private async Task<bool> LongForkPollSeenAsync(string since)
         => await _servers.Primary.ScalarAsync<bool>(
             $"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_visible_in_snapshot%' AND pid <> pg_backend_pid() AND query_start >= '{since}'::timestamptz)");
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"Timed out after {Bound.TotalSeconds:0} s waiting for {what}.");
-            }
-
-            await Task.Delay(20);
-        }
-    }
 
     private sealed record CountRow(long Count, bool OnStandby);
 }

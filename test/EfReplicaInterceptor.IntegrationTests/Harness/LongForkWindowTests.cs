@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
 using Npgsql;
 
@@ -24,27 +25,7 @@ public sealed class LongForkWindowTests
     private PostgresServer Asynchronous => _servers.Standbys[1];
 
     [OneTimeSetUp]
-    public async Task StartServers()
-    {
-        var options = new PostgresReplicaSetOptions();
-        options.ExtraConfiguration.Add("track_commit_timestamp = on");
-        _servers = await PostgresReplicaSet.StartAsync(2, options);
-        if (_servers.IsExternal)
-        {
-            Assert.Ignore("Needs servers started by the tests (synchronous replication is configured on the primary).");
-        }
-
-        await _servers.Primary.ExecuteAsync("CREATE TABLE fork (id int PRIMARY KEY, value int NOT NULL); INSERT INTO fork VALUES (1, 0)");
-        await _servers.WaitForReplayAsync(Synchronous);
-        await _servers.WaitForReplayAsync(Asynchronous);
-        await _servers.Primary.ExecuteAsync($"ALTER SYSTEM SET synchronous_standby_names = '{Synchronous.Name}'");
-        await _servers.Primary.ExecuteAsync("ALTER SYSTEM SET synchronous_commit = remote_apply");
-        await _servers.Primary.ExecuteAsync("SELECT pg_reload_conf()");
-        await WaitUntilAsync(
-            async () => await _servers.Primary.ScalarAsync<string>($"SELECT sync_state FROM pg_stat_replication WHERE application_name = '{Synchronous.Name}'") == "sync"
-                && await _servers.Primary.ScalarAsync<string>("SELECT setting FROM pg_settings WHERE name = 'synchronous_commit'") == "remote_apply",
-            "the first standby to be synchronous (remote_apply)");
-    }
+    public async Task StartServers() => _servers = await SynchronousReplicaSet.StartAsync("CREATE TABLE fork (id int PRIMARY KEY, value int NOT NULL); INSERT INTO fork VALUES (1, 0)", Bound);
 
     [OneTimeTearDown]
     public async Task StopServers() => await _servers.DisposeAsync();
@@ -72,8 +53,9 @@ public sealed class LongForkWindowTests
         try
         {
             // The asynchronous standby shows the commit...
-            await WaitUntilAsync(
+            await Poll.UntilAsync(
                 async () => await Asynchronous.ScalarAsync<int>("SELECT value FROM fork WHERE id = 1") == before + 1,
+                Bound,
                 "the asynchronous standby to show the commit");
 
             // ...while the commit still waits for the synchronous standby, and the primary's new snapshots do not include it.
@@ -178,20 +160,6 @@ public sealed class LongForkWindowTests
         await using var reader = await command.ExecuteReaderAsync();
         await reader.ReadAsync();
         return (reader.GetString(0), reader.GetBoolean(1), reader.GetBoolean(2));
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + Bound;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"Timed out after {Bound.TotalSeconds:0} s waiting for {what}.");
-            }
-
-            await Task.Delay(20);
-        }
     }
 
     private readonly record struct PrimaryView(int Value, bool InSnapshot, bool AtOrAboveXmax, bool Visible, string Status, bool CommitTimestampSet, bool BackendXid);

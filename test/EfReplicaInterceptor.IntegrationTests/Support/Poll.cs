@@ -19,4 +19,19 @@ public static class Poll
             await Task.Delay(20);
         }
     }
+
+    /// <summary>Polls <paramref name="condition"/> (a query) every 20 ms; fails the test, naming <paramref name="what"/>, if it is not met within <paramref name="timeout"/>.</summary>
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (clock.Elapsed > timeout)
+            {
+                Assert.Fail($"Timed out after {timeout.TotalSeconds:0} s waiting for {what}.");
+            }
+
+            await Task.Delay(20);
+        }
+    }
 }
