@@ -47,8 +47,9 @@ internal interface IServerStatement<T>
 /// probes, the catalog query): open the connection under the watch (or take the kept one), attach the watch, run, complete
 /// the watch, all in one place. A server that stays silent past the watch's deadline has the connection broken and the call
 /// fails with a <see cref="ServerDeadlineException"/>; the caller's cancellation the same way with an
-/// <see cref="OperationCanceledException"/>; any answer (a result, or an error the server sent) counts as the server's sign of
-/// life; a connection the watch broke has its pool cleared (its idle siblings lead to the same silence).
+/// <see cref="OperationCanceledException"/>; any answer (a result, or an error the server itself sent, not a pooler's word
+/// that it cannot reach the server) counts as the server's sign of life; a connection the watch broke has its pool cleared
+/// (its idle siblings lead to the same silence).
 /// </summary>
 internal static class ServerCall
 {
@@ -71,7 +72,7 @@ internal static class ServerCall
             catch (Exception exception)
             {
                 watch.Complete();
-                if (exception is PostgresException)
+                if (exception is PostgresException refused && ServerLiveness.IsServerAnswer(refused))
                 {
                     server.Liveness.Answered(); // refused (too many connections, shutting down): an answer, not a hang
                 }
@@ -116,7 +117,7 @@ internal static class ServerCall
         }
         catch (Exception exception)
         {
-            if (exception is PostgresException)
+            if (exception is PostgresException error && ServerLiveness.IsServerAnswer(error))
             {
                 server.Liveness.Answered(); // the server's own error: it is not hung
             }

@@ -1,3 +1,5 @@
+using Npgsql;
+
 namespace EfReplicaInterceptor.Failover;
 
 /// <summary>
@@ -16,4 +18,14 @@ internal sealed class ServerLiveness(TimeProvider timeProvider)
 
     /// <summary>The server answered something just now.</summary>
     public void Answered() => Volatile.Write(ref _lastAnswer, timeProvider.GetTimestamp());
+
+    /// <summary>
+    /// Whether an error came from the server itself, so that it shows the server is not hung. A FATAL of class 08 (connection
+    /// exception) does not: it says the way to the server is broken, and behind a pooler it is the pooler that says it
+    /// (PgBouncer's 08P01 "server conn crashed?", "server login has been failing", "pgbouncer cannot connect to server"), while
+    /// reads it had already taken wait inside it for a server that is gone. Counting those as the server's answers kept the
+    /// read deadline from ever firing there, and such reads ran into Npgsql's command timeout (30 s) instead.
+    /// </summary>
+    public static bool IsServerAnswer(PostgresException error)
+        => !(error.SqlState.StartsWith("08", StringComparison.Ordinal) && error.InvariantSeverity is "FATAL" or "PANIC");
 }

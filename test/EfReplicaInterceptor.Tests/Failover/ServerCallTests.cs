@@ -75,6 +75,35 @@ public sealed class ServerCallTests
         Assert.That(_server.Deadlines.Timer.Pending, Is.Zero);
     }
 
+    [TestCase("08P01", "server conn crashed?")]
+    [TestCase("08P01", "server login has been failing, try again later (server_login_retry)")]
+    [TestCase("08006", "connection failure")]
+    public void A_poolers_word_that_the_server_is_unreachable_is_no_sign_of_the_servers_life(string sqlState, string message)
+    {
+        var before = _server.Liveness.LastAnswer;
+        var error = new PostgresException(message, "FATAL", "FATAL", sqlState);
+        var statement = new Statement(Task.FromException<int>(error));
+        _clock.Advance(TimeSpan.FromSeconds(1));
+
+        var thrown = Assert.ThrowsAsync<PostgresException>(() => Run(statement, async: true));
+
+        Assert.That(thrown, Is.SameAs(error), "the error still reaches the caller unchanged");
+        Assert.That(_server.Liveness.LastAnswer, Is.EqualTo(before), "PgBouncer answered, not the server behind it");
+    }
+
+    [Test]
+    public void The_servers_own_protocol_error_is_still_an_answer()
+    {
+        // PostgreSQL answers a malformed Bind with an 08P01 ERROR and keeps the session: the server is alive.
+        var error = new PostgresException("bind message supplies 0 parameters", "ERROR", "ERROR", "08P01");
+        var statement = new Statement(Task.FromException<int>(error));
+        _clock.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.ThrowsAsync<PostgresException>(() => Run(statement, async: true));
+
+        Assert.That(_server.Liveness.LastAnswer, Is.EqualTo(_clock.GetTimestamp()));
+    }
+
     [Test]
     public void A_statement_still_running_when_the_server_has_been_silent_for_the_deadline_fails_with_the_deadline_whatever_Npgsql_says()
     {
