@@ -37,8 +37,9 @@ internal static class ConnectionBreaker
     private static readonly FieldInfo? SocketField =
         ConnectorProperty?.PropertyType.GetField("_socket", BindingFlags.Instance | BindingFlags.NonPublic);
 
-    /// <summary>True when this Npgsql version exposes the members <see cref="TryBreak"/> needs.</summary>
-    public static bool IsSupported { get; } = SocketField?.FieldType == typeof(Socket);
+    /// <summary>True when this Npgsql version exposes the members <see cref="TryBreak"/> needs (set by unit tests only, to
+    /// prove the paths taken when it does not).</summary>
+    public static bool IsSupported { get; internal set; } = SocketField?.FieldType == typeof(Socket);
 
     /// <summary>Shuts the connection's socket down; false when there is no socket to shut (not open, or not supported).</summary>
     public static bool TryBreak(NpgsqlConnection connection)

@@ -63,6 +63,14 @@ internal static class ServerCall
         WatchedServer server, OperationWatch watch, NpgsqlConnection? connection, TStatement statement, bool async, CancellationToken cancellationToken, bool borrowed = false)
         where TStatement : IServerStatement<T>
     {
+        if (borrowed && !ConnectionBreaker.IsSupported)
+        {
+            // The watch could only end a hung call by disposing its connection, and a borrowed one is not the library's to
+            // dispose (EF would find its own connection gone): run on a connection of the library's own instead.
+            connection = null;
+            borrowed = false;
+        }
+
         if (connection is null)
         {
             try

@@ -136,6 +136,43 @@ public sealed class ServerCallTests
         Assert.That(statement.Failures.Single().Phase, Is.EqualTo(FailurePhase.Executing));
     }
 
+    [Test]
+    public void A_borrowed_connection_is_not_used_when_a_hung_call_on_it_could_only_be_ended_by_disposing_it()
+    {
+        var borrowed = new NpgsqlConnection();
+        var statement = new Statement(Task.FromResult(42));
+        var supported = ConnectionBreaker.IsSupported;
+        ConnectionBreaker.IsSupported = false;
+        try
+        {
+            // The library's own connection is opened instead: here from a data source with nothing listening, so opening fails.
+            var call = ServerCall.RunAsync<Statement, int>(
+                _server, _server.WatchRead(commandTimeoutSeconds: 0, default), borrowed, statement, async: true, default, borrowed: true).AsTask();
+
+            Assert.CatchAsync<Exception>(() => call);
+            Assert.That(statement.Failures.Select(failure => failure.Phase), Is.EqualTo(new[] { FailurePhase.Opening }));
+            Assert.That(statement.Connections, Is.Empty, "the statement ran on the borrowed connection");
+        }
+        finally
+        {
+            ConnectionBreaker.IsSupported = supported;
+        }
+    }
+
+    [Test]
+    public async Task A_borrowed_connection_is_used_and_left_open_when_the_watch_can_break_it()
+    {
+        Assume.That(ConnectionBreaker.IsSupported, "this Npgsql exposes what breaking a connection needs");
+        var borrowed = new NpgsqlConnection();
+        var statement = new Statement(Task.FromResult(42));
+
+        var result = await ServerCall.RunAsync<Statement, int>(
+            _server, _server.WatchRead(commandTimeoutSeconds: 0, default), borrowed, statement, async: true, default, borrowed: true);
+
+        Assert.That(result, Is.EqualTo(42));
+        Assert.That(statement.Connections, Is.EqualTo(new[] { borrowed }));
+    }
+
     private Task<int> Run(Statement statement, bool async, CancellationToken cancellationToken = default)
         => ServerCall.RunAsync<Statement, int>(
             _server, _server.WatchRead(commandTimeoutSeconds: 0, cancellationToken), new NpgsqlConnection(), statement, async, cancellationToken).AsTask();
@@ -153,7 +190,13 @@ public sealed class ServerCallTests
 
         public NpgsqlCommand? CreateCommand(NpgsqlConnection connection) => null;
 
-        public Task<int> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command) => outcome;
+        public List<NpgsqlConnection> Connections { get; } = [];
+
+        public Task<int> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command)
+        {
+            Connections.Add(connection);
+            return outcome;
+        }
 
         public int Run(NpgsqlConnection connection, NpgsqlCommand? command) => outcome.GetAwaiter().GetResult();
 
