@@ -18,10 +18,13 @@ internal sealed class ResolverCluster : IDisposable
     public const ulong System = 7;
     public static readonly TimeSpan Budget = TimeSpan.FromSeconds(10);
 
+    /// <summary>The read deadline that bounds the Long Fork wait (when the cluster has one).</summary>
+    public static readonly TimeSpan LongForkDeadline = TimeSpan.FromSeconds(3);
+
     private readonly NpgsqlDataSource _dataSource = NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Database=none;Username=nobody");
     private readonly EfReplicaMetrics _metrics = new();
 
-    public ResolverCluster(bool monotonicReads = true, TimeSpan maxWait = default, InvalidTokenHandling invalidTokens = InvalidTokenHandling.Throw)
+    public ResolverCluster(bool monotonicReads = true, TimeSpan maxWait = default, InvalidTokenHandling invalidTokens = InvalidTokenHandling.Throw, FakeLongForkRoundTrips? longFork = null)
     {
         Replicas = [new ReplicaEndpoint(0, "r0", _dataSource, Time, TimeSpan.FromSeconds(1)), new ReplicaEndpoint(1, "r1", _dataSource, Time, TimeSpan.FromSeconds(1))];
         foreach (var replica in Replicas)
@@ -37,7 +40,8 @@ internal sealed class ResolverCluster : IDisposable
             ReadYourWritesMaxWait = maxWait,
             InvalidTokenHandling = invalidTokens,
         };
-        Resolver = new ConsistencyResolver("c", RoundTrips, Position, selector, options, _metrics, NullLoggerFactory.Instance, Time);
+        var wait = longFork is null ? null : new LongForkWait("c", longFork, LongForkDeadline, _metrics, NullLogger.Instance, Time);
+        Resolver = new ConsistencyResolver("c", RoundTrips, Position, selector, options, _metrics, NullLoggerFactory.Instance, Time, wait);
     }
 
     public FakeTimeProvider Time { get; } = new();
