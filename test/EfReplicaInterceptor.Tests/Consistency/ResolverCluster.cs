@@ -32,7 +32,7 @@ internal sealed class ResolverCluster : IDisposable
             Healthy(replica, replay: 1_000);
         }
 
-        var selector = new ReplicaSelector(Replicas, LoadBalancing.RoundRobin, [1, 1], Time);
+        var selector = Selector = new ReplicaSelector(Replicas, LoadBalancing.RoundRobin, [1, 1], Time);
         var options = new EfReplicaOptions
         {
             Primary = "Host=127.0.0.1;Port=1",
@@ -53,6 +53,10 @@ internal sealed class ResolverCluster : IDisposable
     public ReplicaEndpoint[] Replicas { get; }
 
     public ConsistencyResolver Resolver { get; }
+
+    public ReplicaSelector Selector { get; }
+
+    public EfReplicaMetrics Metrics => _metrics;
 
     /// <summary>The primary's position, as the next capture answers it.</summary>
     public ulong PrimaryLsn
