@@ -97,14 +97,20 @@ public sealed class EfReplicaOptions
     public bool MonotonicReads { get; set; } = true;
 
     /// <summary>
-    /// When <see langword="true"/> (and <see cref="MonotonicReads"/> is on), a scope that read on a standby and whose next
-    /// read goes to the primary first waits until the primary's new snapshots include every transaction the standby already
-    /// shows committed. PostgreSQL makes a commit visible on the primary only when the committing session leaves its
-    /// process array, after the commit record was flushed (and, with synchronous replication, after the synchronous
-    /// standby's acknowledgement), so a standby can show a commit the primary's sessions do not see yet ("Long Fork").
-    /// Costs one round trip to the primary and one to the standby per move to the primary (one to the primary alone, when
-    /// nothing is committing, with <c>track_commit_timestamp = on</c>); the wait lasts at most the read deadline
-    /// (<c>Failover:ReadDeadline</c>). Default: <see langword="true"/>.
+    /// When <see langword="true"/> (and <see cref="MonotonicReads"/> is on), every command of a scope that read on a standby
+    /// and that runs on the primary first waits until the primary's new snapshots include every transaction the standby
+    /// already shows committed, whatever sends it there: a read resolved to the primary or failed over from its standby, a
+    /// read tagged <c>UsePrimary()</c>, the commands of a transaction or of a pinned session, and writes (so an
+    /// <c>UPDATE ... WHERE</c> does not miss a row the scope saw). PostgreSQL makes a commit visible on the primary only when
+    /// the committing session leaves its process array, after the commit record was flushed (and, with synchronous
+    /// replication, after the synchronous standby's acknowledgement), so a standby can show a commit the primary's sessions
+    /// do not see yet ("Long Fork"). A scope restored from a consistency token counts as having read on a standby (tokens do
+    /// not say where their reads ran). Costs one round trip to the primary and one to the standby before the scope's first
+    /// command on the primary after its standby reads (one to the primary alone, when nothing is committing, with
+    /// <c>track_commit_timestamp = on</c>); when the standby cannot be asked (a read just failed on it, it left, or it is a
+    /// token's) and the primary tracks no commit timestamps, the wait is for every transaction the primary's snapshot does
+    /// not show (event 1010). The wait lasts at most the read deadline (<c>Failover:ReadDeadline</c>). <see langword="false"/>
+    /// switches all of it off. Default: <see langword="true"/>.
     /// </summary>
     public bool LongForkWait { get; set; } = true;
 

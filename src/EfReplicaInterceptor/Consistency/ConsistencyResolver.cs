@@ -22,6 +22,8 @@ internal readonly record struct ConsistencyChoice(ReplicaEndpoint? Replica, Rout
 /// takes a replica known to have replayed the larger of the writes and the floor, else asks the replicas, else waits up to
 /// <see cref="EfReplicaOptions.ReadYourWritesMaxWait"/> (after a write), else the primary.</item>
 /// <item><see cref="ReadServed"/> and <see cref="RunsOnPrimary"/> record where a scope's commands ran.</item>
+/// <item><see cref="BeforePrimaryAsync(ScopeState?, bool, CancellationToken)"/> holds a command of a scope that read on a
+/// standby until the primary shows what that standby showed (the Long Fork wait), whatever sends the command there.</item>
 /// </list>
 /// Every round trip to a server goes through <see cref="IConsistencyRoundTrips"/>. Holds no per-call state.
 /// </summary>
@@ -107,8 +109,9 @@ internal sealed partial class ConsistencyResolver
 
         if (!_selector.AnyInRotation(out lagging))
         {
-            // The primary: no replica could take it whatever the scope saw (after the Long Fork wait, when it read on one).
-            return _longFork is null || (leasePast?.StandbyReadSinceLongForkCheck is null && ambientPast?.StandbyReadSinceLongForkCheck is null);
+            // The primary: no replica could take it whatever the scope saw (the Long Fork wait, when due, runs where the command
+            // is run on the primary: BeforePrimaryAsync).
+            return true;
         }
 
         if (!BoundBySample(leasePast) || !BoundBySample(ambientPast) || (Own(leasePast) ?? Own(ambientPast)) is not { } own
@@ -129,20 +132,11 @@ internal sealed partial class ConsistencyResolver
     /// be seen too). Sync callers pass <paramref name="async"/> false and every step runs synchronously. A capture on the
     /// primary runs on <paramref name="primaryConnection"/> when given (the command's own connection, open and idle on it).
     /// </summary>
+    /// <remarks>
+    /// A read resolved to the primary passes the Long Fork wait where it is run there (<see cref="BeforePrimaryAsync(ScopeState?, bool, CancellationToken)"/>,
+    /// called by the router and the read executor for every command of a scope that runs on the primary), not here.
+    /// </remarks>
     public async ValueTask<ConsistencyChoice> ResolveAsync(
-        ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement, bool readYourWrites, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
-    {
-        var choice = await DecideAsync(lease, ambient, requirement, readYourWrites, primaryConnection, async, cancellationToken).ConfigureAwait(false);
-        if (choice.Replica is null && _longFork is not null && (Past(lease) is not null || Past(ambient) is not null))
-        {
-            // To the primary: first it must show what the scopes' standby showed (LongForkWait).
-            await _longFork.BeforePrimaryReadAsync(Past(lease), Past(ambient), async, cancellationToken).ConfigureAwait(false);
-        }
-
-        return choice;
-    }
-
-    private async ValueTask<ConsistencyChoice> DecideAsync(
         ScopeState? lease, ScopeState? ambient, ReplicaRequirement requirement, bool readYourWrites, NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         var (leasePast, ambientPast) = (Past(lease), Past(ambient));

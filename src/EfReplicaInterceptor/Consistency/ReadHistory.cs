@@ -34,6 +34,15 @@ internal sealed class ReadHistory
     private ReplicaEndpoint? _standbyRead;
     private long _standbyReadAt;
 
+    /// <summary>The scope was restored from a token whose reads may have run on a standby, not checked since.</summary>
+    private bool _tokenRead;
+
+    /// <summary>
+    /// <see cref="_standbyRead"/> is set or <see cref="_tokenRead"/> is true: written under the lock, read without it, so that
+    /// a command for the primary of a scope with nothing to check takes no lock.
+    /// </summary>
+    private volatile bool _longForkDue;
+
     /// <summary>A command of the scope ran in this cluster (since its start or reset): a token carries what it may have seen.</summary>
     public bool HasRead
     {
@@ -86,8 +95,49 @@ internal sealed class ReadHistory
     }
 
     /// <summary>
+    /// The scope was restored from a consistency token and it was not checked since: the token's scope may have read on a
+    /// standby (tokens carry positions, not where the reads ran), so a move to the primary checks it as one.
+    /// </summary>
+    public bool TokenReadSinceLongForkCheck
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _tokenRead;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A move to the primary must first pass the Long Fork wait (<see cref="StandbyReadSinceLongForkCheck"/> or
+    /// <see cref="TokenReadSinceLongForkCheck"/>). Takes no lock: a hint, which the wait reads again under the lock.
+    /// </summary>
+    public bool LongForkDue => _longForkDue;
+
+    /// <summary>The scope is restored from a consistency token: what the token's scope read may have come from a standby.</summary>
+    public void TokenRestored()
+    {
+        lock (_gate)
+        {
+            _tokenRead = true;
+            _longForkDue = true;
+        }
+    }
+
+    /// <summary>The restored token asks nothing of this cluster's Long Fork check (it has no position here).</summary>
+    public void TokenChecked()
+    {
+        lock (_gate)
+        {
+            _tokenRead = false;
+            _longForkDue = _standbyRead is not null;
+        }
+    }
+
+    /// <summary>
     /// A Long Fork check whose primary snapshot was asked for at <paramref name="sentAt"/> covers the scope's replica reads
-    /// that finished before then.
+    /// that finished before then, and the token it was restored from.
     /// </summary>
     public void LongForkChecked(long sentAt)
     {
@@ -97,6 +147,9 @@ internal sealed class ReadHistory
             {
                 _standbyRead = null;
             }
+
+            _tokenRead = false;
+            _longForkDue = _standbyRead is not null;
         }
     }
 
@@ -160,6 +213,7 @@ internal sealed class ReadHistory
             if (replica is not null)
             {
                 (_standbyRead, _standbyReadAt) = (replica, Math.Max(_standbyReadAt, now));
+                _longForkDue = true;
             }
 
             if (replica is not null && ReferenceEquals(replica, _sticky) && incarnation == _stickyIncarnation)
@@ -264,7 +318,7 @@ internal sealed class ReadHistory
         lock (_gate)
         {
             (_sticky, _stickyIncarnation, _lastServedAt, _floor, _unbounded, _unboundedGeneration, _hasRead) = (null, 0, 0, 0, false, 0, false);
-            (_unboundedUntil, _standbyRead, _standbyReadAt) = (0, null, 0);
+            (_unboundedUntil, _standbyRead, _standbyReadAt, _tokenRead, _longForkDue) = (0, null, 0, false, false);
         }
     }
 

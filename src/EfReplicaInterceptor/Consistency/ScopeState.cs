@@ -192,6 +192,8 @@ internal sealed class ScopeState
             _restoredToken = token;
             _active = true;
         }
+
+        Reads.TokenRestored(); // the token's reads may have run on a standby: a move to the primary checks them (Long Fork)
     }
 
     /// <summary>The restored token was rejected here (malformed, or naming no cluster this process knows): it is not passed on.</summary>

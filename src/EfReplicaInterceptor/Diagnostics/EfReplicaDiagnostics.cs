@@ -46,7 +46,8 @@ public static class EfReplicaDiagnostics
 
     /// <summary>
     /// Counter of the Long Fork checks (<see cref="EfReplicaOptions.LongForkWait"/>): a scope that read on a standby moved to
-    /// the primary, and the primary was asked whether it shows everything the standby did. Unit <c>{check}</c>.
+    /// the primary, and the primary was asked whether it shows everything the standby did. Unit <c>{check}</c>. Tagged with
+    /// <see cref="LongForkTransactionsTag"/>.
     /// </summary>
     public const string LongForkChecksCounterName = "efreplica.consistency.long_fork.checks";
 
@@ -101,4 +102,12 @@ public static class EfReplicaDiagnostics
 
     /// <summary>Tag on <see cref="LongForkWaitDurationHistogramName"/>: <c>seen</c> (the primary showed them) or <c>deadline</c> (the read deadline passed first).</summary>
     public const string OutcomeTag = "efreplica.outcome";
+
+    /// <summary>
+    /// Tag on <see cref="LongForkChecksCounterName"/>: which transactions the check waited for: <c>standby</c> (those the
+    /// scope's standby showed committed), <c>commit_timestamps</c> (those the primary has commit records of), <c>unfiltered</c>
+    /// (every one the primary's snapshot does not show: the standby could not be asked and the primary tracks no commit
+    /// timestamps) or <c>none</c> (nothing asked, or the primary failed).
+    /// </summary>
+    public const string LongForkTransactionsTag = "efreplica.long_fork.transactions";
 }

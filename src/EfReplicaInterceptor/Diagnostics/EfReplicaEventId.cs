@@ -39,6 +39,9 @@ public static class EfReplicaEventId
     /// <summary>Warning (EfReplicaInterceptor.Routing): "A read of cluster '{Cluster}' moved from a standby to the primary, which did not show {Transactions} transaction(s) the standby showed committed within the read deadline; the read runs on the primary and may return older data than the scope saw": see <see cref="EfReplicaOptions.LongForkWait"/>.</summary>
     public const int LongForkWaitExpired = 1009;
 
+    /// <summary>Information (EfReplicaInterceptor.Routing): "A command of cluster '{Cluster}' moves to the primary after a read on a standby that cannot be asked (paused after a failure, gone, or unknown: a restored token), and the primary tracks no commit timestamps: it waits for all {Transactions} transaction(s) the primary's snapshot does not show, at most the read deadline": the unfiltered Long Fork wait, see <see cref="EfReplicaOptions.LongForkWait"/>.</summary>
+    public const int LongForkUnfiltered = 1010;
+
     /// <summary>Warning (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' left the rotation: {Why}".</summary>
     public const int ReplicaLeftRotation = 2000;
 

@@ -77,12 +77,12 @@ internal sealed class EfReplicaMetrics : IDisposable
     }
 
     /// <summary>One Long Fork check: its round trips, and how long it waited when it found something to wait for.</summary>
-    public void LongForkChecked(string cluster, int roundTrips, TimeSpan? waited, bool expired)
+    public void LongForkChecked(string cluster, int roundTrips, TimeSpan? waited, bool expired, string transactions)
     {
         var clusterTag = new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster);
         if (_longForkChecks.Enabled)
         {
-            _longForkChecks.Add(1, clusterTag);
+            _longForkChecks.Add(1, clusterTag, new KeyValuePair<string, object?>(EfReplicaDiagnostics.LongForkTransactionsTag, transactions));
         }
 
         if (_longForkRoundTrips.Enabled && roundTrips > 0)

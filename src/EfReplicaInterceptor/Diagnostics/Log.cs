@@ -73,6 +73,10 @@ internal static partial class Log
         Message = "A read of cluster '{Cluster}' moved from a standby to the primary, which did not show {Transactions} transaction(s) the standby showed committed within the read deadline; the read runs on the primary and may return older data than the scope saw")]
     public static partial void LongForkWaitExpired(ILogger logger, string cluster, int transactions);
 
+    [LoggerMessage(EventId = EfReplicaEventId.LongForkUnfiltered, EventName = nameof(EfReplicaEventId.LongForkUnfiltered), Level = LogLevel.Information,
+        Message = "A command of cluster '{Cluster}' moves to the primary after a read on a standby that cannot be asked (paused after a failure, gone, or unknown: a restored token), and the primary tracks no commit timestamps: it waits for all {Transactions} transaction(s) the primary's snapshot does not show, at most the read deadline")]
+    public static partial void LongForkUnfiltered(ILogger logger, string cluster, int transactions);
+
     [LoggerMessage(EventId = EfReplicaEventId.PrimaryReadFailed, EventName = nameof(EfReplicaEventId.PrimaryReadFailed), Level = LogLevel.Warning,
         Message = "A read on the primary of cluster '{Cluster}' failed for command {CommandId} ({ErrorKind}); its pool is cleared and the read is retried")]
     public static partial void PrimaryReadFailed(ILogger logger, Exception exception, string cluster, Guid commandId, string errorKind);

@@ -92,6 +92,10 @@ internal sealed class CommandRouter
                 || !RoutingReasonTable.Of(decision.Reason).RunsAsRead
                 || (decision.Replica is null && command.Connection is { State: ConnectionState.Open }))
             {
+                // Whatever sends it to the primary (a write, a transaction, a pinned session, UsePrimary(), the resolver): a scope
+                // that read on a standby first waits until the primary shows what that standby showed (the Long Fork wait;
+                // nothing to do, and no lock, for the others).
+                await _consistency.BeforePrimaryAsync(lease?.Scope, async, cancellationToken).ConfigureAwait(false);
                 if (!RoutingReasonTable.Of(decision.Reason).MarksWrite)
                 {
                     // EF runs it on the primary (a read in a transaction, on a pinned session, a locking read): the scopes saw the

@@ -25,6 +25,9 @@ internal sealed partial class ReadExecutor
         /// <summary>What the failure of the current run was, classified where it happened (see <see cref="Observe"/>).</summary>
         private ServerErrorKind _observed;
 
+        /// <summary>A run of this read on the primary has passed the Long Fork wait (once per read: a primary that failed it is not asked again).</summary>
+        private bool _longForkPassed;
+
         public NpgsqlCommand Source { get; } = source;
 
         /// <summary>EF's identifier of the command, for events.</summary>
@@ -69,6 +72,14 @@ internal sealed partial class ReadExecutor
             PrimaryGone = false;
             _observed = ServerErrorKind.None;
             _cancellationToken = cancellationToken;
+            if (Target is null && !_longForkPassed)
+            {
+                // On the primary (decided so, or after its replica failed): a scope that read on a standby first waits until
+                // the primary shows what that standby showed committed (the Long Fork wait; nothing for the others).
+                _longForkPassed = true;
+                await executor._consistency.BeforePrimaryAsync(lease?.Scope, async, cancellationToken).ConfigureAwait(false);
+            }
+
             try
             {
                 return await RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);

@@ -40,6 +40,19 @@ internal static partial class ServerQueries
     private const string InvisibleOnPrimarySql =
         "SELECT count(*)::int FROM unnest($1::bigint[]) x WHERE NOT pg_visible_in_snapshot(x::text::xid8, pg_current_snapshot())";
 
+    // On the primary: the xids of the running transactions (sessions and prepared transactions) at or above a snapshot's xmax
+    // ($1), as 64-bit xids: a 32-bit xid takes $1's epoch, adjusted by one when it wrapped around on either side (as above).
+    private const string RunningOnPrimarySql =
+        "SELECT ARRAY(SELECT f FROM (SELECT $1::bigint - $1::bigint % 4294967296 + r.x::text::bigint "
+        + "+ CASE WHEN r.x::text::bigint > $1::bigint % 4294967296 + 2147483648 THEN -4294967296 "
+        + "WHEN r.x::text::bigint + 2147483648 < $1::bigint % 4294967296 THEN 4294967296 ELSE 0 END AS f "
+        + "FROM (SELECT backend_xid AS x FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+        + "UNION ALL SELECT transaction FROM pg_prepared_xacts) r) a WHERE a.f >= $1::bigint)";
+
+    /// <summary>The running transactions at or above <paramref name="xmax"/> on the primary (one round trip), within the read deadline.</summary>
+    public static ValueTask<long[]> ReadRunningOnPrimaryAsync(Failover.WatchedServer primary, long xmax, bool async, CancellationToken cancellationToken)
+        => RunAsync(primary, open: null, RunningOnPrimarySql, static reader => reader.GetFieldValue<long[]>(0), async, cancellationToken, xmax);
+
     /// <summary>The primary's transactions its new snapshots may not show yet (one round trip), within the read deadline.</summary>
     public static ValueTask<PrimaryTransactions> ReadPrimaryTransactionsAsync(Failover.WatchedServer primary, bool async, CancellationToken cancellationToken)
         => RunAsync(primary, open: null, PrimaryTransactionsSql, static reader =>

@@ -3,17 +3,20 @@ using EfReplicaInterceptor.Testing;
 namespace EfReplicaInterceptor.IntegrationTests.Support;
 
 /// <summary>
-/// A primary with two standbys and <c>track_commit_timestamp = on</c>: the first standby synchronous
+/// A primary with two standbys and <c>track_commit_timestamp = on</c> (unless asked otherwise): the first standby synchronous
 /// (<c>synchronous_standby_names</c>, <c>synchronous_commit = remote_apply</c>), the second asynchronous. Ignores the test
 /// on external servers (the primary's configuration is changed).
 /// </summary>
 public static class SynchronousReplicaSet
 {
-    /// <summary>Starts the set, runs <paramref name="schemaSql"/> on the primary, waits until both standbys replayed it and the first is synchronous.</summary>
-    public static async Task<PostgresReplicaSet> StartAsync(string schemaSql, TimeSpan bound)
+    /// <summary>
+    /// Starts the set, runs <paramref name="schemaSql"/> on the primary, waits until both standbys replayed it and the first
+    /// is synchronous. <paramref name="commitTimestamps"/>: <c>track_commit_timestamp</c> on (the default) or off.
+    /// </summary>
+    public static async Task<PostgresReplicaSet> StartAsync(string schemaSql, TimeSpan bound, bool commitTimestamps = true)
     {
         var options = new PostgresReplicaSetOptions();
-        options.ExtraConfiguration.Add("track_commit_timestamp = on");
+        options.ExtraConfiguration.Add($"track_commit_timestamp = {(commitTimestamps ? "on" : "off")}");
         var servers = await PostgresReplicaSet.StartAsync(2, options);
         if (servers.IsExternal)
         {

@@ -16,7 +16,7 @@ public sealed class LongForkWaitTests
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(3);
     private FakeTimeProvider _time = null!;
-    private FakeRoundTrips _trips = null!;
+    private FakeLongForkRoundTrips _trips = null!;
     private NpgsqlDataSource _dataSource = null!;
     private EfReplicaMetrics _metrics = null!;
     private ReplicaEndpoint _standby = null!;
@@ -26,7 +26,7 @@ public sealed class LongForkWaitTests
     public void Create()
     {
         _time = new FakeTimeProvider();
-        _trips = new FakeRoundTrips();
+        _trips = new FakeLongForkRoundTrips();
         _dataSource = NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Database=none;Username=nobody");
         _metrics = new EfReplicaMetrics();
         _standby = new ReplicaEndpoint(0, "standby", _dataSource, _time, TimeSpan.FromSeconds(1));
@@ -63,7 +63,7 @@ public sealed class LongForkWaitTests
 
         var check = await _wait.BeforePrimaryReadAsync(scope, null, async, CancellationToken.None);
 
-        Assert.That(check, Is.EqualTo(new LongForkCheck(LongForkOutcome.NothingToWaitFor, 2, TimeSpan.Zero)));
+        Assert.That(check, Is.EqualTo(new LongForkCheck(LongForkOutcome.NothingToWaitFor, 2, TimeSpan.Zero, LongForkBasis.Standby)));
         Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "standby standby [7, 9] from 12" }));
         Assert.That(scope.StandbyReadSinceLongForkCheck, Is.Null, "checked: the next move to the primary costs nothing");
     }
@@ -77,7 +77,7 @@ public sealed class LongForkWaitTests
 
         var check = await _wait.BeforePrimaryReadAsync(scope, null, async, CancellationToken.None);
 
-        Assert.That(check, Is.EqualTo(new LongForkCheck(LongForkOutcome.NothingToWaitFor, 1, TimeSpan.Zero)));
+        Assert.That(check, Is.EqualTo(new LongForkCheck(LongForkOutcome.NothingToWaitFor, 1, TimeSpan.Zero, LongForkBasis.CommitTimestamps)));
         Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary" }));
     }
 
@@ -129,16 +129,49 @@ public sealed class LongForkWaitTests
     }
 
     [Test]
-    public async Task A_standby_that_left_the_cluster_cannot_be_asked_without_commit_timestamps_so_the_move_stays_unchecked()
+    public async Task A_standby_that_left_the_cluster_cannot_be_asked_so_without_commit_timestamps_every_transaction_the_primary_s_snapshot_does_not_show_is_waited_for()
     {
         var scope = ReadOnStandby();
         await _standby.Server.Usage.CloseAsync();
         _trips.Primary = new PrimaryTransactions([7], Xmax: 8, Committed: null);
+        _trips.Running = [8, 11];
+        _trips.Invisible.Enqueue(0);
 
         var check = await _wait.BeforePrimaryReadAsync(scope, null, async: true, CancellationToken.None);
 
-        Assert.That(check.Outcome, Is.EqualTo(LongForkOutcome.Unverified));
-        Assert.That(scope.StandbyReadSinceLongForkCheck, Is.SameAs(_standby), "not marked checked");
+        Assert.That((check.Outcome, check.Basis, check.RoundTrips), Is.EqualTo((LongForkOutcome.Waited, LongForkBasis.Unfiltered, 3)));
+        Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "running from 8", "invisible [7, 8, 11]" }));
+        Assert.That(scope.StandbyReadSinceLongForkCheck, Is.Null, "checked");
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task A_standby_paused_after_a_failed_read_is_not_asked_the_unfiltered_wait_runs_instead(bool async)
+    {
+        var scope = ReadOnStandby();
+        _standby.Availability.ReportFailure(); // a read just failed there (it may hang: asking it could take the read deadline)
+        _trips.Primary = new PrimaryTransactions([7, 9], Xmax: 12, Committed: null);
+        _trips.Running = [12];
+        _trips.Invisible.Enqueue(0);
+
+        var check = await _wait.BeforePrimaryReadAsync(scope, null, async, CancellationToken.None);
+
+        Assert.That((check.Outcome, check.Basis), Is.EqualTo((LongForkOutcome.Waited, LongForkBasis.Unfiltered)));
+        Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "running from 12", "invisible [7, 9, 12]" }), "the standby was not asked");
+    }
+
+    [Test]
+    public async Task The_unfiltered_wait_ends_at_the_read_deadline_too()
+    {
+        var scope = ReadOnStandby();
+        _standby.Availability.ReportFailure();
+        _trips.Primary = new PrimaryTransactions([7], Xmax: 8, Committed: null);
+        _trips.AlwaysInvisible = 1; // a long transaction open on the primary
+
+        var check = await DriveAsync(_wait.BeforePrimaryReadAsync(scope, null, async: true, CancellationToken.None));
+
+        Assert.That((check.Outcome, check.Basis), Is.EqualTo((LongForkOutcome.DeadlineExpired, LongForkBasis.Unfiltered)));
+        Assert.That(check.Waited, Is.GreaterThanOrEqualTo(Deadline).And.LessThan(Deadline + TimeSpan.FromMilliseconds(100)));
     }
 
     [Test]
@@ -170,16 +203,58 @@ public sealed class LongForkWaitTests
     }
 
     [Test]
-    public async Task Without_commit_timestamps_a_standby_that_does_not_answer_leaves_the_move_unchecked()
+    public async Task Without_commit_timestamps_a_standby_that_does_not_answer_leaves_the_unfiltered_wait()
     {
         var scope = ReadOnStandby();
         _trips.Primary = new PrimaryTransactions([7, 9], Xmax: 12, Committed: null);
         _trips.StandbyFailure = new NpgsqlException("connection refused");
+        _trips.Invisible.Enqueue(0);
 
         var check = await _wait.BeforePrimaryReadAsync(scope, null, async: true, CancellationToken.None);
 
-        Assert.That(check.Outcome, Is.EqualTo(LongForkOutcome.Unverified));
-        Assert.That(scope.StandbyReadSinceLongForkCheck, Is.SameAs(_standby), "not marked checked");
+        Assert.That((check.Outcome, check.Basis), Is.EqualTo((LongForkOutcome.Waited, LongForkBasis.Unfiltered)));
+        Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "standby standby [7, 9] from 12", "running from 12", "invisible [7, 9]" }));
+    }
+
+    [Test]
+    public async Task A_restored_token_with_a_standby_known_to_have_its_position_asks_that_standby()
+    {
+        var restored = new ReadHistory();
+        restored.TokenRestored();
+        _trips.Primary = new PrimaryTransactions([7], Xmax: 8, Committed: null);
+        _trips.OnStandby = [7];
+        _trips.Invisible.Enqueue(0);
+
+        var check = await _wait.BeforePrimaryReadAsync(restored, null, async: true, CancellationToken.None, new TokenStandby(true, _standby));
+
+        Assert.That((check.Outcome, check.Basis), Is.EqualTo((LongForkOutcome.Waited, LongForkBasis.Standby)));
+        Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "standby standby [7] from 8", "invisible [7]" }));
+        Assert.That((restored.TokenReadSinceLongForkCheck, restored.LongForkDue), Is.EqualTo((false, false)), "checked once");
+    }
+
+    [Test]
+    public async Task A_restored_token_with_no_standby_known_to_have_its_position_takes_the_unfiltered_wait()
+    {
+        var restored = new ReadHistory();
+        restored.TokenRestored();
+        _trips.Primary = new PrimaryTransactions([7], Xmax: 8, Committed: null);
+
+        var check = await _wait.BeforePrimaryReadAsync(restored, null, async: true, CancellationToken.None, new TokenStandby(true, null));
+
+        Assert.That((check.Outcome, check.Basis), Is.EqualTo((LongForkOutcome.Waited, LongForkBasis.Unfiltered)));
+        Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "running from 8", "invisible [7]" }));
+    }
+
+    [Test]
+    public async Task A_restored_token_that_asks_nothing_of_this_cluster_costs_nothing_and_is_cleared()
+    {
+        var restored = new ReadHistory();
+        restored.TokenRestored();
+
+        var check = await _wait.BeforePrimaryReadAsync(restored, null, async: true, CancellationToken.None, default);
+
+        Assert.That(check.Outcome, Is.EqualTo(LongForkOutcome.NotNeeded));
+        Assert.That((_trips.Calls.Count, restored.LongForkDue), Is.EqualTo((0, false)));
     }
 
     [TestCase(false)]
@@ -248,43 +323,5 @@ public sealed class LongForkWaitTests
 
         Assert.That(task.IsCompleted, Is.True, "the check did not end");
         return await task;
-    }
-
-    private sealed class FakeRoundTrips : ILongForkRoundTrips
-    {
-        public List<string> Calls { get; } = [];
-
-        public PrimaryTransactions Primary { get; set; } = new([], 1, null);
-
-        public long[] OnStandby { get; set; } = [];
-
-        public Queue<int> Invisible { get; } = new();
-
-        public int AlwaysInvisible { get; set; }
-
-        public Exception? Failure { get; set; }
-
-        public Exception? StandbyFailure { get; set; }
-
-        public Action? OnPrimary { get; set; }
-
-        public ValueTask<PrimaryTransactions> ReadPrimaryAsync(bool async, CancellationToken cancellationToken)
-        {
-            Calls.Add("primary");
-            OnPrimary?.Invoke();
-            return Failure is null ? ValueTask.FromResult(Primary) : ValueTask.FromException<PrimaryTransactions>(Failure);
-        }
-
-        public ValueTask<long[]> CommittedOnStandbyAsync(ReplicaEndpoint standby, PrimaryTransactions primary, bool async, CancellationToken cancellationToken)
-        {
-            Calls.Add($"standby {standby.Name} [{string.Join(", ", primary.InProgress)}] from {primary.Xmax}");
-            return StandbyFailure is null ? ValueTask.FromResult(OnStandby) : ValueTask.FromException<long[]>(StandbyFailure);
-        }
-
-        public ValueTask<int> InvisibleOnPrimaryAsync(long[] xids, bool async, CancellationToken cancellationToken)
-        {
-            Calls.Add($"invisible [{string.Join(", ", xids.Order())}]");
-            return ValueTask.FromResult(Invisible.Count > 0 ? Invisible.Dequeue() : AlwaysInvisible);
-        }
     }
 }

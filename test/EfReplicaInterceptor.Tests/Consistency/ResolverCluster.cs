@@ -18,10 +18,13 @@ internal sealed class ResolverCluster : IDisposable
     public const ulong System = 7;
     public static readonly TimeSpan Budget = TimeSpan.FromSeconds(10);
 
+    /// <summary>The read deadline that bounds the Long Fork wait (when the cluster has one).</summary>
+    public static readonly TimeSpan LongForkDeadline = TimeSpan.FromSeconds(3);
+
     private readonly NpgsqlDataSource _dataSource = NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Database=none;Username=nobody");
     private readonly EfReplicaMetrics _metrics = new();
 
-    public ResolverCluster(bool monotonicReads = true, TimeSpan maxWait = default, InvalidTokenHandling invalidTokens = InvalidTokenHandling.Throw)
+    public ResolverCluster(bool monotonicReads = true, TimeSpan maxWait = default, InvalidTokenHandling invalidTokens = InvalidTokenHandling.Throw, FakeLongForkRoundTrips? longFork = null)
     {
         Replicas = [new ReplicaEndpoint(0, "r0", _dataSource, Time, TimeSpan.FromSeconds(1)), new ReplicaEndpoint(1, "r1", _dataSource, Time, TimeSpan.FromSeconds(1))];
         foreach (var replica in Replicas)
@@ -29,7 +32,7 @@ internal sealed class ResolverCluster : IDisposable
             Healthy(replica, replay: 1_000);
         }
 
-        var selector = new ReplicaSelector(Replicas, LoadBalancing.RoundRobin, [1, 1], Time);
+        var selector = Selector = new ReplicaSelector(Replicas, LoadBalancing.RoundRobin, [1, 1], Time);
         var options = new EfReplicaOptions
         {
             Primary = "Host=127.0.0.1;Port=1",
@@ -37,7 +40,8 @@ internal sealed class ResolverCluster : IDisposable
             ReadYourWritesMaxWait = maxWait,
             InvalidTokenHandling = invalidTokens,
         };
-        Resolver = new ConsistencyResolver("c", RoundTrips, Position, selector, options, _metrics, NullLoggerFactory.Instance, Time);
+        var wait = longFork is null ? null : new LongForkWait("c", longFork, LongForkDeadline, _metrics, NullLogger.Instance, Time);
+        Resolver = new ConsistencyResolver("c", RoundTrips, Position, selector, options, _metrics, NullLoggerFactory.Instance, Time, wait);
     }
 
     public FakeTimeProvider Time { get; } = new();
@@ -49,6 +53,10 @@ internal sealed class ResolverCluster : IDisposable
     public ReplicaEndpoint[] Replicas { get; }
 
     public ConsistencyResolver Resolver { get; }
+
+    public ReplicaSelector Selector { get; }
+
+    public EfReplicaMetrics Metrics => _metrics;
 
     /// <summary>The primary's position, as the next capture answers it.</summary>
     public ulong PrimaryLsn
