@@ -20,6 +20,9 @@ namespace EfReplicaInterceptor.Benchmarks.Routing;
 /// <c>UseNpgsql(cluster.PrimaryDataSource).AddInterceptors(cluster.Interceptors)</c>), the standby as the cluster's replica:
 /// the read runs on the same server as A's, so the server's work is identical.</item>
 /// </list>
+/// Paths (<c>--paths</c>, comma-separated): <c>sync</c> and <c>async</c> (one single-row read at a time), <c>range-sync</c> and
+/// <c>range-async</c> (one 50-row range read at a time), <c>concurrent</c> (<c>--concurrency</c> contexts at once, a 50-row
+/// range read each). <c>--only a|b</c> runs one side of the first path alone, for a profiler (see <see cref="Profile"/>).
 /// Run with <c>--cpu-overhead</c> (see benchmarks/README.md). Uses only the library's public API and the
 /// <c>EfReplicaInterceptor.Testing</c> servers, so the same file measures older commits too.
 /// </summary>
@@ -46,6 +49,8 @@ internal static class CpuOverhead
 
     private static int s_concurrency = 32;
     private static bool s_concurrent;
+    private static bool s_range;
+    private static (int Gen0, int Gen1, double PauseMs) s_lastGc;
 
     public static int Run(string[] args)
     {
@@ -56,6 +61,7 @@ internal static class CpuOverhead
         var control = args.Contains("--control");
         var interceptorsOnly = args.Contains("--interceptors-only");
         var paths = StringArg(args, "--paths", "sync,async").Split(',');
+        var only = StringArg(args, "--only", "");
         s_concurrency = IntArg(args, "--concurrency", 32);
 
         if (Environment.GetEnvironmentVariable("DOTNET_TC_CallCountingDelayMs") != "0")
@@ -63,10 +69,10 @@ internal static class CpuOverhead
             Console.WriteLine("note: DOTNET_TC_CallCountingDelayMs is not 0; tier-1 code may arrive late (see FewMinutesConfig).");
         }
 
-        return RunAsync(slices, queries, warmup, prime, control, interceptorsOnly, paths).GetAwaiter().GetResult();
+        return RunAsync(slices, queries, warmup, prime, control, interceptorsOnly, paths, only).GetAwaiter().GetResult();
     }
 
-    private static async Task<int> RunAsync(int slices, int queries, int warmup, string prime, bool control, bool interceptorsOnly, string[] paths)
+    private static async Task<int> RunAsync(int slices, int queries, int warmup, string prime, bool control, bool interceptorsOnly, string[] paths, string only)
     {
         await using var set = await PostgresReplicaSet.StartAsync(standbys: 1);
         await set.Primary.ExecuteAsync(ShopContext.Schema);
@@ -101,12 +107,19 @@ internal static class CpuOverhead
         Verify(b, set.Standby, "B");
 
         Console.WriteLine($"A = plain EF on the standby; B = {bName}; prime = {prime}");
-        Console.WriteLine($"{slices} slices per side x {queries} single-row reads (new context each), warm-up {warmup} per side; GC server={System.Runtime.GCSettings.IsServerGC}, processors={Environment.ProcessorCount}");
+        Console.WriteLine($"{slices} slices per side x {queries} reads (new context each), warm-up {warmup} per side; GC server={System.Runtime.GCSettings.IsServerGC}, processors={Environment.ProcessorCount}");
+
+        if (only is "a" or "b" or "ab")
+        {
+            await Profile(a, b, only, paths[0], slices, queries, warmup).ConfigureAwait(false);
+            return 0;
+        }
 
         foreach (var path in paths)
         {
-            var isAsync = path != "sync";
+            var isAsync = path is not ("sync" or "range-sync");
             s_concurrent = path == "concurrent";
+            s_range = path is "range-sync" or "range-async";
             for (var i = 0; i < warmup / 500; i++)
             {
                 await Slice(a, 500, isAsync);
@@ -139,6 +152,44 @@ internal static class CpuOverhead
         return 0;
     }
 
+    /// <summary>
+    /// <c>--only a|b|ab</c>: one side alone, or both interleaved as in the measurement, for a profiler. After the warm-up it
+    /// prints <c>ready</c> and the process id, gives the profiler 3 s to attach, runs the slices (printing each slice's side
+    /// and its start and end on <c>CLOCK_MONOTONIC</c>, so a profiler's samples can be split by side: <c>perf record -k
+    /// CLOCK_MONOTONIC</c>), and prints <c>done</c>.
+    /// </summary>
+    private static async Task Profile(DbContextOptions<ShopContext> a, DbContextOptions<ShopContext> b, string sides, string path, int slices, int queries, int warmup)
+    {
+        var isAsync = path is not ("sync" or "range-sync");
+        s_concurrent = path == "concurrent";
+        s_range = path is "range-sync" or "range-async";
+        var order = sides == "ab" ? new[] { ('a', a), ('b', b) } : [(sides[0], sides == "a" ? a : b)];
+        for (var i = 0; i < warmup / 500; i++)
+        {
+            foreach (var (_, options) in order)
+            {
+                await Slice(options, 500, isAsync);
+            }
+        }
+
+        Console.WriteLine($"ready {Environment.ProcessId} side {sides} path {path}");
+        Thread.Sleep(3000);
+        for (var i = 0; i < slices; i++)
+        {
+            for (var j = 0; j < order.Length; j++)
+            {
+                var (side, options) = order[(i + j) % order.Length]; // A B, B A, ...
+                var start = Clock(ClockMonotonic);
+                var sample = await Slice(options, queries, isAsync);
+                var end = Clock(ClockMonotonic);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"slice {side} {start} {end} {queries} cpu {sample.ProcessCpuNs / 1000:0.0} us/read bytes {sample.Bytes:0} B/read gc0 {s_lastGc.Gen0} gc1 {s_lastGc.Gen1} pause {s_lastGc.PauseMs:0.0} ms"));
+            }
+        }
+
+        Console.WriteLine("done");
+    }
+
     private static DbContextOptions<ShopContext> Options(NpgsqlDataSource source, IEnumerable<IInterceptor>? interceptors)
     {
         var builder = new DbContextOptionsBuilder<ShopContext>().UseNpgsql(source);
@@ -167,11 +218,31 @@ internal static class CpuOverhead
         var thread0 = ThreadCpuNs();
         var process0 = ProcessCpuNs();
         var bytes0 = GC.GetTotalAllocatedBytes(precise: true);
+        var gen0 = GC.CollectionCount(0);
+        var gen1 = GC.CollectionCount(1);
+        var pause0 = GC.GetTotalPauseDuration();
         var wall = Stopwatch.StartNew();
         var p50 = 0.0;
         if (s_concurrent)
         {
             p50 = await ConcurrentReads(options, queries).ConfigureAwait(false);
+        }
+        else if (s_range)
+        {
+            for (var i = 0; i < queries; i++)
+            {
+                var from = 1 + ((i * 50) % 900);
+                if (isAsync)
+                {
+                    await using var db = new ShopContext(options);
+                    Check(await db.Products.Where(p => p.Id >= from && p.Id < from + 50).ToListAsync().ConfigureAwait(false));
+                }
+                else
+                {
+                    using var db = new ShopContext(options);
+                    Check(db.Products.Where(p => p.Id >= from && p.Id < from + 50).ToList());
+                }
+            }
         }
         else if (isAsync)
         {
@@ -192,6 +263,7 @@ internal static class CpuOverhead
 
         wall.Stop();
         var bytes = GC.GetTotalAllocatedBytes(precise: true) - bytes0;
+        s_lastGc = (GC.CollectionCount(0) - gen0, GC.CollectionCount(1) - gen1, (GC.GetTotalPauseDuration() - pause0).TotalMilliseconds);
         return new Sample(
             WallNs: wall.Elapsed.TotalNanoseconds / queries,
             ThreadCpuNs: (double)(ThreadCpuNs() - thread0) / queries,
@@ -221,10 +293,7 @@ internal static class CpuOverhead
                     var from = 1 + ((i * 50) % 900);
                     var rows = await db.Products.Where(p => p.Id >= from && p.Id < from + 50).ToListAsync().ConfigureAwait(false);
                     latencies[i] = Stopwatch.GetElapsedTime(start).TotalNanoseconds;
-                    if (rows.Count != 50)
-                    {
-                        throw new InvalidOperationException($"expected 50 rows, read {rows.Count}");
-                    }
+                    Check(rows);
                 }
             });
         }
@@ -232,6 +301,14 @@ internal static class CpuOverhead
         await Task.WhenAll(workers).ConfigureAwait(false);
         Array.Sort(latencies);
         return Median(latencies);
+    }
+
+    private static void Check(List<Product> rows)
+    {
+        if (rows.Count != 50)
+        {
+            throw new InvalidOperationException($"expected 50 rows, read {rows.Count}");
+        }
     }
 
     private static void Report(string path, int queries, List<(Sample A, Sample B)> results, bool isAsync)
@@ -283,6 +360,8 @@ internal static class CpuOverhead
         var i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     }
+
+    private const int ClockMonotonic = 1;
 
     private const int ClockProcessCpuTime = 2;
     private const int ClockThreadCpuTime = 3;
