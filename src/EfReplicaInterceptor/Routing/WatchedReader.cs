@@ -15,8 +15,9 @@ namespace EfReplicaInterceptor.Routing;
 /// <see cref="EfReplicaFailoverException"/> saying how many rows it had; those rows were handed over, so nothing is retried.
 /// </summary>
 /// <remarks>
-/// The first row is read before the reader is handed to EF (<see cref="ReaderOperation"/>), under the read's retries. Per
-/// row the watch costs a timestamp and two writes; the watch's one timer does the looking. Column getters do not wait on
+/// The first row is read before the reader is handed to EF (<see cref="ReaderOperation"/>), under the read's retries. A
+/// synchronous read, or an asynchronous one that has to wait, costs the watch a timestamp and two writes; an asynchronous read
+/// of a row already buffered costs it nothing; the watch's one timer does the looking. Column getters do not wait on
 /// the server (Npgsql buffers the whole row unless <see cref="CommandBehavior.SequentialAccess"/>, which the library does not use).
 /// </remarks>
 internal sealed class WatchedReader(NpgsqlDataReader inner, bool first) : DbDataReader
@@ -70,7 +71,6 @@ internal sealed class WatchedReader(NpgsqlDataReader inner, bool first) : DbData
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        _watch?.Enter();
         Task<bool> pending;
         try
         {
@@ -84,10 +84,12 @@ internal sealed class WatchedReader(NpgsqlDataReader inner, bool first) : DbData
 
         if (!pending.IsCompletedSuccessfully)
         {
+            // Only a call that waits is timed, from here: Npgsql's asynchronous read never blocks before it returns its
+            // task, and a row already buffered (most rows) comes back completed, without a clock read per row.
+            _watch?.Enter();
             return Awaited(pending);
         }
 
-        _watch?.Exit();
         _rows += pending.Result ? 1 : 0;
         return pending;
     }
