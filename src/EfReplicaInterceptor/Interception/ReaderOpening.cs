@@ -83,7 +83,13 @@ internal sealed class RoutedRelationalCommandBuilderFactory(RelationalCommandBui
     {
         public override IRelationalCommand Build()
         {
-            // Built when a query is compiled or a pooled command is first made, not per execution.
+            // Built when a query is compiled, and once per context: EF's connection builds the empty command it rents out and
+            // fills from the query's template. That one is built directly, without EF's own command built and dropped first.
+            if (CommandTextLength == 0 && Parameters.Count == 0)
+            {
+                return new RoutedRelationalCommand(Dependencies, string.Empty, string.Empty, Parameters);
+            }
+
             var built = base.Build();
             return new RoutedRelationalCommand(Dependencies, built.CommandText, ((RelationalCommand)built).LogCommandText, built.Parameters);
         }
