@@ -198,11 +198,13 @@ public sealed partial class LeaderChangeFreshnessTests
 
         var resumedAt = clock.Elapsed;
 
-        // S2 caught up: it replayed what the new primary had written when we asked (polled, bounded).
+        // S2 caught up: it replayed what the new primary had written when its replay resumed (polled, bounded). The target is
+        // taken once: the writers go on, and a standby under load could chase the primary's current position for ever (a
+        // fresh clone's CI failed once that way).
+        var target = await s1.ScalarAsync<string>("SELECT pg_current_wal_lsn()::text");
         TimeSpan? caughtUpAt = null;
         while (caughtUpAt is null && clock.Elapsed - resumedAt < TimeSpan.FromSeconds(20))
         {
-            var target = await s1.ScalarAsync<string>("SELECT pg_current_wal_lsn()::text");
             var replayed = await s2.ScalarAsync<string?>("SELECT pg_last_wal_replay_lsn()::text");
             if (replayed is not null && NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(replayed) >= NpgsqlTypes.NpgsqlLogSequenceNumber.Parse(target))
             {
