@@ -55,6 +55,9 @@ public sealed class ScopeRoutingTests : RoutingTestBase
 
         AssertOnPrimary(async ? await tagged.SingleAsync() : tagged.Single());
         AssertLastDecision("primary", "tagged-primary");
+        // The read above ran on the primary, so monotonic reads send the context's next read to the standby only once it has
+        // replayed what the primary had then: wait for that (earlier tests' writes may still be replaying on a loaded machine).
+        await Servers.WaitForReplayAsync(Servers.Standby);
         AssertOnReplica(await WhereAmI(context, async));
     }
 
@@ -74,6 +77,9 @@ public sealed class ScopeRoutingTests : RoutingTestBase
         }
 
         Assert.That(EfReplicaScope.IsPrimaryForced, Is.False);
+        // The reads above ran on the primary, so monotonic reads send the scope's next read to the standby only once it has
+        // replayed what the primary had then: wait for that (earlier tests' writes may still be replaying on a loaded machine).
+        await Servers.WaitForReplayAsync(Servers.Standby);
         AssertOnReplica(await WhereAmI(first, async));
     }
 
