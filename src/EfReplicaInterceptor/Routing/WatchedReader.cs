@@ -127,8 +127,10 @@ internal sealed class WatchedReader(NpgsqlDataReader inner, bool first) : DbData
         }
     }
 
-    // Closing drains the rest of the result from the server: watched too. A close the watch had to break is not an error
-    // of the caller's (it has every row it asked for); anything else is Npgsql's, as it is.
+    // Closing drains the rest of the result from the server: watched too. A close the watch had to break, or one whose session
+    // died under it (a failover error: the server restarted, crashed or ended the session), is not an error of the caller's:
+    // it has every row it asked for, so the failure is reported (event 1008, the failure policy for the server) and not
+    // thrown. Anything else is Npgsql's, as it is.
     public override void Close()
     {
         _watch?.Enter();
@@ -136,9 +138,9 @@ internal sealed class WatchedReader(NpgsqlDataReader inner, bool first) : DbData
         {
             inner.Close();
         }
-        catch (Exception exception) when (_ended || Abandoned(exception))
+        catch (Exception exception) when (_ended || Abandoned(exception) || Lost(exception))
         {
-            // Already reported (a call that failed before), or abandoned here: the caller has every row it asked for.
+            // Already reported (a call that failed before), abandoned or lost here: the caller has every row it asked for.
         }
         finally
         {
@@ -153,9 +155,9 @@ internal sealed class WatchedReader(NpgsqlDataReader inner, bool first) : DbData
         {
             await inner.CloseAsync().ConfigureAwait(false);
         }
-        catch (Exception exception) when (_ended || Abandoned(exception))
+        catch (Exception exception) when (_ended || Abandoned(exception) || Lost(exception))
         {
-            // Already reported (a call that failed before), or abandoned here: the caller has every row it asked for.
+            // Already reported (a call that failed before), abandoned or lost here: the caller has every row it asked for.
         }
         finally
         {
@@ -225,6 +227,18 @@ internal sealed class WatchedReader(NpgsqlDataReader inner, bool first) : DbData
         _ended = true;
         _ = _source.Executor.ResultFailed(_source, watch, WatchVerdict.Unresponsive, exception, _rows); // logged and reported
         return true;
+    }
+
+    /// <summary>The close failed because the session is gone (a failover error): reported as the read's failure, true; else false.</summary>
+    private bool Lost(Exception exception)
+    {
+        if (_watch is not { } watch)
+        {
+            return false;
+        }
+
+        _ended = true;
+        return _source.Executor.ResultFailed(_source, watch, watch.Complete(), exception, _rows) is EfReplicaFailoverException;
     }
 
     private void End()

@@ -284,6 +284,52 @@ public sealed partial class HungResultTests
         }
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task A_consumer_that_stops_early_is_not_failed_when_its_standby_session_dies_before_the_close(bool async)
+    {
+        await using var cluster = await Cluster();
+        await Poll.Until(() => cluster.Cluster.Replicas.All(replica => replica.IsAdmitted), TimeSpan.FromSeconds(10));
+        await using var context = cluster.NewContext();
+        var query = context.Database.SqlQueryRaw<StreamRow>(
+            $"SELECT g AS \"N\", inet_server_port() AS \"Port\", repeat('x', 500) AS \"Pad\" FROM generate_series(1, {RowCount}) AS g");
+
+        // The consumer takes ten rows of 100,000 and stops; before it closes, the session on the standby dies (terminated,
+        // as a restart or a crash would end it). The close drains what is left of the result and meets the end of the stream.
+        var taken = new List<StreamRow>();
+        var asyncRows = async ? query.AsAsyncEnumerable().GetAsyncEnumerator() : null;
+        var syncRows = async ? null : query.AsEnumerable().GetEnumerator();
+        while (taken.Count < 10 && (async ? await asyncRows!.MoveNextAsync() : syncRows!.MoveNext()))
+        {
+            taken.Add(async ? asyncRows!.Current : syncRows!.Current);
+        }
+
+        var standby = _servers.Standbys.Single(server => server.Port == taken[0].Port);
+        var mark = $"%generate_series(1, {RowCount})%";
+        Assert.That(await standby.ScalarAsync<bool>(
+            $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{ApplicationName}' AND query LIKE '{mark}' AND pid <> pg_backend_pid()"), Is.True);
+        Assert.That(await Settled(() => standby.ScalarAsync<long>(
+            $"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{ApplicationName}' AND query LIKE '{mark}' AND pid <> pg_backend_pid()")), Is.Zero);
+
+        var closing = async
+            ? Record(asyncRows!.DisposeAsync().AsTask())
+            : Record(Task.Run(() => syncRows!.Dispose()));
+        var error = await closing;
+
+        var events = cluster.Recorder.AllEvents.Where(e => e.EventId == EfReplicaEventId.ReadFailedMidResult).ToList();
+        TestContext.Out.WriteLine($"{(async ? "async" : "sync")}: took {taken.Count} rows from '{standby.Name}', its session was terminated, the close ended with " +
+                                  $"{error?.GetType().Name ?? "no error"} {error?.Message}; ReadFailedMidResult events: {events.Select(e => e.Message).FirstOrDefault()}");
+        Assert.Multiple(() =>
+        {
+            Assert.That(error, Is.Null, "the consumer had every row it asked for: the close of a dead session is not its error");
+            Assert.That(taken.Select(row => row.N), Is.EqualTo(Enumerable.Range(1, 10).Select(n => (long)n)));
+            Assert.That(events, Is.Not.Empty, "the lost session is still reported (event 1008) and the failure policy applies to the standby");
+        });
+
+        // The context goes on: its next read runs (elsewhere or on the standby again once the monitor admits it).
+        Assert.That(async ? await context.WhereAmI().SingleAsync() : context.WhereAmI().Single(), Is.Not.Null);
+    }
+
     private static Task<long> Backends(PostgresServer server)
         => server.ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{ApplicationName}'");
 
