@@ -333,7 +333,7 @@ public sealed class PatroniLoadReport
             $"reads: {Reads.Count} ({Reads.Count(r => r.ReadBack)} read-backs), failed {FailedReads.Count} ({FailedReads.Count(r => r.ReadBack)} read-backs); by port: {string.Join(", ", ReadsByPort.OrderBy(p => p.Key).Select(p => $"{p.Key}: {p.Value}"))}",
             $"writes: {Writes.Count}: {Count(PatroniWriteOutcome.Succeeded)} succeeded, {Count(PatroniWriteOutcome.NotApplied)} NotApplied ({NotAppliedButPresent.Count} present), {Count(PatroniWriteOutcome.Unknown)} Unknown ({UnknownChecked.Present} present, {UnknownChecked.Absent} absent), {Count(PatroniWriteOutcome.Untyped)} untyped; acknowledged but lost: {AcknowledgedButLost.Count}",
             $"history: {History.Describe(3)}",
-            $"reads older than the {LagBudget.TotalSeconds:0.#} s lag budget: {StaleReads.Count}, worst {WorstStaleness.TotalSeconds:0.00} s stale",
+            $"reads older than {LagBudget.TotalSeconds:0.###} s (the lag budget and one probe interval): {StaleReads.Count}, worst {WorstStaleness.TotalSeconds:0.00} s stale",
         };
         lines.AddRange(FailedReads.GroupBy(r => r.Error).Select(g => $"  failed read x{g.Count()}: {g.Key}"));
         lines.AddRange(Writes.Where(w => w.Outcome != PatroniWriteOutcome.Succeeded).GroupBy(w => $"{w.Outcome}: {w.Detail}").Select(g => $"  write x{g.Count()} {g.Key}"));

@@ -187,7 +187,7 @@ public sealed partial class PatroniScenarioTests
             Assert.That(admittedAt, Is.Not.Null, $"{replica.Name} must come back into rotation");
             Assert.That(roundsToAdmission, Is.LessThanOrEqualTo(2), "back in rotation within two probe rounds after it answers and has replayed");
             Assert.That(report.History.ReadYourWritesViolations + report.History.MonotonicReadsViolations, Is.Zero, report.History.Describe());
-            Assert.That(report.StaleReads, Is.Empty, "no read older than the lag budget");
+            Assert.That(report.StaleReads, Is.Empty, "no read older than the lag budget plus one probe interval");
         });
     }
 
@@ -205,7 +205,7 @@ public sealed partial class PatroniScenarioTests
             AssertWritesTyped(report.Report);
             Assert.That(report.Report.History.ReadYourWritesViolations, Is.Zero, report.Report.History.Describe());
             Assert.That(report.Report.History.MonotonicReadsViolations, Is.Zero, report.Report.History.Describe());
-            Assert.That(report.Report.StaleReads, Is.Empty, $"0 reads older than the {library.Options.MaxReplicaLag.TotalSeconds:0.#} s lag budget");
+            Assert.That(report.Report.StaleReads, Is.Empty, $"0 reads older than the {library.Options.MaxReplicaLag.TotalSeconds:0.#} s lag budget plus one probe interval");
         });
     }
 
@@ -237,7 +237,7 @@ public sealed partial class PatroniScenarioTests
         Assert.Multiple(() =>
         {
             Assert.That(report.NewLeader, Is.Not.EqualTo(delayed.Name), "the other standby was promoted (precondition)");
-            Assert.That(report.Report.StaleReads, Is.Empty, $"0 reads older than the {budget.TotalSeconds:0.#} s lag budget");
+            Assert.That(report.Report.StaleReads, Is.Empty, $"0 reads older than the {budget.TotalSeconds:0.#} s lag budget plus one probe interval");
             Assert.That(report.Report.FailedReads.Select(r => r.Error), Is.Empty, "0 reads failed to the caller");
             AssertWritesTyped(report.Report);
             Assert.That(report.Report.History.ReadYourWritesViolations + report.Report.History.MonotonicReadsViolations, Is.Zero, report.Report.History.Describe());
@@ -312,9 +312,15 @@ public sealed partial class PatroniScenarioTests
         return new ScenarioReport(report, writesBack, newLeader.Name);
     }
 
+    /// <summary>
+    /// Judges the load. A read counts as stale when it missed a write acknowledged more than the lag budget plus one probe
+    /// interval before it started: the library's documented bound (docs/operations-and-ha.md, ReplicaFreshnessTests). A
+    /// replica's lag runs from the first sample of the primary it has not replayed, which can follow the missed write by up to
+    /// one sampling interval; a fresh clone's CI once saw reads 5.000-5.007 s behind against a 5 s budget at a failover.
+    /// </summary>
     private async Task<PatroniLoadReport> Finish(PatroniLoad load, PatroniMember leader, TimeSpan budget)
     {
-        var report = await PatroniLoadReport.CreateAsync(load, leader, budget);
+        var report = await PatroniLoadReport.CreateAsync(load, leader, budget + ProbeInterval);
         _nextSeq = load.LastSeq + 1;
         return report;
     }
