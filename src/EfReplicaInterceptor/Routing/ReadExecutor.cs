@@ -98,7 +98,7 @@ internal sealed partial class ReadExecutor
         catch (Exception exception) when (attempt.FailedOver(cancellationToken))
         {
             attempt.RunFailed(exception);
-            if (_maxRetries <= 0)
+            if (_maxRetries <= 0 || cancellationToken.IsCancellationRequested)
             {
                 throw;
             }
