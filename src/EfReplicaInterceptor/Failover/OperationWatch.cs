@@ -144,24 +144,25 @@ internal sealed partial class OperationWatch : IDisposable
     /// <summary>
     /// Waits for <paramref name="operation"/>. When the connection can be broken, that ends it at the deadline; when it
     /// cannot (<see cref="ConnectionBreaker.IsSupported"/> false), an async caller stops waiting at the deadline and the
-    /// connection is disposed, its pool cleared, whenever the operation ends.
+    /// connection is disposed, its pool cleared, whenever the operation ends. When the connection can be broken the operation
+    /// itself is handed back (no async method of its own between the caller and Npgsql: one state machine fewer per read).
     /// </summary>
-    public async ValueTask<T> RunAsync<T>(Task<T> operation, NpgsqlConnection connection)
+    public ValueTask<T> RunAsync<T>(Task<T> operation, NpgsqlConnection connection)
+        => ConnectionBreaker.IsSupported || operation.IsCompleted ? new ValueTask<T>(operation) : RunUnbreakableAsync(operation, connection);
+
+    private async ValueTask<T> RunUnbreakableAsync<T>(Task<T> operation, NpgsqlConnection connection)
     {
-        if (!ConnectionBreaker.IsSupported && !operation.IsCompleted)
+        await WaitAsync(operation, async: true).ConfigureAwait(false);
+        if (!operation.IsCompleted)
         {
-            await WaitAsync(operation, async: true).ConfigureAwait(false);
-            if (!operation.IsCompleted)
+            _ = operation.ContinueWith(static (task, state) =>
             {
-                _ = operation.ContinueWith(static (task, state) =>
-                {
-                    _ = task.Exception;
-                    NpgsqlConnection.ClearPool((NpgsqlConnection)state!);
-                    ((NpgsqlConnection)state!).Dispose();
-                }, connection, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
-                Abandoned = true;
-                throw Failure(inner: null);
-            }
+                _ = task.Exception;
+                NpgsqlConnection.ClearPool((NpgsqlConnection)state!);
+                ((NpgsqlConnection)state!).Dispose();
+            }, connection, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            Abandoned = true;
+            throw Failure(inner: null);
         }
 
         return await operation.ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Routing;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.DependencyInjection;
@@ -7,7 +8,7 @@ namespace EfReplicaInterceptor.Interception;
 
 /// <summary>
 /// Registers the library's EF-internal services (as EF plugins do, through an options extension): the scoped
-/// <see cref="LeaseResetHook"/> that resets a context's lease state when EF resets the context for its pool, and EF's
+/// <see cref="ContextLease"/> that keeps a context's lease state (reset when EF resets the context for its pool), and EF's
 /// relational command with the <see cref="ReaderOpening"/> mark, so that EF's primary connection opens only when a command
 /// needs the primary.
 /// </summary>
@@ -19,8 +20,8 @@ internal sealed class EfReplicaOptionsExtension : IDbContextOptionsExtension
 
     public void ApplyServices(IServiceCollection services)
     {
-        services.TryAddScoped<LeaseResetHook>();
-        services.TryAddEnumerable(ServiceDescriptor.Scoped<IResettableService, LeaseResetHook>(static provider => provider.GetRequiredService<LeaseResetHook>()));
+        services.TryAddScoped<ContextLease>();
+        services.TryAddEnumerable(ServiceDescriptor.Scoped<IResettableService, ContextLease>(static provider => provider.GetRequiredService<ContextLease>()));
         services.Replace(ServiceDescriptor.Singleton<IRelationalCommandBuilderFactory, RoutedRelationalCommandBuilderFactory>());
     }
 

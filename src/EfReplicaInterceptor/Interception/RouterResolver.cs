@@ -3,7 +3,6 @@ using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.Routing;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
-using Microsoft.EntityFrameworkCore.Infrastructure;
 
 namespace EfReplicaInterceptor.Interception;
 
@@ -14,10 +13,8 @@ namespace EfReplicaInterceptor.Interception;
 /// </summary>
 internal abstract class RouterResolver
 {
-    protected RouterResolver() => States = new LeaseStates(static (context, state) => LeaseResetHook.Attach(context, state));
-
     /// <summary>The per-lease state of every context these interceptors serve.</summary>
-    public LeaseStates States { get; }
+    public LeaseStates States { get; } = new();
 
     /// <summary>
     /// Before EF opens its connection or executes a command: the router for <paramref name="context"/>, after any guard
@@ -56,34 +53,4 @@ internal sealed class FixedRouterResolver(CommandRouter router) : RouterResolver
     public override CommandRouter Require(DbContext? context, DbConnection? connection) => router;
 
     public override CommandRouter? Find(DbContext? context) => router;
-}
-
-/// <summary>
-/// Resets a context's lease state when EF resets the context for its pool (an EF scoped service, registered by
-/// <see cref="EfReplicaOptionsExtension"/>), so that a tenant's cluster is let go when its lease ends rather than when the
-/// context is next rented. Contexts configured without the extension (plain <c>AddInterceptors</c>) reset their state when
-/// the next lease first uses it instead.
-/// </summary>
-internal sealed class LeaseResetHook : IResettableService, IDisposable
-{
-    private LeaseState? _state;
-
-    /// <summary>Connects <paramref name="state"/> to the reset hook of <paramref name="context"/>, when the context has one.</summary>
-    public static void Attach(DbContext context, LeaseState state)
-    {
-        if (((IInfrastructure<IServiceProvider>)context).Instance.GetService(typeof(LeaseResetHook)) is LeaseResetHook hook)
-        {
-            hook._state = state;
-        }
-    }
-
-    public void ResetState() => _state?.Reset();
-
-    public Task ResetStateAsync(CancellationToken cancellationToken = default)
-    {
-        ResetState();
-        return Task.CompletedTask;
-    }
-
-    public void Dispose() => _state?.Reset();
 }

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using EfReplicaInterceptor.Consistency;
 using Microsoft.EntityFrameworkCore;
 
@@ -140,42 +139,5 @@ internal sealed class LeaseState
         _inFlightAmbient = null;
         SessionPinned = false;
         EndBinding();
-    }
-}
-
-/// <summary>The lease states of the contexts one set of interceptors serves, kept beside the contexts without holding them alive.</summary>
-internal sealed class LeaseStates
-{
-    private readonly ConditionalWeakTable<DbContext, LeaseState> _states = new();
-    private readonly ConditionalWeakTable<DbContext, LeaseState>.CreateValueCallback _create;
-
-    public LeaseStates(Action<DbContext, LeaseState>? created = null)
-        => _create = created is null
-            ? static _ => new LeaseState()
-            : context =>
-            {
-                var state = new LeaseState();
-                created(context, state);
-                return state;
-            };
-
-    /// <summary>The state of <paramref name="context"/>'s current lease (created on first use).</summary>
-    public LeaseState Get(DbContext context)
-    {
-        var state = _states.GetValue(context, _create);
-        state.EnsureLease(context.ContextId.Lease);
-        return state;
-    }
-
-    /// <summary>The state of <paramref name="context"/>'s current lease, or null when the context has none yet.</summary>
-    public LeaseState? Find(DbContext context)
-    {
-        if (!_states.TryGetValue(context, out var state))
-        {
-            return null;
-        }
-
-        state.EnsureLease(context.ContextId.Lease);
-        return state;
     }
 }

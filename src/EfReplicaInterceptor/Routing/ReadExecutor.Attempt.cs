@@ -66,28 +66,48 @@ internal sealed partial class ReadExecutor
         public void Observe(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
             => _observed = FailoverErrors.Classify(exception, phase, onStandby: Target is not null, connection);
 
-        public async ValueTask<T> RunAsync(bool async, CancellationToken cancellationToken)
+        /// <summary>
+        /// Starts a run: forgets the last run's failure and, when the run goes to the primary for the first time in this read
+        /// (decided so, or after its replica failed), holds it for the Long Fork wait: a scope that read on a standby first
+        /// waits until the primary shows what that standby showed committed (nothing for the others). Every run of the read
+        /// starts here, the executor's first one included; for a run on a replica the task is complete at once.
+        /// </summary>
+        public ValueTask BeginAsync(bool async, CancellationToken cancellationToken)
         {
             LastFailure = ServerErrorKind.None;
             PrimaryGone = false;
             _observed = ServerErrorKind.None;
             _cancellationToken = cancellationToken;
-            if (Target is null && !_longForkPassed)
+            if (Target is not null || _longForkPassed)
             {
-                // On the primary (decided so, or after its replica failed): a scope that read on a standby first waits until
-                // the primary shows what that standby showed committed (the Long Fork wait; nothing for the others).
-                _longForkPassed = true;
-                await executor._consistency.BeforePrimaryAsync(lease?.Scope, async, cancellationToken).ConfigureAwait(false);
+                return ValueTask.CompletedTask;
             }
 
+            _longForkPassed = true; // once per read: a primary that failed it is not asked again
+            return executor._consistency.BeforePrimaryAsync(lease?.Scope, async, cancellationToken);
+        }
+
+        /// <summary>Whether the run's failure was a failover error (classified where it happened), not the caller's cancellation.</summary>
+        public bool FailedOver(CancellationToken cancellationToken) => !cancellationToken.IsCancellationRequested && _observed != ServerErrorKind.None;
+
+        /// <summary>The run failed over (<see cref="FailedOver"/>): records the failure and picks where the next run goes.</summary>
+        public void RunFailed(Exception exception)
+        {
+            LastFailure = _observed;
+            OnFailure(_observed, exception);
+        }
+
+        /// <summary>One run: <see cref="BeginAsync"/>, the read on <see cref="Server"/>, and <see cref="RunFailed"/> when it fails over.</summary>
+        public async ValueTask<T> RunAsync(bool async, CancellationToken cancellationToken)
+        {
+            await BeginAsync(async, cancellationToken).ConfigureAwait(false);
             try
             {
                 return await RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception exception) when (!cancellationToken.IsCancellationRequested && _observed is not ServerErrorKind.None and var kind)
+            catch (Exception exception) when (FailedOver(cancellationToken))
             {
-                LastFailure = kind;
-                OnFailure(kind, exception);
+                RunFailed(exception);
                 throw;
             }
         }

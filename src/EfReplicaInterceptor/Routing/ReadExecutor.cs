@@ -87,12 +87,22 @@ internal sealed partial class ReadExecutor
     public async ValueTask<T> ExecuteAsync<T>(NpgsqlCommand source, CommandEventData eventData, LeaseState? lease, RoutingDecision decision, CommandRouter resolver, ReadOperation<T> operation, bool async, CancellationToken cancellationToken)
     {
         var attempt = new Attempt<T>(this, source, eventData, lease, operation, decision);
+
+        // The first run is Attempt.RunAsync written out here, not awaited through it: one async method fewer between EF and
+        // Npgsql on every read. It starts as every run does (BeginAsync: the Long Fork wait when it goes to the primary).
+        await attempt.BeginAsync(async, cancellationToken).ConfigureAwait(false);
         try
         {
-            return await attempt.RunAsync(async, cancellationToken).ConfigureAwait(false);
+            return await RunOnceAsync(attempt, async, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception) when (attempt.LastFailure != ServerErrorKind.None && _maxRetries > 0 && !cancellationToken.IsCancellationRequested)
+        catch (Exception exception) when (attempt.FailedOver(cancellationToken))
         {
+            attempt.RunFailed(exception);
+            if (_maxRetries <= 0 || cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
             // Retried below: the pipeline's first run is the first retry (at once, elsewhere, or on the primary with a
             // fresh pool); its own retries back off.
         }

@@ -33,20 +33,7 @@ public sealed class LongForkRoutingTests
         _trips.Invisible.Enqueue(0);
         _cluster = new ResolverCluster(longFork: _trips);
         _dataSource = NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Database=none;Username=nobody;Timeout=2");
-        var primary = new ReplicaEndpoint(9, "primary", _dataSource, _cluster.Time, TimeSpan.FromSeconds(1)).Server;
-        var failover = new FailoverOptions { MaxRetries = 1, PrimaryWait = TimeSpan.Zero }; // one retry (on the primary), then no wait
-        var telemetry = new RoutingTelemetry("c", false, _cluster.Metrics, NullLoggerFactory.Instance);
-        var reads = new ReadExecutor("c", primary, _cluster.Selector, _cluster.Resolver, telemetry, _cluster.Metrics, failover, _cluster.Time, NullLoggerFactory.Instance);
-        _router = new CommandRouter(
-            new RoutingRules(ReadYourWritesMode.Off, TimeSpan.Zero, _cluster.Time),
-            _cluster.Selector,
-            _cluster.Resolver,
-            reads,
-            telemetry,
-            new WriteFailureTranslator("c", false, NullLoggerFactory.Instance),
-            new EfCommandWatchdog(primary),
-            SqlClassifier.Default,
-            _cluster.Time);
+        _router = Router(maxRetries: 1); // one retry (on the primary), then no wait
     }
 
     [TearDown]
@@ -106,6 +93,18 @@ public sealed class LongForkRoutingTests
 
     [TestCase(false)]
     [TestCase(true)]
+    public void A_read_tagged_UsePrimary_waits_before_its_first_run_not_only_before_a_retry(bool async)
+    {
+        _router = Router(maxRetries: 0); // the first run is the only one: a wait held only by the retries would never happen
+        var lease = LeaseThatReadOnR0();
+
+        Assert.CatchAsync(async () => await RouteAsync($"-- {QueryTags.UsePrimary}\n\nSELECT 1", lease, async));
+
+        Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "standby r0 [7] from 8", "invisible [7]" }));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
     public void A_read_that_fails_over_from_its_standby_waits_for_every_transaction_the_primary_s_snapshot_does_not_show(bool async)
     {
         var lease = LeaseThatReadOnR0();
@@ -116,6 +115,24 @@ public sealed class LongForkRoutingTests
 
         Assert.That(R0.Availability.IsPaused, Is.True, "the read failed on r0");
         Assert.That(_trips.Calls, Is.EqualTo(new[] { "primary", "running from 8", "invisible [7, 8]" }), "the failed standby is not asked: the unfiltered wait");
+    }
+
+    private CommandRouter Router(int maxRetries)
+    {
+        var primary = new ReplicaEndpoint(9, "primary", _dataSource, _cluster.Time, TimeSpan.FromSeconds(1)).Server;
+        var failover = new FailoverOptions { MaxRetries = maxRetries, PrimaryWait = TimeSpan.Zero };
+        var telemetry = new RoutingTelemetry("c", false, _cluster.Metrics, NullLoggerFactory.Instance);
+        var reads = new ReadExecutor("c", primary, _cluster.Selector, _cluster.Resolver, telemetry, _cluster.Metrics, failover, _cluster.Time, NullLoggerFactory.Instance);
+        return new CommandRouter(
+            new RoutingRules(ReadYourWritesMode.Off, TimeSpan.Zero, _cluster.Time),
+            _cluster.Selector,
+            _cluster.Resolver,
+            reads,
+            telemetry,
+            new WriteFailureTranslator("c", false, NullLoggerFactory.Instance),
+            new EfCommandWatchdog(primary),
+            SqlClassifier.Default,
+            _cluster.Time);
     }
 
     private LeaseState LeaseThatReadOnR0()
