@@ -16,6 +16,7 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     private long _failedAt;
     private volatile ReplicaHealth _health = ReplicaHealth.Unknown;
     private volatile StrongBox<ServerIdentity>? _writableAs;
+    private volatile string? _walReceiverName;
 
     public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff, ServerDeadlines? deadlines = null)
     {
@@ -109,6 +110,43 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// Records a replay position the primary shows for this standby (<see cref="StandbyReplayReports"/>): what the standby
+    /// reported at <paramref name="reportedAtTicks"/> (its own clock, as <see cref="DateTime.Ticks"/>), read on the primary by
+    /// a query sent at <paramref name="sampledAt"/>. Counts only for the run the knowledge is about: a current knowledge (not
+    /// since a failure, the capture sent after the last failure) of a run whose postmaster started before the report was sent
+    /// (both times from the standby's clock; a report of an earlier run, from a walsender the primary has not closed yet, was
+    /// sent before this run started). Raises the known position only, not the time it holds for: the report is a lower bound
+    /// of the replay now, not an upper bound of what reads before the capture saw (<see cref="ReplayBound"/>). True when it
+    /// counted (whether or not it raised the position).
+    /// </summary>
+    public bool ObserveReportedReplay(ulong lsn, long reportedAtTicks, long sampledAt)
+    {
+        while (true)
+        {
+            var known = _replay;
+            if (!known.Current || known.StartedAtTicks == 0 || reportedAtTicks <= known.StartedAtTicks || sampledAt < Interlocked.Read(ref _failedAt))
+            {
+                return false;
+            }
+
+            if (lsn <= known.Lsn || ReferenceEquals(Interlocked.CompareExchange(ref _replay, known with { Lsn = lsn }, known), known))
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The application name this standby's WAL receiver gives the primary, as the standby said in the monitor's latest probe
+    /// (<see cref="Topology.WalReceiverName"/>); null when it could not be told exactly (or the role may not see it).
+    /// </summary>
+    public string? WalReceiverName
+    {
+        get => _walReceiverName;
+        set => _walReceiverName = value;
     }
 
     /// <summary>

@@ -126,6 +126,9 @@ internal sealed class FakeRoundTrips : IConsistencyRoundTrips
     /// <summary>What each replica answers: its replayed position (null: not in recovery) and its run; missing: the replica fails.</summary>
     public Dictionary<string, (ulong? Lsn, long Run)> Replays { get; } = [];
 
+    /// <summary>The primary's view of its standbys' replay, as the next captures answer it (null: none).</summary>
+    public StandbyReplay[]? Standbys { get; set; }
+
     public int Captures { get; private set; }
 
     /// <summary>The connections the captures were asked to run on (null: one of the pool's).</summary>
@@ -133,11 +136,11 @@ internal sealed class FakeRoundTrips : IConsistencyRoundTrips
 
     public List<string> ReplayChecks { get; } = [];
 
-    public ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken)
+    public ValueTask<PrimaryCapture> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken)
     {
         Captures++;
         CapturedOn.Add(onConnection);
-        return PrimaryFails is { } failure ? ValueTask.FromException<(ulong, ulong)>(failure) : ValueTask.FromResult((PrimaryLsn, PrimarySystem));
+        return PrimaryFails is { } failure ? ValueTask.FromException<PrimaryCapture>(failure) : ValueTask.FromResult(new PrimaryCapture(PrimaryLsn, PrimarySystem, Standbys));
     }
 
     public ValueTask<(ulong? Lsn, long StartedAtTicks)> ReadReplayPositionAsync(ReplicaEndpoint replica, bool async, CancellationToken cancellationToken)
