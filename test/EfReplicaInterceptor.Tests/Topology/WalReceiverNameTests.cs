@@ -19,8 +19,13 @@ public sealed class WalReceiverNameTests
     private const string WithOptions = "user=postgres dbname=replication host=127.0.0.1 port=55431 options=-c work_mem=64MB "
         + "application_name=my app fallback_application_name=walreceiver sslmode=prefer";
 
+    // A Patroni 4 member (PostgreSQL 15.18): Patroni sets application_name to the member's name; cluster_name is the scope.
+    private const string Patroni = "user=replicator passfile=/tmp/patroni/member3.pgpass channel_binding=prefer dbname=replication host=127.0.0.1 port=38595 "
+        + "application_name=member3 fallback_application_name=efreplica sslmode=prefer sslcompression=0 sslsni=1 ssl_min_protocol_version=TLSv1.2 gssencmode=prefer krbsrvname=postgres target_session_attrs=any";
+
     private static readonly object?[][] Cases =
     [
+        [Patroni, "efreplica", "member3"],
         [Plain, "s1", "s1"],
         [Named, "", "my app"],
         [Plain.Replace("fallback_application_name=s1", "fallback_application_name=walreceiver", StringComparison.Ordinal), "", "walreceiver"],
