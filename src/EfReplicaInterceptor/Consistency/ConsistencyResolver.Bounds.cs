@@ -164,7 +164,7 @@ internal sealed partial class ConsistencyResolver
         _primaryPosition.Record(_timeProvider.GetTimestamp(), capture.Lsn, capture.SystemIdentifier, _captureWritePosition ? 0 : sentAt);
         if (capture.Standbys is { } standbys)
         {
-            _metrics.StandbyReplayReported(_cluster, StandbyReplayReports.Feed(standbys, _selector.Replicas, sentAt));
+            _metrics.StandbyReplayReported(_cluster, StandbyReplayReports.Feed(standbys, _selector.Replicas, sentAt, capture.Address));
         }
 
         return (capture.Lsn, capture.SystemIdentifier);

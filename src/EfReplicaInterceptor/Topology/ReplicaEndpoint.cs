@@ -16,7 +16,7 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     private long _failedAt;
     private volatile ReplicaHealth _health = ReplicaHealth.Unknown;
     private volatile StrongBox<ServerIdentity>? _writableAs;
-    private volatile string? _walReceiverName;
+    private volatile WalReceiver? _walReceiver;
 
     public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff, ServerDeadlines? deadlines = null)
     {
@@ -140,14 +140,18 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     }
 
     /// <summary>
-    /// The application name this standby's WAL receiver gives the primary, as the standby said in the monitor's latest probe
-    /// (<see cref="Topology.WalReceiverName"/>); null when it could not be told exactly (or the role may not see it).
+    /// This standby's WAL receiver as the standby said in the monitor's latest probe: the application name it gives its
+    /// upstream (<see cref="Topology.WalReceiverName"/>) and the upstream it is connected to, read and replaced together;
+    /// null when the name could not be told exactly (or the role may not see it).
     /// </summary>
-    public string? WalReceiverName
+    public WalReceiver? WalReceiver
     {
-        get => _walReceiverName;
-        set => _walReceiverName = value;
+        get => _walReceiver;
+        set => _walReceiver = value;
     }
+
+    /// <summary>The application name of <see cref="WalReceiver"/>, or null.</summary>
+    public string? WalReceiverName => _walReceiver?.Name;
 
     /// <summary>
     /// An upper bound of every position a read served by incarnation <paramref name="incarnation"/> until

@@ -3,9 +3,10 @@ namespace EfReplicaInterceptor.Topology;
 /// <summary>
 /// A capture of the primary's position: its WAL insert position (the end of its last record), its cluster's system
 /// identifier, and what the primary knows of its streaming standbys' replay, read in the same statement (null when it has
-/// none, or the role may not see them).
+/// none, or the role may not see them), and the address the capture's connection reached the primary at (null over a unix
+/// socket): a row counts only for a standby whose WAL receiver is connected to that address (<see cref="WalReceiver.StreamsFrom"/>).
 /// </summary>
-internal readonly record struct PrimaryCapture(ulong Lsn, ulong SystemIdentifier, StandbyReplay[]? Standbys = null);
+internal readonly record struct PrimaryCapture(ulong Lsn, ulong SystemIdentifier, StandbyReplay[]? Standbys = null, TcpAddress? Address = null);
 
 /// <summary>
 /// One walsender row of the primary's <c>pg_stat_replication</c> (state <c>streaming</c>, physical): the application name the
@@ -26,7 +27,8 @@ internal readonly record struct StandbyReplay(string? Name, ulong? ReplayLsn, lo
 /// A row counts only when it is certain whose it is and in which run: its name is the WAL receiver name one configured
 /// replica said is its own (<see cref="ReplicaEndpoint.WalReceiverName"/>, from its probe) and no other replica said, and
 /// no other row carries it (standbys left at the default name <c>walreceiver</c>, or two with one <c>cluster_name</c>, are
-/// all ignored); and it was sent by the run of the server the replica's knowledge is about
+/// all ignored); that replica's WAL receiver streams from the primary itself, not from another standby that carries the
+/// same name (<see cref="WalReceiver.StreamsFrom"/>: connected to the address the capture reached the primary at); and it was sent by the run of the server the replica's knowledge is about
 /// (<see cref="ReplicaEndpoint.ObserveReportedReplay"/>). A row's replay position is a lower bound of what that standby has
 /// replayed (it reports after replaying), never an upper bound of what reads on it saw: it raises what the replica is known
 /// to have replayed, not the time the knowledge holds for. It does not lower any requirement: a read after a write still
@@ -36,8 +38,11 @@ internal readonly record struct StandbyReplay(string? Name, ulong? ReplayLsn, lo
 /// </remarks>
 internal static class StandbyReplayReports
 {
-    /// <summary>Feeds <paramref name="rows"/> (from a capture sent at <paramref name="sentAt"/>) to <paramref name="replicas"/>; how many rows were fed.</summary>
-    public static int Feed(StandbyReplay[]? rows, IReadOnlyList<ReplicaEndpoint> replicas, long sentAt)
+    /// <summary>
+    /// Feeds <paramref name="rows"/> (from a capture sent at <paramref name="sentAt"/> that reached the primary at
+    /// <paramref name="primary"/>) to <paramref name="replicas"/>; how many rows were fed.
+    /// </summary>
+    public static int Feed(StandbyReplay[]? rows, IReadOnlyList<ReplicaEndpoint> replicas, long sentAt, TcpAddress? primary)
     {
         if (rows is null)
         {
@@ -50,7 +55,8 @@ internal static class StandbyReplayReports
             var row = rows[i];
             if (row is { Name: { } name, ReplayLsn: { } lsn, ReportedAtTicks: { } reportedAt }
                 && OnlyRowNamed(rows, name, i)
-                && OnlyReplicaNamed(replicas, name) is { } replica
+                && OnlyReplicaNamed(replicas, name) is ({ } replica, { } receiver)
+                && receiver.StreamsFrom(primary)
                 && replica.ObserveReportedReplay(lsn, reportedAt, sentAt))
             {
                 fed++;
@@ -73,19 +79,21 @@ internal static class StandbyReplayReports
         return true;
     }
 
-    private static ReplicaEndpoint? OnlyReplicaNamed(IReadOnlyList<ReplicaEndpoint> replicas, string name)
+    /// <summary>The one replica whose WAL receiver has <paramref name="name"/>, with that receiver as read (name and upstream together).</summary>
+    private static (ReplicaEndpoint? Replica, WalReceiver? Receiver) OnlyReplicaNamed(IReadOnlyList<ReplicaEndpoint> replicas, string name)
     {
-        ReplicaEndpoint? found = null;
+        (ReplicaEndpoint?, WalReceiver?) found = (null, null);
         for (var i = 0; i < replicas.Count; i++)
         {
-            if (string.Equals(replicas[i].WalReceiverName, name, StringComparison.Ordinal))
+            var receiver = replicas[i].WalReceiver;
+            if (string.Equals(receiver?.Name, name, StringComparison.Ordinal))
             {
-                if (found is not null)
+                if (found.Item1 is not null)
                 {
-                    return null;
+                    return (null, null);
                 }
 
-                found = replicas[i];
+                found = (replicas[i], receiver);
             }
         }
 

@@ -23,8 +23,8 @@ public sealed class ConsistencyResolverStandbyReplayTests
     public void CreateCluster()
     {
         _cluster = new ResolverCluster();
-        R0.WalReceiverName = "s0";
-        R1.WalReceiverName = "s1";
+        R0.WalReceiver = FromPrimary("s0");
+        R1.WalReceiver = FromPrimary("s1");
     }
 
     [TearDown]
@@ -62,7 +62,7 @@ public sealed class ConsistencyResolverStandbyReplayTests
     [Test]
     public async Task Standbys_all_at_the_default_name_are_ignored()
     {
-        (R0.WalReceiverName, R1.WalReceiverName) = ("walreceiver", "walreceiver");
+        (R0.WalReceiver, R1.WalReceiver) = (FromPrimary("walreceiver"), FromPrimary("walreceiver"));
         _cluster.RoundTrips.Standbys = [new("walreceiver", 2_000, AfterStart), new("walreceiver", 2_000, AfterStart)];
 
         await ResolveAfterWriteAsync();
@@ -83,7 +83,7 @@ public sealed class ConsistencyResolverStandbyReplayTests
     [Test]
     public async Task A_name_two_replicas_say_is_ignored()
     {
-        R1.WalReceiverName = "s0"; // e.g. two standbys with one cluster_name (or one standby listed twice)
+        R1.WalReceiver = FromPrimary("s0"); // e.g. two standbys with one cluster_name (or one standby listed twice)
         _cluster.RoundTrips.Standbys = [new("s0", 2_000, AfterStart)];
 
         await ResolveAfterWriteAsync();
@@ -96,7 +96,7 @@ public sealed class ConsistencyResolverStandbyReplayTests
     [TestCase("reply", TestName = "A row without a reply time is ignored")]
     public async Task A_row_with_a_null_column_is_ignored(string missing)
     {
-        R0.WalReceiverName = null; // its standby did not say (no pg_read_all_stats there, or an unclear conninfo)
+        R0.WalReceiver = null; // its standby did not say (no pg_read_all_stats there, or an unclear conninfo)
         _cluster.RoundTrips.Standbys = [missing switch
         {
             "name" => new StandbyReplay(null, 2_000, AfterStart),
@@ -151,6 +151,70 @@ public sealed class ConsistencyResolverStandbyReplayTests
         await _cluster.ResolveAsync(_cluster.Wrote(), readYourWrites: true);
         Assert.That(R0.KnownReplayLsn, Is.EqualTo(2_000UL));
     }
+
+    [TestCase("10.0.0.6", 5432, TestName = "A replica whose receiver streams from another server (same port, another address) gets no credit")]
+    [TestCase("10.0.0.5", 5433, TestName = "A replica whose receiver streams from another server (same address, another port) gets no credit")]
+    public async Task A_replica_cascading_from_another_standby_with_the_same_name_gets_no_credit(string senderHost, int senderPort)
+    {
+        // r0 streams from a standby the cluster does not know, whose receiver has r0's name (one cluster_name, inherited
+        // through pg_basebackup): the primary's only row is that standby's, ahead of r0.
+        R0.WalReceiver = new WalReceiver("s0", TcpAddress.Parse(senderHost, senderPort), ReachedOverLoopback: false);
+        _cluster.RoundTrips.Standbys = [new("s0", 2_000, AfterStart)];
+
+        await ResolveAfterWriteAsync();
+
+        Assert.That(R0.KnownReplayLsn, Is.EqualTo(1_000UL), "the upstream's replay is not r0's");
+        Assert.That(_cluster.RoundTrips.ReplayChecks, Is.EqualTo(new[] { "r0", "r1" }), "no shortcut: the replicas are asked, as without the rows");
+    }
+
+    [Test]
+    public async Task A_replica_whose_receiver_streams_from_the_primary_s_address_is_credited()
+    {
+        R0.WalReceiver = new WalReceiver("s0", TcpAddress.Parse("10.0.0.5", 5432), ReachedOverLoopback: false);
+        _cluster.RoundTrips.Standbys = [new("s0", 2_000, AfterStart)];
+
+        await ResolveAfterWriteAsync();
+
+        Assert.That((R0.KnownReplayLsn, _cluster.RoundTrips.ReplayChecks.Count), Is.EqualTo((2_000UL, 0)));
+    }
+
+    [TestCase("sender", TestName = "A replica whose sender is not shown (no pg_read_all_stats, not streaming) gets no credit")]
+    [TestCase("primary", TestName = "No replica gets credit when the capture does not say where it reached the primary (a unix socket)")]
+    public async Task Without_both_addresses_there_is_no_credit(string missing)
+    {
+        if (missing == "sender")
+        {
+            R0.WalReceiver = new WalReceiver("s0", Sender: null, ReachedOverLoopback: false);
+        }
+        else
+        {
+            _cluster.RoundTrips.PrimaryAddress = null;
+        }
+
+        _cluster.RoundTrips.Standbys = [new("s0", 2_000, AfterStart)];
+
+        await ResolveAfterWriteAsync();
+
+        Assert.That(R0.KnownReplayLsn, Is.EqualTo(1_000UL));
+        Assert.That(_cluster.RoundTrips.ReplayChecks, Is.EqualTo(new[] { "r0", "r1" }));
+    }
+
+    [TestCase(false, 1_000UL, TestName = "A loopback sender counts only when the replica was reached over loopback too: not")]
+    [TestCase(true, 2_000UL, TestName = "A loopback sender counts only when the replica was reached over loopback too: reached so")]
+    public async Task A_loopback_sender_counts_only_for_a_replica_on_the_application_s_host(bool reachedOverLoopback, ulong known)
+    {
+        // The application reaches the primary at 127.0.0.1:5432. A remote replica whose upstream runs on the replica's own
+        // host at port 5432 also says 127.0.0.1:5432; only a replica the application reaches over loopback shares the host.
+        _cluster.RoundTrips.PrimaryAddress = TcpAddress.Parse("127.0.0.1", 5432);
+        R0.WalReceiver = new WalReceiver("s0", TcpAddress.Parse("127.0.0.1", 5432), reachedOverLoopback);
+        _cluster.RoundTrips.Standbys = [new("s0", 2_000, AfterStart)];
+
+        await ResolveAfterWriteAsync();
+
+        Assert.That(R0.KnownReplayLsn, Is.EqualTo(known));
+    }
+
+    private static WalReceiver FromPrimary(string name) => new(name, ResolverCluster.PrimaryAddress, ReachedOverLoopback: false);
 
     /// <summary>A write, then a read of it; the replicas, when asked, answer what they are known to have replayed (a check changes nothing).</summary>
     private async Task ResolveAfterWriteAsync(long r0Run = ResolverCluster.Run, ulong r0Replay = 1_000)
