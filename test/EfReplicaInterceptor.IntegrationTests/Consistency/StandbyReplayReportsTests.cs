@@ -127,7 +127,7 @@ public sealed class StandbyReplayReportsTests
     private sealed record ReadBack(bool Seen, bool OnStandby, int Port);
 
     /// <summary>The consistency counters of one cluster, from now on.</summary>
-    private sealed class Counters : IDisposable
+    internal sealed class Counters : IDisposable
     {
         private readonly MeterListener _listener = new();
         private readonly ConcurrentDictionary<string, long> _counts = new();
