@@ -35,6 +35,11 @@ public sealed class StandbyReplayReportsTests
             $"CREATE TABLE replay_rows (id bigserial PRIMARY KEY, note text NOT NULL); CREATE ROLE {PlainRole} LOGIN PASSWORD '{PlainPassword}'; "
             + $"GRANT SELECT, INSERT ON replay_rows TO {PlainRole}; GRANT USAGE ON SEQUENCE replay_rows_id_seq TO {PlainRole}",
             Bound);
+        if (_servers.Backend != PostgresBackend.Local)
+        {
+            await _servers.DisposeAsync();
+            Assert.Ignore("Container standbys reach the primary by its name on the set's Docker network, the library by a published port: no address matches, so no row is credited (by design, see docs/session-guarantees.md).");
+        }
     }
 
     [OneTimeTearDown]
