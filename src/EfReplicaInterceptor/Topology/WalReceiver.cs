@@ -67,7 +67,9 @@ internal sealed record WalReceiver(string Name, TcpAddress? Sender, bool Reached
     /// private address, or a relay on each server's host that makes both look local to the application) where the standby's
     /// upstream has the primary's address and port; deployments like that must not let a standby that cascades from
     /// another carry its upstream's name. A host name, a unix socket, a proxy or NAT between the standby and the primary, a
-    /// capture over a unix socket: no match, so no credit (the replay check, as without the rows).
+    /// capture over a unix socket: no match, so no credit (the replay check, as without the rows). The receiver is as the
+    /// monitor's latest probe saw it: a standby re-pointed from the primary to another standby with its name is taken for
+    /// the primary's until the next probe (a re-pointing is an operator's or HA manager's act, not a fault).
     /// </remarks>
     public bool StreamsFrom(TcpAddress? primary)
         => primary is { } address && Sender is { } sender && sender == address && (!sender.IsLoopback || ReachedOverLoopback);
