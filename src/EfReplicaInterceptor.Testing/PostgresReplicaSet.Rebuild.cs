@@ -43,18 +43,7 @@ public sealed partial class PostgresReplicaSet
             throw new InvalidOperationException($"The data directory of PostgreSQL server '{server.Name}' ({server.DataDirectory}) could not be deleted.");
         }
 
-        var backup = await tools.RunAsync(
-            "pg_basebackup",
-            [
-                "-D", server.DataDirectory,
-                "-h", _directory,
-                "-p", upstream.Port.ToString(CultureInfo.InvariantCulture),
-                "-U", ServerConfiguration.UserName,
-                "-R", "-X", "stream", "-c", "fast", "--no-sync", "--no-manifest", "-w",
-            ],
-            _directory,
-            _options.OperationTimeout,
-            ct).ConfigureAwait(false);
+        var backup = await tools.RunAsync("pg_basebackup", BaseBackupArguments(server.DataDirectory, upstream), _directory, _options.OperationTimeout, ct).ConfigureAwait(false);
         if (!backup.Succeeded)
         {
             throw upstream.Failure($"Rebuilding '{server.Name}' as a standby failed: pg_basebackup from '{upstream.Name}' (port {upstream.Port}) did not succeed. {backup.Describe()}");

@@ -17,7 +17,8 @@ namespace EfReplicaInterceptor.Testing;
 /// With the local backend (the default), the servers run from the binaries <see cref="PostgresBinaries.Locate()"/> finds, in a fresh folder
 /// under <c>/tmp/efreplica-pg</c>, on free loopback ports, as an unprivileged user when this process
 /// is root. Standbys are made with <c>pg_basebackup -R -X stream</c> and stream from the primary
-/// over its unix socket; <see cref="StartAsync"/> returns once each one streams.
+/// over TCP on 127.0.0.1 (or from another standby: <see cref="AddStandbyAsync(PostgresServer, CancellationToken)"/>);
+/// <see cref="StartAsync"/> returns once each one streams.
 /// </para>
 /// <para>
 /// With the container backend (<c>EFREPLICA_TEST_BACKEND=containers</c> or
@@ -200,11 +201,28 @@ public sealed partial class PostgresReplicaSet : IAsyncDisposable
     /// <param name="ct">Cancels the operation.</param>
     /// <returns>The new standby.</returns>
     /// <exception cref="NotSupportedException">The set is external.</exception>
-    public async Task<PostgresServer> AddStandbyAsync(CancellationToken ct = default)
+    public Task<PostgresServer> AddStandbyAsync(CancellationToken ct = default) => AddStandbyAsync(Primary, ct);
+
+    /// <summary>
+    /// Adds another streaming hot standby, made from <paramref name="upstream"/> (the primary, or a standby of this set:
+    /// a cascading standby) with <c>pg_basebackup -R -X stream</c> over TCP on 127.0.0.1, and returns once it streams from
+    /// it. It is appended to <see cref="Standbys"/>.
+    /// </summary>
+    /// <param name="upstream">The server it is made from and streams from.</param>
+    /// <param name="ct">Cancels the operation.</param>
+    /// <returns>The new standby.</returns>
+    /// <exception cref="NotSupportedException">The set is external, or uses containers and <paramref name="upstream"/> is not the primary.</exception>
+    public async Task<PostgresServer> AddStandbyAsync(PostgresServer upstream, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(upstream);
         ObjectDisposedException.ThrowIf(_disposal is not null, this);
         if (_containers is not null)
         {
+            if (upstream != Primary)
+            {
+                throw new NotSupportedException("The container backend makes standbys of the primary only.");
+            }
+
             var standbyName = string.Create(CultureInfo.InvariantCulture, $"standby{Interlocked.Increment(ref _lastStandbyNumber)}");
             var containerStandby = await _containers.StartStandbyAsync(standbyName, Primary, ct).ConfigureAwait(false);
             await WaitForStreamingAsync(Primary, containerStandby, ct).ConfigureAwait(false);
@@ -219,28 +237,16 @@ public sealed partial class PostgresReplicaSet : IAsyncDisposable
         var tools = _tools ?? throw new NotSupportedException(
             $"Cannot add a standby to an external replica set ({PrimaryEnvironmentVariable} / {StandbyEnvironmentVariable} are set): the harness does not control those servers.");
 
-        var primary = Primary;
         var name = string.Create(CultureInfo.InvariantCulture, $"standby{Interlocked.Increment(ref _lastStandbyNumber)}");
         var dataDirectory = Path.Combine(_directory!, name);
-        var backup = await tools.RunAsync(
-            "pg_basebackup",
-            [
-                "-D", dataDirectory,
-                "-h", _directory!,
-                "-p", primary.Port.ToString(CultureInfo.InvariantCulture),
-                "-U", ServerConfiguration.UserName,
-                "-R", "-X", "stream", "-c", "fast", "--no-sync", "--no-manifest", "-w",
-            ],
-            _directory!,
-            _options.OperationTimeout,
-            ct).ConfigureAwait(false);
+        var backup = await tools.RunAsync("pg_basebackup", BaseBackupArguments(dataDirectory, upstream), _directory!, _options.OperationTimeout, ct).ConfigureAwait(false);
         if (!backup.Succeeded)
         {
-            throw primary.Failure($"Creating standby '{name}' failed: pg_basebackup from the primary (port {primary.Port}) did not succeed. {backup.Describe()}");
+            throw upstream.Failure($"Creating standby '{name}' failed: pg_basebackup from '{upstream.Name}' (port {upstream.Port}) did not succeed. {backup.Describe()}");
         }
 
         var standby = await StartNewServerAsync(name, dataDirectory, ct).ConfigureAwait(false);
-        await WaitForStreamingAsync(primary, standby, ct).ConfigureAwait(false);
+        await WaitForStreamingAsync(upstream, standby, ct).ConfigureAwait(false);
 
         lock (_gate)
         {
@@ -249,6 +255,21 @@ public sealed partial class PostgresReplicaSet : IAsyncDisposable
 
         return standby;
     }
+
+    /// <summary>
+    /// <c>pg_basebackup</c>'s arguments for a standby of <paramref name="upstream"/> in <paramref name="dataDirectory"/>:
+    /// over TCP on 127.0.0.1 (replication from there is trusted), so that <c>-R</c> writes a <c>primary_conninfo</c> with
+    /// <c>host=127.0.0.1</c> and the standby's WAL receiver shows its upstream's address and port
+    /// (<c>pg_stat_wal_receiver.sender_host</c>, <c>sender_port</c>), as over a network.
+    /// </summary>
+    private static string[] BaseBackupArguments(string dataDirectory, PostgresServer upstream) =>
+    [
+        "-D", dataDirectory,
+        "-h", "127.0.0.1",
+        "-p", upstream.Port.ToString(CultureInfo.InvariantCulture),
+        "-U", ServerConfiguration.UserName,
+        "-R", "-X", "stream", "-c", "fast", "--no-sync", "--no-manifest", "-w",
+    ];
 
     /// <summary>
     /// Waits until <paramref name="standby"/> has replayed everything the primary had written when

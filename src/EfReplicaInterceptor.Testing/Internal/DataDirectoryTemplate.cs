@@ -20,7 +20,7 @@ namespace EfReplicaInterceptor.Testing.Internal;
 internal static class DataDirectoryTemplate
 {
     /// <summary>Bump when the template's content changes shape.</summary>
-    private const int FormatVersion = 1;
+    private const int FormatVersion = 2; // 2: replication from 127.0.0.1 trusted (standbys stream over TCP loopback)
 
     private static readonly ConcurrentDictionary<string, Lazy<Task<string>>> Templates = new();
 

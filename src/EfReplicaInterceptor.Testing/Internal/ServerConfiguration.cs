@@ -19,8 +19,10 @@ internal static class ServerConfiguration
     public const string Password = "efreplica-test-password";
 
     /// <summary>
-    /// pg_hba.conf: unix-socket connections (the harness's own, and the standbys' replication
-    /// connections) are trusted; TCP connections from 127.0.0.1 need the password (SCRAM).
+    /// pg_hba.conf: unix-socket connections (the harness's own) are trusted, and so are replication connections from
+    /// 127.0.0.1 (the standbys stream over TCP loopback, as a deployment's standbys stream over the network, so that
+    /// <c>pg_stat_wal_receiver.sender_host</c> is an address; their <c>primary_conninfo</c> carries no password); other TCP
+    /// connections from 127.0.0.1 need the password (SCRAM).
     /// </summary>
     public const string HostBasedAuthentication =
         """
@@ -29,7 +31,7 @@ internal static class ServerConfiguration
         local   all          all                 trust
         local   replication  all                 trust
         host    all          all   127.0.0.1/32  scram-sha-256
-        host    replication  all   127.0.0.1/32  scram-sha-256
+        host    replication  all   127.0.0.1/32  trust
 
         """;
 

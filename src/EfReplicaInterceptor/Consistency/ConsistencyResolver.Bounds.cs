@@ -152,14 +152,21 @@ internal sealed partial class ConsistencyResolver
     /// One capture of the primary's position (counted, and recorded as the cluster's latest primary sample), on
     /// <paramref name="primaryConnection"/> when given (the command's own connection, open and idle on the primary: with the
     /// interceptors alone EF has opened it for every command, and a second primary connection per unit of work would double
-    /// the primary's client connections), else on one of the pool's.
+    /// the primary's client connections), else on one of the pool's. The standbys' replay the primary showed in the same
+    /// statement is fed to the replicas it belongs to (<see cref="StandbyReplayReports"/>): a replica that has replayed the
+    /// position is then known to have, and the read after a write takes it without asking it (no replay check).
     /// </summary>
     private async ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryAsync(NpgsqlConnection? primaryConnection, bool async, CancellationToken cancellationToken)
     {
         _metrics.PositionCaptured(_cluster);
         var sentAt = _timeProvider.GetTimestamp();
-        var (lsn, systemIdentifier) = await _roundTrips.CapturePrimaryPositionAsync(primaryConnection, async, cancellationToken).ConfigureAwait(false);
-        _primaryPosition.Record(_timeProvider.GetTimestamp(), lsn, systemIdentifier, _captureWritePosition ? 0 : sentAt);
-        return (lsn, systemIdentifier);
+        var capture = await _roundTrips.CapturePrimaryPositionAsync(primaryConnection, async, cancellationToken).ConfigureAwait(false);
+        _primaryPosition.Record(_timeProvider.GetTimestamp(), capture.Lsn, capture.SystemIdentifier, _captureWritePosition ? 0 : sentAt);
+        if (capture.Standbys is { } standbys)
+        {
+            _metrics.StandbyReplayReported(_cluster, StandbyReplayReports.Feed(standbys, _selector.Replicas, sentAt, capture.Address));
+        }
+
+        return (capture.Lsn, capture.SystemIdentifier);
     }
 }

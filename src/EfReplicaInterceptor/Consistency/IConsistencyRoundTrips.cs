@@ -15,11 +15,12 @@ internal interface IConsistencyRoundTrips
 {
     /// <summary>
     /// The primary's WAL insert position (the end of its last record) and its cluster's system identifier: the position
-    /// a scope's writes (and everything it may have seen) are at or before. Also how a restored token's cluster is checked
+    /// a scope's writes (and everything it may have seen) are at or before; with, from the same statement, the primary's
+    /// view of its standbys' replay (<see cref="PrimaryCapture.Standbys"/>). Also how a restored token's cluster is checked
     /// while the monitor has not seen the primary yet. On <paramref name="onConnection"/> when given (EF's own connection,
     /// open and idle on the primary: a unit of work then holds one primary connection, not two), else on one of the pool's.
     /// </summary>
-    ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken);
+    ValueTask<PrimaryCapture> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken);
 
     /// <summary>
     /// What <paramref name="replica"/> has replayed (null when it answers as a primary: not in recovery) and when its
@@ -34,7 +35,7 @@ internal interface IConsistencyRoundTrips
 /// </summary>
 internal sealed class ServerRoundTrips(WatchedServer primary, bool captureWritePosition) : IConsistencyRoundTrips
 {
-    public ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken)
+    public ValueTask<PrimaryCapture> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken)
         => ServerQueries.CapturePositionAsync(primary, onConnection, async, cancellationToken, captureWritePosition);
 
     public ValueTask<(ulong? Lsn, long StartedAtTicks)> ReadReplayPositionAsync(ReplicaEndpoint replica, bool async, CancellationToken cancellationToken)

@@ -45,6 +45,14 @@ public static class EfReplicaDiagnostics
     public const string ReplayChecksCounterName = "efreplica.consistency.replay_checks";
 
     /// <summary>
+    /// Counter of standbys' replay positions taken from the primary's <c>pg_stat_replication</c>, read in the same statement as
+    /// a position capture, and credited to the one replica they belong to: what spares a read after a write the replay check
+    /// when the standby has replayed the write (synchronous replication with <c>remote_apply</c>). Stays 0 when the library's
+    /// role cannot see those columns (it needs <c>pg_read_all_stats</c>, e.g. through <c>pg_monitor</c>). Unit <c>{report}</c>.
+    /// </summary>
+    public const string StandbyReplayReportsCounterName = "efreplica.consistency.standby_replay_reports";
+
+    /// <summary>
     /// Counter of the Long Fork checks (<see cref="EfReplicaOptions.LongForkWait"/>): a scope that read on a standby moved to
     /// the primary, and the primary was asked whether it shows everything the standby did. Unit <c>{check}</c>. Tagged with
     /// <see cref="LongForkTransactionsTag"/>.

@@ -16,6 +16,7 @@ internal sealed class EfReplicaMetrics : IDisposable
     private readonly Counter<long> _replicaErrors;
     private readonly Counter<long> _positionCaptures;
     private readonly Counter<long> _replayChecks;
+    private readonly Counter<long> _standbyReplayReports;
     private readonly Counter<long> _longForkChecks;
     private readonly Counter<long> _longForkRoundTrips;
     private readonly Histogram<double> _longForkWaits;
@@ -29,6 +30,7 @@ internal sealed class EfReplicaMetrics : IDisposable
         _replicaErrors = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplicaErrorsCounterName, "{error}", "Reads that failed on a replica with a failover error and moved on.");
         _positionCaptures = _meter.CreateCounter<long>(EfReplicaDiagnostics.PositionCapturesCounterName, "{query}", "Round trips to the primary to capture the WAL position after a unit of work (read-your-writes).");
         _replayChecks = _meter.CreateCounter<long>(EfReplicaDiagnostics.ReplayChecksCounterName, "{query}", "Round trips to a replica to check its replayed WAL position for a read after a write.");
+        _standbyReplayReports = _meter.CreateCounter<long>(EfReplicaDiagnostics.StandbyReplayReportsCounterName, "{report}", "Standbys' replay positions read from the primary's pg_stat_replication with a position capture and credited to a replica.");
         _longForkChecks = _meter.CreateCounter<long>(EfReplicaDiagnostics.LongForkChecksCounterName, "{check}", "Moves of a scope from a standby to the primary checked for transactions the standby showed and the primary did not yet.");
         _longForkRoundTrips = _meter.CreateCounter<long>(EfReplicaDiagnostics.LongForkRoundTripsCounterName, "{query}", "Round trips the Long Fork checks and waits spent.");
         _longForkWaits = _meter.CreateHistogram<double>(EfReplicaDiagnostics.LongForkWaitDurationHistogramName, "s", "How long a read waited for the primary to show what a standby already showed committed.");
@@ -73,6 +75,14 @@ internal sealed class EfReplicaMetrics : IDisposable
         if (_replayChecks.Enabled)
         {
             _replayChecks.Add(1, new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster));
+        }
+    }
+
+    public void StandbyReplayReported(string cluster, int reports)
+    {
+        if (reports > 0 && _standbyReplayReports.Enabled)
+        {
+            _standbyReplayReports.Add(reports, new KeyValuePair<string, object?>(EfReplicaDiagnostics.ClusterTag, cluster));
         }
     }
 

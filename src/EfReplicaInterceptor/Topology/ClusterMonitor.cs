@@ -278,6 +278,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
             var sample = await member.Channel.ProbeAsync(static connection => ServerQueries.ProbeReplicaAsync(connection, CancellationToken.None), cancellationToken).ConfigureAwait(false);
             var (inRecovery, replay, streaming) = (sample.InRecovery, sample.ReplayLsn, sample.Streaming);
             replica.WritableServer = inRecovery ? null : sample.Server; // out of rotation too: not a standby
+            replica.WalReceiver = inRecovery ? sample.WalReceiver : null;
             health = _meter.Measure(inRecovery, replay, streaming);
             if (inRecovery)
             {
@@ -287,6 +288,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested)
         {
             replica.WritableServer = null;
+            replica.WalReceiver = null;
             health = new ReplicaHealth
             {
                 Reachable = false,

@@ -16,6 +16,7 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
     private long _failedAt;
     private volatile ReplicaHealth _health = ReplicaHealth.Unknown;
     private volatile StrongBox<ServerIdentity>? _writableAs;
+    private volatile WalReceiver? _walReceiver;
 
     public ReplicaEndpoint(int index, string name, NpgsqlDataSource dataSource, TimeProvider timeProvider, TimeSpan baseBackoff, ServerDeadlines? deadlines = null)
     {
@@ -110,6 +111,47 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Records a replay position the primary shows for this standby (<see cref="StandbyReplayReports"/>): what the standby
+    /// reported at <paramref name="reportedAtTicks"/> (its own clock, as <see cref="DateTime.Ticks"/>), read on the primary by
+    /// a query sent at <paramref name="sampledAt"/>. Counts only for the run the knowledge is about: a current knowledge (not
+    /// since a failure, the capture sent after the last failure) of a run whose postmaster started before the report was sent
+    /// (both times from the standby's clock; a report of an earlier run, from a walsender the primary has not closed yet, was
+    /// sent before this run started). Raises the known position only, not the time it holds for: the report is a lower bound
+    /// of the replay now, not an upper bound of what reads before the capture saw (<see cref="ReplayBound"/>). True when it
+    /// counted (whether or not it raised the position).
+    /// </summary>
+    public bool ObserveReportedReplay(ulong lsn, long reportedAtTicks, long sampledAt)
+    {
+        while (true)
+        {
+            var known = _replay;
+            if (!known.Current || known.StartedAtTicks == 0 || reportedAtTicks <= known.StartedAtTicks || sampledAt < Interlocked.Read(ref _failedAt))
+            {
+                return false;
+            }
+
+            if (lsn <= known.Lsn || ReferenceEquals(Interlocked.CompareExchange(ref _replay, known with { Lsn = lsn }, known), known))
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// This standby's WAL receiver as the standby said in the monitor's latest probe: the application name it gives its
+    /// upstream (<see cref="Topology.WalReceiverName"/>) and the upstream it is connected to, read and replaced together;
+    /// null when the name could not be told exactly (or the role may not see it).
+    /// </summary>
+    public WalReceiver? WalReceiver
+    {
+        get => _walReceiver;
+        set => _walReceiver = value;
+    }
+
+    /// <summary>The application name of <see cref="WalReceiver"/>, or null.</summary>
+    public string? WalReceiverName => _walReceiver?.Name;
 
     /// <summary>
     /// An upper bound of every position a read served by incarnation <paramref name="incarnation"/> until

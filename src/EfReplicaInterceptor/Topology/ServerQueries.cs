@@ -1,3 +1,4 @@
+using System.Net;
 using EfReplicaInterceptor.Failover;
 using Npgsql;
 using NpgsqlTypes;
@@ -7,8 +8,12 @@ namespace EfReplicaInterceptor.Topology;
 /// <summary>A sample of the primary: whether it is in recovery and, when it is not, its WAL position; which server answered.</summary>
 internal readonly record struct PrimarySample(bool InRecovery, ulong Lsn, ulong SystemIdentifier, ServerIdentity Server);
 
-/// <summary>A sample of a replica: whether it is a standby, what it has replayed and whether its WAL receiver streams; which server answered.</summary>
-internal readonly record struct ReplicaSample(bool InRecovery, ulong ReplayLsn, bool Streaming, ServerIdentity Server);
+/// <summary>
+/// A sample of a replica: whether it is a standby, what it has replayed and whether its WAL receiver streams; which server
+/// answered; its WAL receiver (the application name it gives its upstream, when it can be known exactly, see
+/// <see cref="WalReceiverName"/>, and the upstream it is connected to).
+/// </summary>
+internal readonly record struct ReplicaSample(bool InRecovery, ulong ReplayLsn, bool Streaming, ServerIdentity Server, WalReceiver? WalReceiver = null);
 
 /// <summary>
 /// Which server answered, as the server itself says: its cluster's system identifier (shared by a primary and every
@@ -38,15 +43,35 @@ internal static partial class ServerQueries
     private const string PrimaryProbeSql =
         "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END, NULL, " + IdentityColumns + ", " + WalSizesSql;
 
+    // Columns 7 and 8: the WAL receiver's connection options and cluster_name, from which WalReceiverName tells the
+    // application name the primary shows for this standby in pg_stat_replication (conninfo is NULL without pg_read_all_stats).
+    // Columns 9 and 10: the upstream the receiver is connected to (sender_host is the host it dialled, as written in
+    // primary_conninfo: an IP address, a host name or a unix socket directory; both NULL without pg_read_all_stats or while
+    // not connected); column 11: the address this probe's connection reached the standby at (NULL over a unix socket).
+    // See WalReceiver.StreamsFrom.
     private const string ReplicaProbeSql =
-        "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'), " + IdentityColumns;
+        "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'), " + IdentityColumns
+        + ", r.conninfo, current_setting('cluster_name'), r.sender_host, r.sender_port, host(inet_server_addr()) "
+        + "FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true";
 
     private const string HostProbeSql = "SELECT pg_is_in_recovery(), NULL, NULL, " + IdentityColumns;
 
-    private const string CapturePositionSql = "SELECT pg_current_wal_insert_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
+    private const string CapturePositionSql = "SELECT pg_current_wal_insert_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql + StandbyReplayColumns;
 
     // Tests only (EfReplicaOptions.CaptureWritePositionForTests): the write position, the bug under asynchronous commit.
-    private const string CaptureWritePositionSql = "SELECT pg_current_wal_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql;
+    private const string CaptureWritePositionSql = "SELECT pg_current_wal_lsn(), (SELECT system_identifier FROM pg_control_system()), " + WalSizesSql + StandbyReplayColumns;
+
+    // Columns 4..6 of a capture: the primary's own view of its streaming physical standbys (StandbyReplay), one array element
+    // per walsender, NULL arrays when there is none. What pg_stat_replication shows, scanned once: the walsenders first
+    // (usually a handful), then each one's own activity entry (its application name; datid is NULL for a physical
+    // walsender, set for a logical one, whose position is not a standby's replay). The walsender columns are NULL for a
+    // role without pg_read_all_stats (pg_monitor has it), so such a role sees no row at all: state is NULL. The positions
+    // come as numeric (Npgsql reads no pg_lsn[] with NULL elements). Columns 7 and 8: the address the capture's connection
+    // reached the primary at (NULL over a unix socket), which a standby's WAL receiver must be connected to for its row to
+    // count (WalReceiver.StreamsFrom).
+    private const string StandbyReplayColumns =
+        ", s.names, s.replays, s.replies, host(inet_server_addr()), inet_server_port() FROM (SELECT array_agg(a.application_name) AS names, array_agg(w.replay_lsn - '0/0') AS replays, array_agg(w.reply_time) AS replies "
+        + "FROM pg_stat_get_wal_senders() w, LATERAL pg_stat_get_activity(w.pid) a WHERE w.state = 'streaming' AND a.datid IS NULL) s";
 
     private const string WalSizesSql = "current_setting('wal_block_size')::int, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')";
 
@@ -89,22 +114,58 @@ internal static partial class ServerQueries
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var replay = reader.IsDBNull(1) ? 0 : (ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1);
-        return new ReplicaSample(reader.GetBoolean(0), replay, reader.GetBoolean(2), ReadIdentity(reader));
+        var name = reader.IsDBNull(7) ? null : WalReceiverName.FromConnectionInfo(reader.GetString(7), reader.GetString(8));
+        var receiver = name is null ? null : new WalReceiver(
+            name,
+            TcpAddress.Parse(reader.IsDBNull(9) ? null : reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetInt32(10)),
+            !reader.IsDBNull(11) && IPAddress.TryParse(reader.GetString(11), out var reachedAt) && IPAddress.IsLoopback(reachedAt));
+        return new ReplicaSample(reader.GetBoolean(0), replay, reader.GetBoolean(2), ReadIdentity(reader), receiver);
     }
 
     /// <summary>
-    /// The primary's WAL position now and the cluster's system identifier, within the read deadline: on
-    /// <paramref name="open"/> when the caller has the primary's connection open and idle (EF's, so that a unit of work
-    /// holds one primary connection, not two), else on a connection of its own from <paramref name="primary"/>; with
-    /// <paramref name="async"/> false every step runs synchronously. With <paramref name="writePosition"/> (tests only) the
-    /// write position instead of the insert position.
+    /// The primary's WAL position now and the cluster's system identifier, with what the primary knows of its standbys'
+    /// replay (in the same statement: no extra round trip), within the read deadline: on <paramref name="open"/> when the
+    /// caller has the primary's connection open and idle (EF's, so that a unit of work holds one primary connection, not
+    /// two), else on a connection of its own from <paramref name="primary"/>; with <paramref name="async"/> false every step
+    /// runs synchronously. With <paramref name="writePosition"/> (tests only) the write position instead of the insert position.
     /// </summary>
-    public static ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePositionAsync(WatchedServer primary, NpgsqlConnection? open, bool async, CancellationToken cancellationToken, bool writePosition = false)
+    public static ValueTask<PrimaryCapture> CapturePositionAsync(WatchedServer primary, NpgsqlConnection? open, bool async, CancellationToken cancellationToken, bool writePosition = false)
         => RunAsync(primary, open, writePosition ? CaptureWritePositionSql : CapturePositionSql, static reader =>
         {
             var lsn = WalInsertPosition.EndOfLastRecord((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0), reader.GetInt32(2), reader.GetInt64(3));
-            return (lsn, unchecked((ulong)reader.GetInt64(1)));
+            var address = TcpAddress.Parse(reader.IsDBNull(7) ? null : reader.GetString(7), reader.IsDBNull(8) ? null : reader.GetInt32(8));
+            return new PrimaryCapture(lsn, unchecked((ulong)reader.GetInt64(1)), reader.IsDBNull(4) ? null : ReadStandbys(reader), address);
         }, async, cancellationToken);
+
+    /// <summary>
+    /// The capture's walsender rows (only when there are rows: the arrays are NULL otherwise); null when they cannot be read
+    /// (an unexpected value must cost the shortcut, never the capture).
+    /// </summary>
+    private static StandbyReplay[]? ReadStandbys(NpgsqlDataReader reader)
+    {
+        try
+        {
+            var names = reader.GetFieldValue<string?[]>(4);
+            var replays = reader.GetFieldValue<decimal?[]>(5);
+            var replies = reader.GetFieldValue<DateTime?[]>(6);
+            if (replays.Length != names.Length || replies.Length != names.Length)
+            {
+                return null;
+            }
+
+            var rows = new StandbyReplay[names.Length];
+            for (var i = 0; i < rows.Length; i++)
+            {
+                rows[i] = new StandbyReplay(names[i], replays[i] is { } lsn and >= 0 and <= ulong.MaxValue ? (ulong)lsn : null, replies[i]?.Ticks);
+            }
+
+            return rows;
+        }
+        catch (InvalidCastException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// The WAL position a replica has replayed (null when it is not in recovery: its answer is NULL), and when its

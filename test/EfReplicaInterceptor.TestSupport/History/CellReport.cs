@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using EfReplicaInterceptor.Diagnostics;
 using EfReplicaInterceptor.HistoryChecker;
 
 namespace EfReplicaInterceptor.TestSupport.History;
@@ -43,6 +44,9 @@ public sealed record CellReport(
     /// <summary>Violations other than <see cref="PrimaryBehindStandby"/>.</summary>
     public int OtherViolations => Check.Violations.Count - PrimaryBehindStandby;
 
+    /// <summary>Standbys' replay positions read from the primary with a capture and credited to a replica (spare replay checks).</summary>
+    public long StandbyReplayReports => Counters.GetValueOrDefault(EfReplicaDiagnostics.StandbyReplayReportsCounterName);
+
     /// <summary>Primary round trips beyond the workload's own statements, per completed write (a unit of work that wrote).</summary>
     public double ExtraPrimaryRoundTripsPerWrite => Check.Writes == 0 ? 0 : (double)PositionCaptures / Check.Writes;
 
@@ -72,7 +76,7 @@ public sealed record CellReport(
             text.AppendLine(CultureInfo.InvariantCulture, $"  of the monotonic-reads violations, {PrimaryBehindStandby} read on the primary less than a standby had shown (commit visibility order)");
         }
 
-        text.AppendLine(CultureInfo.InvariantCulture, $"  reads on standbys {ReplicaShare:P1}; position captures {PositionCaptures} ({ExtraPrimaryRoundTripsPerWrite:0.00} per write), replica checks {ReplayChecks}, reads on the primary for lack of a replica {ReadFallbacks}; {Elapsed.TotalSeconds:0.0} s");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  reads on standbys {ReplicaShare:P1}; position captures {PositionCaptures} ({ExtraPrimaryRoundTripsPerWrite:0.00} per write), replica checks {ReplayChecks}, standby rows credited {StandbyReplayReports}, reads on the primary for lack of a replica {ReadFallbacks}; {Elapsed.TotalSeconds:0.0} s");
         text.AppendLine(CultureInfo.InvariantCulture, $"  Long Fork checks: {LongFork}");
         foreach (var (error, count) in Errors.OrderByDescending(e => e.Value).Take(5))
         {

@@ -15,6 +15,9 @@ namespace EfReplicaInterceptor.Tests.Consistency;
 internal sealed class ResolverCluster : IDisposable
 {
     public const long Run = 1_000;
+
+    /// <summary>Where the captures reach the primary, unless a test says otherwise; the standbys' receivers stream from it.</summary>
+    public static readonly TcpAddress PrimaryAddress = TcpAddress.Parse("10.0.0.5", 5432)!.Value;
     public const ulong System = 7;
     public static readonly TimeSpan Budget = TimeSpan.FromSeconds(10);
 
@@ -126,6 +129,12 @@ internal sealed class FakeRoundTrips : IConsistencyRoundTrips
     /// <summary>What each replica answers: its replayed position (null: not in recovery) and its run; missing: the replica fails.</summary>
     public Dictionary<string, (ulong? Lsn, long Run)> Replays { get; } = [];
 
+    /// <summary>The primary's view of its standbys' replay, as the next captures answer it (null: none).</summary>
+    public StandbyReplay[]? Standbys { get; set; }
+
+    /// <summary>The address the next captures say they reached the primary at (null: over a unix socket).</summary>
+    public TcpAddress? PrimaryAddress { get; set; } = ResolverCluster.PrimaryAddress;
+
     public int Captures { get; private set; }
 
     /// <summary>The connections the captures were asked to run on (null: one of the pool's).</summary>
@@ -133,11 +142,11 @@ internal sealed class FakeRoundTrips : IConsistencyRoundTrips
 
     public List<string> ReplayChecks { get; } = [];
 
-    public ValueTask<(ulong Lsn, ulong SystemIdentifier)> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken)
+    public ValueTask<PrimaryCapture> CapturePrimaryPositionAsync(NpgsqlConnection? onConnection, bool async, CancellationToken cancellationToken)
     {
         Captures++;
         CapturedOn.Add(onConnection);
-        return PrimaryFails is { } failure ? ValueTask.FromException<(ulong, ulong)>(failure) : ValueTask.FromResult((PrimaryLsn, PrimarySystem));
+        return PrimaryFails is { } failure ? ValueTask.FromException<PrimaryCapture>(failure) : ValueTask.FromResult(new PrimaryCapture(PrimaryLsn, PrimarySystem, Standbys, PrimaryAddress));
     }
 
     public ValueTask<(ulong? Lsn, long StartedAtTicks)> ReadReplayPositionAsync(ReplicaEndpoint replica, bool async, CancellationToken cancellationToken)

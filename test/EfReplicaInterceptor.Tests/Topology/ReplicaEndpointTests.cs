@@ -84,4 +84,34 @@ public sealed class ReplicaEndpointTests
     }
 
     private long Now() => _time.GetTimestamp();
+
+    [Test]
+    public void A_replay_the_primary_reports_raises_the_known_position_of_the_run_that_sent_it_only()
+    {
+        _replica.ObserveReplay(500, FirstRun, _time.GetTimestamp());
+        var sampledAt = _time.GetTimestamp();
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.That(_replica.ObserveReportedReplay(700, reportedAtTicks: FirstRun, _time.GetTimestamp()), Is.False, "sent when the run started: not after it");
+        Assert.That(_replica.ObserveReportedReplay(700, reportedAtTicks: FirstRun + 1, _time.GetTimestamp()), Is.True);
+        Assert.That(_replica.ObserveReportedReplay(600, reportedAtTicks: FirstRun + 2, _time.GetTimestamp()), Is.True, "counts, and a lower one does not lower it");
+        Assert.That((_replica.KnownReplayLsn, _replica.Incarnation), Is.EqualTo((700UL, 0L)));
+        Assert.That(_replica.ReplayBound(0, sampledAt), Is.EqualTo(700), "still sampled at the probe: a bound of reads before it only");
+    }
+
+    [Test]
+    public void A_replay_the_primary_reports_does_not_count_from_a_capture_sent_before_the_replica_s_last_failure()
+    {
+        _replica.ObserveReplay(500, FirstRun, _time.GetTimestamp());
+        var captureSentAt = _time.GetTimestamp();
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        _replica.ReportFailure();
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        _replica.ObserveReplay(500, FirstRun, _time.GetTimestamp()); // the probe after the failure: the same run answers
+
+        Assert.That(_replica.ObserveReportedReplay(700, reportedAtTicks: FirstRun + 1, captureSentAt), Is.False);
+        Assert.That(_replica.KnownReplayLsn, Is.EqualTo(500UL));
+        Assert.That(_replica.ObserveReportedReplay(700, reportedAtTicks: FirstRun + 1, _time.GetTimestamp()), Is.True);
+        Assert.That(_replica.KnownReplayLsn, Is.EqualTo(700UL));
+    }
 }
