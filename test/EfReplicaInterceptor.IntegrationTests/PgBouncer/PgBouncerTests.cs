@@ -226,6 +226,7 @@ public sealed class PgBouncerTests(PgBouncerPoolMode poolMode)
 
         await Standby.HangAsync();
         var hungAt = readers.Now;
+        var resumedAt = TimeSpan.MaxValue;
         try
         {
             // Until the readers have gone on past the bound: reads that started then must have been served elsewhere.
@@ -233,10 +234,12 @@ public sealed class PgBouncerTests(PgBouncerPoolMode poolMode)
         }
         finally
         {
+            // The hang ends when ResumeAsync sends SIGCONT, at its start; it returns only once every process runs again, and
+            // by then the monitor may have let the standby back and a read started meanwhile may have run on it rightly.
+            resumedAt = readers.Now;
             await Standby.ResumeAsync();
         }
 
-        var resumedAt = readers.Now;
         await readers.StopAsync();
         var during = readers.Reads.Where(r => r.StartedAt + r.Took > hungAt && r.StartedAt < resumedAt).ToList();
         var longest = during.Max(r => r.Took);
@@ -248,7 +251,10 @@ public sealed class PgBouncerTests(PgBouncerPoolMode poolMode)
         {
             Assert.That(readers.Failures, Is.Empty, "a read failed: it should have moved to the primary");
             Assert.That(longest, Is.LessThanOrEqualTo(ReadBound), "a read waited on the hung standby past the deadline and one retry");
-            Assert.That(during.Where(r => r.StartedAt > hungAt + ReadBound).Select(r => r.Port), Has.None.EqualTo(Standby.Port), "the hung standby answered a read");
+            Assert.That(during.Where(r => r.StartedAt > hungAt + ReadBound).Select(r => r.Port), Has.None.EqualTo(Standby.Port),
+                "the hung standby answered a read that started while it was hung, at (s after the hang): "
+                + string.Join(", ", during.Where(r => r.StartedAt > hungAt + ReadBound && r.Port == Standby.Port).Select(r => $"{(r.StartedAt - hungAt).TotalSeconds:0.000} (took {r.Took.TotalMilliseconds:0} ms)"))
+                + $"; resumed at {(resumedAt - hungAt).TotalSeconds:0.000}");
         });
     }
 
