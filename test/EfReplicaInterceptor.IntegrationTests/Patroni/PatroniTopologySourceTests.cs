@@ -318,7 +318,7 @@ public sealed class PatroniTopologySourceTests
                 var health = await new EfReplicaHealthCheck(_cluster).CheckHealthAsync(new HealthCheckContext());
                 var patroni = await _patroni.GetClusterAsync();
                 Assert.Fail($"Not within {Bound.TotalSeconds} s: {what}. Health {health.Status}: {string.Join("; ", health.Data.Select(pair => $"{pair.Key}={pair.Value}"))}. "
-                    + $"Patroni: {patroni.Json}. Events: {string.Join(" | ", _recorder.AllEvents.Where(e => e.EventId is >= 2000 and < 2200 && e.EventId != 2008).TakeLast(15).Select(e => $"{e.EventId} {e.Message}"))}");
+                    + $"Patroni: {patroni.Json}. Workload: {Workload.Latest?.Summary()}. Events: {string.Join(" | ", _recorder.AllEvents.Where(e => e.EventId is >= 2000 and < 2200 && e.EventId != 2008).TakeLast(15).Select(e => $"{e.EventId} {e.Message}"))}");
             }
 
             await Task.Delay(20);
@@ -404,9 +404,13 @@ public sealed class PatroniTopologySourceTests
 
         public int Misses => Volatile.Read(ref _misses);
 
+        /// <summary>The workload started last: a timed-out wait says what it saw (counts and first failures).</summary>
+        public static Workload? Latest { get; private set; }
+
         public static Workload Start(EfReplicaCluster cluster, Func<long> polls, int readers = 4, int writers = 1)
         {
             var run = new Workload(cluster, polls);
+            Latest = run;
             run._tasks = [.. Enumerable.Range(0, readers).Select(_ => Task.Run(run.ReadAsync)), .. Enumerable.Range(0, writers).Select(_ => Task.Run(run.WriteAsync))];
             return run;
         }
