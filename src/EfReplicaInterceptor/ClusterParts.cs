@@ -25,10 +25,23 @@ internal sealed class ClusterParts(
     public ServerDeadlines Deadlines { get; } = new(FailoverOptionsValidator.ReadDeadline(options), options.HealthCheckTimeout, timeProvider);
 
     /// <summary>A data source named <c>cluster:name</c>, configured by the application.</summary>
-    public NpgsqlDataSource BuildDataSource(string connectionString, string name)
+    public NpgsqlDataSource BuildDataSource(string connectionString, string name) => BuildDataSource(connectionString, name, types: null);
+
+    /// <summary>
+    /// The primary's data source: its hosts' types are reloaded when a host is found writable after it was a standby or the
+    /// primary changed (<see cref="PrimaryTypeCatalog"/>, which the monitor tells of a new primary).
+    /// </summary>
+    public (NpgsqlDataSource DataSource, PrimaryTypeCatalog Types) BuildPrimaryDataSource()
+    {
+        var types = new PrimaryTypeCatalog(cluster, loggerFactory.CreateLogger(Diagnostics.Log.TopologyCategory));
+        return (BuildDataSource(options.Primary!, "primary", types), types);
+    }
+
+    private NpgsqlDataSource BuildDataSource(string connectionString, string name, PrimaryTypeCatalog? types)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString) { Name = $"{cluster}:{name}" };
         builder.UseLoggerFactory(loggerFactory);
+        types?.Install(builder); // before the application's configuration: an initializer of its own replaces it
         configureDataSource?.Invoke(builder);
         return builder.Build();
     }

@@ -206,7 +206,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         // topology changes later.
         loggerFactory ??= NullLoggerFactory.Instance;
         var parts = new ClusterParts(name, options, loggerFactory, configureDataSource, timeProvider);
-        var primary = parts.BuildDataSource(options.Primary!, "primary");
+        var (primary, primaryTypes) = parts.BuildPrimaryDataSource();
         var primaryServer = parts.BuildPrimary(primary);
         var membership = new ReplicaMembership(ReplicaSetSnapshot.Empty);
         SplitBrainDetector? splitBrain = null;
@@ -217,7 +217,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
         {
             var position = new PrimaryPosition();
             splitBrain = parts.BuildSplitBrainDetector();
-            monitor = new ClusterMonitor(name, primaryServer, [], options, position, splitBrain, timeProvider, loggerFactory);
+            monitor = new ClusterMonitor(name, primaryServer, [], options, position, splitBrain, timeProvider, loggerFactory, primaryTypes);
             topology = new TopologyManager(name, membership, monitor, parts.BuildReplica, timeProvider, loggerFactory);
             source = parts.BuildSource(live, patroniHandler);
             if (source.Initial is { } initial)
@@ -239,7 +239,7 @@ public sealed class EfReplicaCluster : IAsyncDisposable, IDisposable
                 consistency,
                 reads,
                 telemetry,
-                new WriteFailureTranslator(name, options.ShadowMode, loggerFactory, membership.RequestRefresh),
+                new WriteFailureTranslator(name, options.ShadowMode, loggerFactory, membership.RequestRefresh, primaryTypes, primary.Clear),
                 new EfCommandWatchdog(primaryServer),
                 options.LearnVolatileFunctions ? null : classifier,
                 timeProvider);

@@ -113,6 +113,9 @@ public static class EfReplicaEventId
     /// <summary>Information (EfReplicaInterceptor.Topology): "Replica '{Replica}' of cluster '{Cluster}' is now a standby of the primary and in rotation (lag {LagSeconds} s)": a node that answered as the primary joined the rotation (a switchover's old primary rebuilt as a standby).</summary>
     public const int ReplicaNowStandby = 2021;
 
+    /// <summary>Information (EfReplicaInterceptor.Topology): "Cluster '{Cluster}': reloaded the database types of {Host} for the primary's connections, now that it is writable ({Why})": the types (an application's enums) had been loaded from that host while it was a standby, or before the primary changed, and may lack one created since (docs/operations-and-ha.md).</summary>
+    public const int PrimaryTypesReloaded = 2022;
+
     /// <summary>Information (EfReplicaInterceptor.Clusters): "Created the cluster of tenant '{Tenant}' from {Source}".</summary>
     public const int TenantClusterCreated = 3000;
 

@@ -117,6 +117,10 @@ internal static partial class Log
         Message = "Replica '{Replica}' of cluster '{Cluster}' is now a standby of the primary and in rotation (lag {LagSeconds} s)")]
     public static partial void ReplicaNowStandby(ILogger logger, string replica, string cluster, double lagSeconds);
 
+    [LoggerMessage(EventId = EfReplicaEventId.PrimaryTypesReloaded, EventName = nameof(EfReplicaEventId.PrimaryTypesReloaded), Level = LogLevel.Information,
+        Message = "Cluster '{Cluster}': reloaded the database types of {Host} for the primary's connections, now that it is writable ({Why})")]
+    public static partial void PrimaryTypesReloaded(ILogger logger, string cluster, string host, string why);
+
     [LoggerMessage(EventId = EfReplicaEventId.TenantClusterCreated, EventName = nameof(EfReplicaEventId.TenantClusterCreated), Level = LogLevel.Information,
         Message = "Created the cluster of tenant '{Tenant}' from {Source}")]
     public static partial void TenantClusterCreated(ILogger logger, string tenant, string source);

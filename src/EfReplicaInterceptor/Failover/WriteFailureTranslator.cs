@@ -14,7 +14,10 @@ namespace EfReplicaInterceptor.Failover;
 /// <param name="shadow">Shadow mode: nothing is translated.</param>
 /// <param name="loggerFactory">Where events go.</param>
 /// <param name="onFailover">Called for every failover error translated (the topology source looks again at once); null: nothing.</param>
-internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILoggerFactory loggerFactory, Action? onFailover = null)
+/// <param name="primaryTypes">What the primary's data source knows of its hosts' types; null: not checked.</param>
+/// <param name="clearPrimary">Empties the primary data source's pools (<see cref="NpgsqlConnection.ClearPool"/> does not reach a data source's); null: nothing.</param>
+internal sealed class WriteFailureTranslator(
+    string cluster, bool shadow, ILoggerFactory loggerFactory, Action? onFailover = null, PrimaryTypeCatalog? primaryTypes = null, Action? clearPrimary = null)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger(Log.RoutingCategory);
 
@@ -30,6 +33,18 @@ internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILogge
             return null;
         }
 
+        if (primaryTypes is not null && connection is NpgsqlConnection pooled && PrimaryTypeCatalog.IsUnknownTypeError(exception) && primaryTypes.MayLackTypes(pooled))
+        {
+            // A session pooled before its host became the primary, with the types Npgsql loaded then: nothing was sent. The
+            // pools are emptied so that the next session is a new one, which reloads the host's types (PrimaryTypeCatalog).
+            clearPrimary?.Invoke();
+            Log.WriteFailedOver(_logger, cluster, "stale types", "not-applied");
+            return new EfReplicaFailoverException(
+                FailoverOutcome.NotApplied,
+                $"Failover in cluster '{cluster}' (stale types): the command was not sent: its session to the new primary had the database types Npgsql loaded before that server was promoted, and lacked one the command names; the types are reloaded with the next session. It is safe to retry.",
+                exception);
+        }
+
         var kind = FailoverErrors.Classify(exception, phase, onStandby: false, connection);
         if (kind == ServerErrorKind.None)
         {
@@ -39,7 +54,8 @@ internal sealed class WriteFailureTranslator(string cluster, bool shadow, ILogge
         onFailover?.Invoke(); // the primary may have moved
         if (FailurePolicy.For(kind).ClearsPrimaryPool && connection is NpgsqlConnection npgsql)
         {
-            NpgsqlConnection.ClearPool(npgsql);
+            NpgsqlConnection.ClearPool(npgsql); // a pool built from EF's connection string
+            clearPrimary?.Invoke(); // the cluster's primary data source, which ClearPool does not reach
         }
 
         var (outcome, message) = FailurePolicy.WriteOutcome(kind, phase, inOpenTransaction, isCommit);

@@ -39,6 +39,8 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly SplitBrainDetector _splitBrain;
     private ServerIdentity? _primaryServer;
+    private ServerIdentity? _lastPrimary; // the last server that answered the primary's probe as a primary, kept through outages
+    private readonly PrimaryTypeCatalog? _primaryTypes;
     private Task? _primaryLoop;
 
     // Set once the primary has been probed (answered or not): a replica's lag is measured against the primary's samples,
@@ -57,6 +59,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
     /// <param name="splitBrain">The split-brain detector (built by the composition root; disposed with the monitor).</param>
     /// <param name="timeProvider">The clock.</param>
     /// <param name="loggerFactory">Where events go.</param>
+    /// <param name="primaryTypes">Told when another server answers as the primary, so that its types are reloaded (none in unit tests).</param>
     public ClusterMonitor(
         string cluster,
         WatchedServer primary,
@@ -65,9 +68,11 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
         PrimaryPosition position,
         SplitBrainDetector splitBrain,
         TimeProvider timeProvider,
-        ILoggerFactory loggerFactory)
+        ILoggerFactory loggerFactory,
+        PrimaryTypeCatalog? primaryTypes = null)
     {
         _cluster = cluster;
+        _primaryTypes = primaryTypes;
         _position = position;
         _primary = new ProbeChannel(primary);
         _members = [.. replicas.Select(static replica => new ReplicaProbe(replica, turns: 0))];
@@ -204,6 +209,7 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
                 return;
             }
 
+            NoteLeader(sample.Server);
             var sampledAt = _timeProvider.GetTimestamp();
             _history.AddPrimarySample(sampledAt, sample.Lsn, sample.SystemIdentifier, sample.Server.Timeline);
             _position.Record(sampledAt, sample.Lsn, sample.SystemIdentifier, sentAt);
@@ -214,6 +220,22 @@ internal sealed partial class ClusterMonitor : IAsyncDisposable
             _primaryServer = null;
             _primaryAnswer = null;
             SetPrimaryProblem(Describe(exception), unanswered: true);
+        }
+    }
+
+    /// <summary>
+    /// Another server answers as the primary than last time (a switchover, a failover, a restart): the primary's pooled sessions
+    /// belong to the server before, and the types its data source loaded from the new one may predate its promotion, so the
+    /// pools are emptied and each host's types are reloaded on its next writable connection (<see cref="PrimaryTypeCatalog"/>).
+    /// </summary>
+    private void NoteLeader(ServerIdentity server)
+    {
+        var last = _lastPrimary;
+        _lastPrimary = server;
+        if (last is { } before && (!ClusterRoles.IsSameServer(before, server) || before.Timeline != server.Timeline))
+        {
+            _primaryTypes?.PrimaryChanged();
+            _primary.Server.DataSource.Clear();
         }
     }
 

@@ -1,0 +1,118 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using EfReplicaInterceptor.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace EfReplicaInterceptor.Failover;
+
+/// <summary>
+/// Keeps the database types the primary's data source knows current across a change of primary. Npgsql loads a server's
+/// types (an application's enums among them) once per host, on the first physical connection of that host's pool, and a
+/// multi-host primary connection string connects to every host while it looks for the primary: a standby's pool may load
+/// its types before the standby has replayed a type the primary just created, and Npgsql's <c>ReloadTypes</c> does not reach
+/// a multi-host data source's pools (npgsql/npgsql#6237). Once that standby is promoted, every write that names the type
+/// fails ("The data type name ... could not be found in the types that were loaded by Npgsql") until the application
+/// restarts. So, on the primary's data source only, a new physical connection that finds its host writable reloads that
+/// host's types when they were loaded while the host was a standby, or before the monitor last saw the primary change
+/// (<see cref="PrimaryChanged"/>, which also empties the pools so that such a connection is made). One catalog query per host
+/// and change of primary; nothing on any other connection.
+/// </summary>
+/// <remarks>
+/// It is Npgsql's physical connection initializer, installed before the application's <c>configureDataSource</c>: an
+/// application that installs its own initializer there replaces this one (docs/known-limits.md).
+/// </remarks>
+internal sealed class PrimaryTypeCatalog(string cluster, ILogger logger)
+{
+    private readonly ConcurrentDictionary<string, Loaded> _hosts = new(StringComparer.Ordinal);
+    private int _generation;
+
+    /// <summary>How many times a host's types were reloaded (for tests and diagnostics).</summary>
+    public int Reloads => Volatile.Read(ref _reloads);
+
+    private int _reloads;
+
+    /// <summary>Installs the check as the data source's physical connection initializer.</summary>
+    public void Install(NpgsqlDataSourceBuilder builder)
+        => builder.UsePhysicalConnectionInitializer(
+            connection => CheckAsync(connection, async: false).GetAwaiter().GetResult(),
+            connection => CheckAsync(connection, async: true));
+
+    /// <summary>The monitor saw another server answer as the primary: every host's types are reloaded when it is next found writable.</summary>
+    public void PrimaryChanged() => Interlocked.Increment(ref _generation);
+
+    /// <summary>
+    /// Whether the types EF's primary <paramref name="connection"/> runs with may lack one its server has: its host's types were
+    /// loaded while it was a standby, or before the primary last changed, and no connection has reloaded them since (the
+    /// connection was pooled before the host became writable). Then an error Npgsql raised before sending anything about a
+    /// type it does not know (<see cref="IsUnknownTypeError"/>) is that, not the application's mistake.
+    /// </summary>
+    public bool MayLackTypes(NpgsqlConnection connection)
+        => connection.Host is { } host
+           && _hosts.TryGetValue(string.Create(CultureInfo.InvariantCulture, $"{host}:{connection.Port}"), out var loaded)
+           && (loaded.WhileStandby || loaded.Generation != Volatile.Read(ref _generation));
+
+    /// <summary>
+    /// Npgsql refused a value before sending the command because its loaded types lack the one named (an enum): a
+    /// <see cref="NotSupportedException"/> or <see cref="InvalidCastException"/> raised by Npgsql itself, the error or an inner one.
+    /// </summary>
+    public static bool IsUnknownTypeError(Exception exception)
+    {
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is NotSupportedException or InvalidCastException && current.Source is "Npgsql")
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private async Task CheckAsync(NpgsqlConnection connection, bool async)
+    {
+        var host = string.Create(CultureInfo.InvariantCulture, $"{connection.Host}:{connection.Port}");
+        var generation = Volatile.Read(ref _generation);
+        var standby = await IsStandbyAsync(connection, async).ConfigureAwait(false);
+        if (_hosts.TryAdd(host, new Loaded(standby, generation)))
+        {
+            return; // the pool's first physical connection: its types were loaded from this server just now
+        }
+
+        var loaded = _hosts[host];
+        if (standby || (!loaded.WhileStandby && loaded.Generation == generation))
+        {
+            return;
+        }
+
+        if (async)
+        {
+            await connection.ReloadTypesAsync().ConfigureAwait(false);
+        }
+        else
+        {
+            connection.ReloadTypes();
+        }
+
+        _hosts[host] = new Loaded(WhileStandby: false, generation);
+        Interlocked.Increment(ref _reloads);
+        Log.PrimaryTypesReloaded(logger, cluster, host, loaded.WhileStandby ? "they were loaded while it was a standby" : "the primary changed since they were loaded");
+    }
+
+    /// <summary>
+    /// Whether the server is a standby: PostgreSQL 14 and later report <c>in_hot_standby</c> when the session starts (no round
+    /// trip); an older server is asked.
+    /// </summary>
+    private static async Task<bool> IsStandbyAsync(NpgsqlConnection connection, bool async)
+    {
+        if (connection.PostgresParameters.TryGetValue("in_hot_standby", out var inHotStandby))
+        {
+            return string.Equals(inHotStandby, "on", StringComparison.Ordinal);
+        }
+
+        using var command = new NpgsqlCommand("SELECT pg_catalog.pg_is_in_recovery()", connection);
+        return async ? (bool)(await command.ExecuteScalarAsync().ConfigureAwait(false))! : (bool)command.ExecuteScalar()!;
+    }
+
+    private readonly record struct Loaded(bool WhileStandby, int Generation);
+}
