@@ -114,9 +114,9 @@ internal sealed partial class ReadExecutor
 
         public NpgsqlCommand? CreateCommand(NpgsqlConnection connection) => Clone(Source, connection);
 
-        public Task<T> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.RunAsync(command!, CancellationToken.None);
+        public Task<T> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.RunAsync(command!, Target?.Types, CancellationToken.None);
 
-        public T Run(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.Run(command!);
+        public T Run(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.Run(command!, Target?.Types);
 
         public CallHandover Succeeded(T result, OperationWatch watch, NpgsqlConnection connection)
         {

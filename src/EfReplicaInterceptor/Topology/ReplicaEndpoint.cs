@@ -28,7 +28,11 @@ internal sealed class ReplicaEndpoint : IAsyncDisposable
         DataSource = dataSource;
         _timeProvider = timeProvider;
         Availability = new ReplicaAvailability(timeProvider, baseBackoff);
+        Types = new ReplicaTypes(timeProvider);
     }
+
+    /// <summary>What the replica's sessions know of the server's types: a read that meets one they lack reloads them.</summary>
+    public ReplicaTypes Types { get; }
 
     /// <summary>
     /// The replica's slot, under 64 (the read path tracks tried replicas in a 64-bit mask): unique among the cluster's
