@@ -70,6 +70,22 @@ public sealed partial class HungResultTests
         configure?.Invoke(options);
     });
 
+    /// <summary>The cluster, once the monitor has admitted every standby (the tests start reads on both).</summary>
+    private async Task<TestCluster> AdmittedClusterAsync()
+    {
+        var cluster = await Cluster();
+        try
+        {
+            await Poll.Until(() => cluster.Cluster.Replicas.All(replica => replica.IsAdmitted), TimeSpan.FromSeconds(10));
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
     private static string Named(string connectionString) => new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = ApplicationName }.ConnectionString;
 
     public enum Consumption
@@ -86,8 +102,7 @@ public sealed partial class HungResultTests
     [TestCase(Consumption.ToList)]
     public async Task A_standby_hung_while_EF_streams_a_large_result_fails_the_consumer_typed_within_the_deadline(Consumption consumption)
     {
-        await using var cluster = await Cluster();
-        await Poll.Until(() => cluster.Cluster.Replicas.All(replica => replica.IsAdmitted), TimeSpan.FromSeconds(10));
+        await using var cluster = await AdmittedClusterAsync();
         await using (var warm = cluster.NewContext())
         {
             _ = await warm.WhereAmI().SingleAsync(); // the model is built and the classifier ready before the clock starts
@@ -199,8 +214,7 @@ public sealed partial class HungResultTests
     [TestCase(true)]
     public async Task A_read_whose_connection_is_lost_before_its_first_row_is_retried_on_another_standby(bool async)
     {
-        await using var cluster = await Cluster();
-        await Poll.Until(() => cluster.Cluster.Replicas.All(replica => replica.IsAdmitted), TimeSpan.FromSeconds(10));
+        await using var cluster = await AdmittedClusterAsync();
         await using var context = cluster.NewContext();
         _ = await context.WhereAmI().SingleAsync();
 
@@ -288,8 +302,7 @@ public sealed partial class HungResultTests
     [TestCase(true)]
     public async Task A_consumer_that_stops_early_is_not_failed_when_its_standby_session_dies_before_the_close(bool async)
     {
-        await using var cluster = await Cluster();
-        await Poll.Until(() => cluster.Cluster.Replicas.All(replica => replica.IsAdmitted), TimeSpan.FromSeconds(10));
+        await using var cluster = await AdmittedClusterAsync();
         await using var context = cluster.NewContext();
         var query = context.Database.SqlQueryRaw<StreamRow>(
             $"SELECT g AS \"N\", inet_server_port() AS \"Port\", repeat('x', 500) AS \"Pad\" FROM generate_series(1, {RowCount}) AS g");
