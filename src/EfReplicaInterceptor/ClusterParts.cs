@@ -34,7 +34,9 @@ internal sealed class ClusterParts(
     public (NpgsqlDataSource DataSource, PrimaryTypeCatalog Types) BuildPrimaryDataSource()
     {
         var types = new PrimaryTypeCatalog(cluster, loggerFactory.CreateLogger(Diagnostics.Log.TopologyCategory));
-        return (BuildDataSource(options.Primary!, "primary", types), types);
+        var dataSource = BuildDataSource(options.Primary!, "primary", types);
+        types.DataSourceConnectionString = dataSource.ConnectionString;
+        return (dataSource, types);
     }
 
     private NpgsqlDataSource BuildDataSource(string connectionString, string name, PrimaryTypeCatalog? types)

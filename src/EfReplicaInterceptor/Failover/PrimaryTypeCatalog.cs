@@ -14,9 +14,11 @@ namespace EfReplicaInterceptor.Failover;
 /// a multi-host data source's pools (npgsql/npgsql#6237). Once that standby is promoted, every write that names the type
 /// fails ("The data type name ... could not be found in the types that were loaded by Npgsql") until the application
 /// restarts. So, on the primary's data source only, a new physical connection that finds its host writable reloads that
-/// host's types when they were loaded while the host was a standby, or before the monitor last saw the primary change
-/// (<see cref="PrimaryChanged"/>, which also empties the pools so that such a connection is made). One catalog query per host
-/// and change of primary; nothing on any other connection.
+/// host's types unless a writable session has done so since the host was last seen a standby and since the monitor last
+/// saw the primary change (<see cref="PrimaryChanged"/>, which also empties the pools so that such a connection is made).
+/// One catalog query per host at start-up and per change of primary; nothing on any other connection. A session pooled
+/// before its host became writable keeps the old types: a write on it that Npgsql refuses to bind for a type it did not
+/// load fails <c>NotApplied</c> (<see cref="WriteFailureTranslator"/>) and empties the pools.
 /// </summary>
 /// <remarks>
 /// It is Npgsql's physical connection initializer, installed before the application's <c>configureDataSource</c>: an
@@ -41,26 +43,34 @@ internal sealed class PrimaryTypeCatalog(string cluster, ILogger logger)
     /// <summary>The monitor saw another server answer as the primary: every host's types are reloaded when it is next found writable.</summary>
     public void PrimaryChanged() => Interlocked.Increment(ref _generation);
 
+    /// <summary>The primary data source's connection string (the very instance its connections report), set once it is built.</summary>
+    public string? DataSourceConnectionString { get; set; }
+
     /// <summary>
-    /// Whether the types EF's primary <paramref name="connection"/> runs with may lack one its server has: its host's types were
-    /// loaded while it was a standby, or before the primary last changed, and no connection has reloaded them since (the
-    /// connection was pooled before the host became writable). Then an error Npgsql raised before sending anything about a
-    /// type it does not know (<see cref="IsUnknownTypeError"/>) is that, not the application's mistake.
+    /// Whether the types EF's primary <paramref name="connection"/> runs with may lack one its server has: it comes from the
+    /// primary's data source, and its host's types were loaded while it was a standby, or before the primary last changed,
+    /// and no session has reloaded them since (the session was pooled before the host became writable). Then Npgsql's refusal
+    /// to bind a value of a type it did not load (<see cref="IsUnknownTypeError"/>) is that, not the application's mistake.
     /// </summary>
     public bool MayLackTypes(NpgsqlConnection connection)
-        => connection.Host is { } host
+        => ReferenceEquals(connection.ConnectionString, DataSourceConnectionString)
+           && connection.Host is { } host
            && _hosts.TryGetValue(string.Create(CultureInfo.InvariantCulture, $"{host}:{connection.Port}"), out var loaded)
            && (loaded.WhileStandby || loaded.Generation != Volatile.Read(ref _generation));
 
     /// <summary>
-    /// Npgsql refused a value before sending the command because its loaded types lack the one named (an enum): a
-    /// <see cref="NotSupportedException"/> or <see cref="InvalidCastException"/> raised by Npgsql itself, the error or an inner one.
+    /// Npgsql refused to bind a parameter, before sending anything, because its loaded types lack the one named: "The data
+    /// type name '...' could not be found in the types that were loaded by Npgsql" (a name, as EF gives for a mapped enum) or
+    /// "Writing values of '...' is not supported for parameters ..." (a CLR type mapped to a name it did not load). Errors
+    /// reading a result ("Reading as ...") come after the command ran, and are not these.
     /// </summary>
     public static bool IsUnknownTypeError(Exception exception)
     {
         for (Exception? current = exception; current is not null; current = current.InnerException)
         {
-            if (current is NotSupportedException or InvalidCastException && current.Source is "Npgsql")
+            if (current.Source is "Npgsql"
+                && ((current is NotSupportedException && current.Message.Contains("could not be found in the types that were loaded by Npgsql", StringComparison.Ordinal))
+                    || (current is InvalidCastException && current.Message.StartsWith("Writing values of ", StringComparison.Ordinal))))
             {
                 return true;
             }
@@ -73,14 +83,18 @@ internal sealed class PrimaryTypeCatalog(string cluster, ILogger logger)
     {
         var host = string.Create(CultureInfo.InvariantCulture, $"{connection.Host}:{connection.Port}");
         var generation = Volatile.Read(ref _generation);
-        var standby = await IsStandbyAsync(connection, async).ConfigureAwait(false);
-        if (_hosts.TryAdd(host, new Loaded(standby, generation)))
+
+        // Read before anything else: the session's types were fixed when it opened, and a reload another session finishes
+        // from here on does not reach it. A host seen for the first time counts as loaded while a standby: its types are
+        // reloaded by its first session that finds it writable (one catalog query per host), whoever loaded them first.
+        var known = _hosts.TryGetValue(host, out var loaded);
+        if (!known)
         {
-            return; // the pool's first physical connection: its types were loaded from this server just now
+            loaded = new Loaded(WhileStandby: true, generation);
+            _hosts.TryAdd(host, loaded);
         }
 
-        var loaded = _hosts[host];
-        if (standby || (!loaded.WhileStandby && loaded.Generation == generation))
+        if (await IsStandbyAsync(connection, async).ConfigureAwait(false) || (!loaded.WhileStandby && loaded.Generation == generation))
         {
             return;
         }
@@ -96,7 +110,10 @@ internal sealed class PrimaryTypeCatalog(string cluster, ILogger logger)
 
         _hosts[host] = new Loaded(WhileStandby: false, generation);
         Interlocked.Increment(ref _reloads);
-        Log.PrimaryTypesReloaded(logger, cluster, host, loaded.WhileStandby ? "they were loaded while it was a standby" : "the primary changed since they were loaded");
+        if (known)
+        {
+            Log.PrimaryTypesReloaded(logger, cluster, host, loaded.WhileStandby ? "they were loaded while it was a standby" : "the primary changed since they were loaded");
+        }
     }
 
     /// <summary>

@@ -37,11 +37,15 @@ internal sealed class WriteFailureTranslator(
         {
             // A session pooled before its host became the primary, with the types Npgsql loaded then: nothing was sent. The
             // pools are emptied so that the next session is a new one, which reloads the host's types (PrimaryTypeCatalog).
+            // Inside a transaction the session stays with it, so the transaction has to run again, not the command.
             clearPrimary?.Invoke();
             Log.WriteFailedOver(_logger, cluster, "stale types", "not-applied");
+            var retry = inOpenTransaction
+                ? "Run the whole transaction again (SaveChanges: call it again): its session keeps the old types until the transaction ends."
+                : "It is safe to retry.";
             return new EfReplicaFailoverException(
                 FailoverOutcome.NotApplied,
-                $"Failover in cluster '{cluster}' (stale types): the command was not sent: its session to the new primary had the database types Npgsql loaded before that server was promoted, and lacked one the command names; the types are reloaded with the next session. It is safe to retry.",
+                $"Failover in cluster '{cluster}' (stale types): the command was not sent: its session to the new primary had the database types Npgsql loaded before that server was promoted, and lacked one the command names; the types are reloaded with the next session. {retry}",
                 exception);
         }
 

@@ -28,6 +28,12 @@ internal sealed partial class ReadExecutor
         /// <summary>A run of this read on the primary has passed the Long Fork wait (once per read: a primary that failed it is not asked again).</summary>
         private bool _longForkPassed;
 
+        /// <summary>The replica whose types were reloaded for this read (<see cref="ReloadTypesAsync"/>): a type still unknown there is not reloaded for again.</summary>
+        private ReplicaEndpoint? _typesReloadedFor;
+
+        /// <summary>The replica where a reload for this read failed: its next runs there are not checked.</summary>
+        private ReplicaEndpoint? _typesReloadFailedFor;
+
         public NpgsqlCommand Source { get; } = source;
 
         /// <summary>EF's identifier of the command, for events.</summary>
@@ -103,7 +109,15 @@ internal sealed partial class ReadExecutor
             await BeginAsync(async, cancellationToken).ConfigureAwait(false);
             try
             {
-                return await RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
+                }
+                catch (StaleTypesException stale) when (Target is not null && !cancellationToken.IsCancellationRequested)
+                {
+                    await ReloadTypesAsync(stale, async, cancellationToken).ConfigureAwait(false);
+                    return await RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (Exception exception) when (FailedOver(cancellationToken))
             {
@@ -114,9 +128,32 @@ internal sealed partial class ReadExecutor
 
         public NpgsqlCommand? CreateCommand(NpgsqlConnection connection) => Clone(Source, connection);
 
-        public Task<T> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.RunAsync(command!, Target?.Types, CancellationToken.None);
+        public Task<T> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command)
+            => Operation.RunAsync(command!, TypesToCheck, TypesReloaded, CancellationToken.None);
 
-        public T Run(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.Run(command!, Target?.Types);
+        public T Run(NpgsqlConnection connection, NpgsqlCommand? command) => Operation.Run(command!, TypesToCheck, TypesReloaded);
+
+        /// <summary>
+        /// The replica's types, checked against the result (<see cref="ReplicaTypes"/>): on a replica, unless a reload of its
+        /// types for this read failed (the run that follows is the read as it is).
+        /// </summary>
+        private ReplicaTypes? TypesToCheck => Target is { } replica && !ReferenceEquals(replica, _typesReloadFailedFor) ? replica.Types : null;
+
+        private bool TypesReloaded => Target is { } replica && ReferenceEquals(replica, _typesReloadedFor);
+
+        /// <summary>The read met a result that names a type its replica's session lacks: the types are reloaded before it runs there again.</summary>
+        public async ValueTask ReloadTypesAsync(StaleTypesException stale, bool async, CancellationToken cancellationToken)
+        {
+            var replica = Target!;
+            if (await replica.Types.ReloadAsync(replica.Server, stale, async, cancellationToken).ConfigureAwait(false))
+            {
+                _typesReloadedFor = replica;
+            }
+            else
+            {
+                _typesReloadFailedFor = replica;
+            }
+        }
 
         public CallHandover Succeeded(T result, OperationWatch watch, NpgsqlConnection connection)
         {

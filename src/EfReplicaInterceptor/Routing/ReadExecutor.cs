@@ -95,6 +95,15 @@ internal sealed partial class ReadExecutor
         {
             return await RunOnceAsync(attempt, async, cancellationToken).ConfigureAwait(false);
         }
+        catch (StaleTypesException stale) when (attempt.Target is not null && !cancellationToken.IsCancellationRequested)
+        {
+            // The result named a type the replica's session does not know: run again, as a retry runs, once its types are reloaded.
+            await attempt.ReloadTypesAsync(stale, async, cancellationToken).ConfigureAwait(false);
+            if (_maxRetries <= 0)
+            {
+                return await attempt.RunAsync(async, cancellationToken).ConfigureAwait(false);
+            }
+        }
         catch (Exception exception) when (attempt.FailedOver(cancellationToken))
         {
             attempt.RunFailed(exception);

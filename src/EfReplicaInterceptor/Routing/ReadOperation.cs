@@ -12,11 +12,13 @@ internal abstract class ReadOperation<T>
     public abstract bool ResultOwnsConnection { get; }
 
     /// <param name="command">The read, on its open connection.</param>
-    /// <param name="types">The replica's types when the read runs on one (a result naming a type they lack reloads them), else null.</param>
-    public abstract T Run(NpgsqlCommand command, ReplicaTypes? types);
+    /// <param name="types">The replica's types when the read runs on one: a result that names a type they lack is given up
+    /// (<see cref="StaleTypesException"/>) to run again after a reload; null: not checked.</param>
+    /// <param name="reloaded">The types were reloaded for this read: a type still unknown is one Npgsql does not load, not reloaded for again.</param>
+    public abstract T Run(NpgsqlCommand command, ReplicaTypes? types, bool reloaded);
 
     /// <inheritdoc cref="Run"/>
-    public abstract Task<T> RunAsync(NpgsqlCommand command, ReplicaTypes? types, CancellationToken cancellationToken);
+    public abstract Task<T> RunAsync(NpgsqlCommand command, ReplicaTypes? types, bool reloaded, CancellationToken cancellationToken);
 }
 
 internal sealed class ReaderOperation : ReadOperation<DbDataReader>
@@ -26,29 +28,21 @@ internal sealed class ReaderOperation : ReadOperation<DbDataReader>
     public override bool ResultOwnsConnection => true;
 
     // The first row is read here, under the read's watch and its retries: a read that fails before any row reached EF is
-    // retried elsewhere like any other (a proxy's end of stream after the row description included).
-    public override DbDataReader Run(NpgsqlCommand command, ReplicaTypes? types)
+    // retried elsewhere like any other (a proxy's end of stream after the row description included). A result that names a
+    // type the replica's session does not know is given up here too, before any row reached EF (ReplicaTypes).
+    public override DbDataReader Run(NpgsqlCommand command, ReplicaTypes? types, bool reloaded)
     {
-        var started = types?.Now ?? 0;
         var reader = command.ExecuteReader(CommandBehavior.CloseConnection);
         try
         {
             if (types is not null && types.Lacks(reader))
             {
-                reader.Dispose(); // closes the connection: its session goes back to the pool, idle
-                var connection = command.Connection!;
-                connection.Open(); // that idle session, at once, under the same watch
-                if (!types.ReloadedSince(started))
+                if (!reloaded)
                 {
-                    connection.ReloadTypes(); // the replica's pool (a single host): every session rented from now on
-                    types.Reloaded();
+                    throw types.Stale();
                 }
 
-                reader = command.ExecuteReader(CommandBehavior.CloseConnection);
-                if (types.Lacks(reader))
-                {
-                    types.StillUnknown(reader);
-                }
+                types.StillUnknown(reader);
             }
 
             return new WatchedReader(reader, reader.Read());
@@ -60,15 +54,19 @@ internal sealed class ReaderOperation : ReadOperation<DbDataReader>
         }
     }
 
-    public override async Task<DbDataReader> RunAsync(NpgsqlCommand command, ReplicaTypes? types, CancellationToken cancellationToken)
+    public override async Task<DbDataReader> RunAsync(NpgsqlCommand command, ReplicaTypes? types, bool reloaded, CancellationToken cancellationToken)
     {
-        var started = types?.Now ?? 0;
         var reader = await command.ExecuteReaderAsync(CommandBehavior.CloseConnection, cancellationToken).ConfigureAwait(false);
         try
         {
             if (types is not null && types.Lacks(reader))
             {
-                reader = await ReloadAndRunAgainAsync(command, reader, types, started, cancellationToken).ConfigureAwait(false);
+                if (!reloaded)
+                {
+                    throw types.Stale();
+                }
+
+                types.StillUnknown(reader);
             }
 
             return new WatchedReader(reader, await reader.ReadAsync(cancellationToken).ConfigureAwait(false));
@@ -79,30 +77,6 @@ internal sealed class ReaderOperation : ReadOperation<DbDataReader>
             throw;
         }
     }
-
-    /// <summary>
-    /// The result names a type the replica's sessions do not know (<see cref="ReplicaTypes"/>): the types are reloaded (unless
-    /// another read did since this one started) and the read runs again on the same connection, before any row reached EF.
-    /// </summary>
-    private static async Task<NpgsqlDataReader> ReloadAndRunAgainAsync(NpgsqlCommand command, NpgsqlDataReader reader, ReplicaTypes types, long started, CancellationToken cancellationToken)
-    {
-        await reader.DisposeAsync().ConfigureAwait(false); // closes the connection: its session goes back to the pool, idle
-        var connection = command.Connection!;
-        await connection.OpenAsync(cancellationToken).ConfigureAwait(false); // that idle session, at once, under the same watch
-        if (!types.ReloadedSince(started))
-        {
-            await connection.ReloadTypesAsync(cancellationToken).ConfigureAwait(false); // the replica's pool: every session rented from now on
-            types.Reloaded();
-        }
-
-        var again = await command.ExecuteReaderAsync(CommandBehavior.CloseConnection, cancellationToken).ConfigureAwait(false);
-        if (types.Lacks(again))
-        {
-            types.StillUnknown(again);
-        }
-
-        return again;
-    }
 }
 
 internal sealed class ScalarOperation : ReadOperation<object>
@@ -112,9 +86,9 @@ internal sealed class ScalarOperation : ReadOperation<object>
     public override bool ResultOwnsConnection => false;
 
     // ExecuteScalar returns null for an empty result; EF's InterceptionResult<object> carries that null as well.
-    public override object Run(NpgsqlCommand command, ReplicaTypes? types) => command.ExecuteScalar()!;
+    public override object Run(NpgsqlCommand command, ReplicaTypes? types, bool reloaded) => command.ExecuteScalar()!;
 
-    public override async Task<object> RunAsync(NpgsqlCommand command, ReplicaTypes? types, CancellationToken cancellationToken)
+    public override async Task<object> RunAsync(NpgsqlCommand command, ReplicaTypes? types, bool reloaded, CancellationToken cancellationToken)
         => (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
 }
 
@@ -124,7 +98,7 @@ internal sealed class NonQueryOperation : ReadOperation<int>
 
     public override bool ResultOwnsConnection => false;
 
-    public override int Run(NpgsqlCommand command, ReplicaTypes? types) => command.ExecuteNonQuery();
+    public override int Run(NpgsqlCommand command, ReplicaTypes? types, bool reloaded) => command.ExecuteNonQuery();
 
-    public override Task<int> RunAsync(NpgsqlCommand command, ReplicaTypes? types, CancellationToken cancellationToken) => command.ExecuteNonQueryAsync(cancellationToken);
+    public override Task<int> RunAsync(NpgsqlCommand command, ReplicaTypes? types, bool reloaded, CancellationToken cancellationToken) => command.ExecuteNonQueryAsync(cancellationToken);
 }

@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Failover;
 using Npgsql;
 using Npgsql.PostgresTypes;
 
@@ -8,23 +9,22 @@ namespace EfReplicaInterceptor.Topology;
 /// monitor's first probe, usually at start-up): a type created later (an enum an in-process migration added, after which
 /// EF reloads the types of the primary's connection only) is unknown to the replica's sessions, and a read of it there
 /// failed ("Reading as 'Mood' is not supported for fields having DataTypeName '-.-'") where the same read on the primary
-/// succeeded. A replica read whose result names a type its session does not know (<see cref="Lacks"/>) reloads the
-/// replica's types and runs again, before any row reaches EF (<see cref="Routing.ReaderOperation"/>); a type still unknown
-/// after a reload is one Npgsql does not load (a table's row type) and is not reloaded for again.
+/// succeeded. A replica read whose result names a type its session does not know (<see cref="Lacks"/>) gives that result
+/// up before any row reaches EF (<see cref="StaleTypesException"/>), has the types reloaded (<see cref="ReloadAsync"/>:
+/// under the probe deadline, one reload shared by the reads that met the same change) and runs again. A type still unknown
+/// after a reload that began after the read met it is one Npgsql does not load (a table's row type): it is not reloaded for
+/// again.
 /// </summary>
 internal sealed class ReplicaTypes(TimeProvider timeProvider)
 {
     private readonly object _gate = new();
-    private long _reloadedAt = long.MinValue;
     private uint[] _unloadable = [];
-
-    /// <summary>A timestamp to pass to <see cref="ReloadedSince"/>.</summary>
-    public long Now => timeProvider.GetTimestamp();
-
-    /// <summary>How many times a read reloaded the types (for tests and diagnostics).</summary>
-    public int Reloads => Volatile.Read(ref _reloads);
-
+    private TaskCompletionSource? _reload; // the latest reload (async reads share it)
+    private long _reloadStartedAt = long.MinValue;
     private int _reloads;
+
+    /// <summary>How many times the types were reloaded (for tests and diagnostics).</summary>
+    public int Reloads => Volatile.Read(ref _reloads);
 
     /// <summary>Whether the result names a type the session's loaded types lack, other than one a reload did not bring.</summary>
     public bool Lacks(NpgsqlDataReader reader)
@@ -41,14 +41,59 @@ internal sealed class ReplicaTypes(TimeProvider timeProvider)
         return false;
     }
 
-    /// <summary>Whether another read reloaded the types after <paramref name="timestamp"/> (a session rented since has them).</summary>
-    public bool ReloadedSince(long timestamp) => Volatile.Read(ref _reloadedAt) > timestamp;
+    /// <summary>The read's result names a type its session lacks: given up (the reader disposed), to run again after a reload.</summary>
+    public StaleTypesException Stale() => new(timeProvider.GetTimestamp());
 
-    /// <summary>A read reloaded the types.</summary>
-    public void Reloaded()
+    /// <summary>
+    /// Reloads the types of <paramref name="server"/>'s data source (a single host) under its probe deadline, unless a reload
+    /// that began after the read met the stale result (<paramref name="stale"/>) is running or done: the read waits for that
+    /// one. True when such a reload succeeded (a session rented from now on has the types the server had when the read met
+    /// them); false when it failed (the run that follows says what the server does).
+    /// </summary>
+    public async ValueTask<bool> ReloadAsync(WatchedServer server, StaleTypesException stale, bool async, CancellationToken cancellationToken)
     {
-        Volatile.Write(ref _reloadedAt, timeProvider.GetTimestamp());
-        Interlocked.Increment(ref _reloads);
+        if (!async)
+        {
+            return Reload(server);
+        }
+
+        TaskCompletionSource reload;
+        var owner = false;
+        lock (_gate)
+        {
+            if (_reload is null || _reloadStartedAt < stale.DetectedAt)
+            {
+                _reload = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _reloadStartedAt = timeProvider.GetTimestamp();
+                owner = true;
+            }
+
+            reload = _reload;
+        }
+
+        if (owner)
+        {
+            try
+            {
+                await ServerCall.RunAsync<ReloadTypesStatement, bool>(server, server.WatchProbe(CancellationToken.None), connection: null, default, async: true, CancellationToken.None).ConfigureAwait(false);
+                Interlocked.Increment(ref _reloads);
+                reload.TrySetResult();
+            }
+            catch (Exception exception)
+            {
+                reload.TrySetException(exception);
+            }
+        }
+
+        try
+        {
+            await reload.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     /// <summary>The result still names types its session does not know after a reload: Npgsql does not load them; not reloaded for again.</summary>
@@ -68,4 +113,52 @@ internal sealed class ReplicaTypes(TimeProvider timeProvider)
             Volatile.Write(ref _unloadable, [.. known]);
         }
     }
+
+    /// <summary>A synchronous read reloads the types itself (Npgsql serialises concurrent reloads of one pool).</summary>
+    private bool Reload(WatchedServer server)
+    {
+        try
+        {
+            ServerCall.RunAsync<ReloadTypesStatement, bool>(server, server.WatchProbe(CancellationToken.None), connection: null, default, async: false, CancellationToken.None).GetAwaiter().GetResult();
+            Interlocked.Increment(ref _reloads);
+            return true;
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Npgsql's type reload on a connection of a single-host data source: that data source's pool, every session rented after it.</summary>
+    private readonly struct ReloadTypesStatement : IServerStatement<bool>
+    {
+        public NpgsqlCommand? CreateCommand(NpgsqlConnection connection) => null;
+
+        public async Task<bool> RunAsync(NpgsqlConnection connection, NpgsqlCommand? command)
+        {
+            await connection.ReloadTypesAsync(CancellationToken.None).ConfigureAwait(false);
+            return true;
+        }
+
+        public bool Run(NpgsqlConnection connection, NpgsqlCommand? command)
+        {
+            connection.ReloadTypes();
+            return true;
+        }
+
+        public CallHandover Succeeded(bool result, OperationWatch watch, NpgsqlConnection connection) => CallHandover.None;
+
+        public void Failed(Exception exception, FailurePhase phase, NpgsqlConnection? connection)
+        {
+            // The read that asked for the reload runs again and meets whatever this was.
+        }
+    }
+}
+
+/// <summary>A replica read's result named a type its session does not know; its reader was disposed before any row reached EF.</summary>
+/// <param name="detectedAt">When (<see cref="TimeProvider.GetTimestamp"/>): a reload begun after it covers the read.</param>
+internal sealed class StaleTypesException(long detectedAt) : Exception("The replica's session does not know a type the result names; its types are reloaded and the read runs again.")
+{
+    /// <summary>When the read met the stale result.</summary>
+    public long DetectedAt { get; } = detectedAt;
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EfReplicaInterceptor.Diagnostics;
+using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
 using EfReplicaInterceptor.TestSupport;
@@ -61,7 +62,9 @@ public sealed class PromotedTypeCatalogTests
         {
             Assert.That(onB.Port, Is.EqualTo(nodeB.Port));
             await using var command = new NpgsqlCommand("SELECT $1::text", onB) { Parameters = { new() { Value = Weather.Rainy, DataTypeName = "weather" } } };
-            Assert.That(Assert.ThrowsAsync<NotSupportedException>(() => command.ExecuteScalarAsync())!.Message, Does.Contain("'weather'"), "B's pool loaded its types without the enum");
+            var refused = Assert.ThrowsAsync<NotSupportedException>(() => command.ExecuteScalarAsync())!;
+            Assert.That(refused.Message, Does.Contain("'weather'"), "B's pool loaded its types without the enum");
+            Assert.That(PrimaryTypeCatalog.IsUnknownTypeError(refused), Is.True, "Npgsql's own refusal is recognised as one");
         }
 
         await WriteAsync(cluster, Weather.Sunny); // on A, whose pool knows the enum

@@ -1,3 +1,4 @@
+using EfReplicaInterceptor.Failover;
 using EfReplicaInterceptor.IntegrationTests.Support;
 using EfReplicaInterceptor.Testing;
 using EfReplicaInterceptor.TestSupport;
@@ -70,6 +71,7 @@ public sealed class ReplicaTypeCatalogTests
             catch (Exception exception)
             {
                 rowTypeErrors.Add(exception.GetType().Name);
+                Assert.That(PrimaryTypeCatalog.IsUnknownTypeError(exception), Is.False, "an error reading a result is never taken for a write Npgsql refused to bind");
             }
         }
 
