@@ -85,7 +85,8 @@ internal sealed class PrimaryTypeCatalog(string cluster, ILogger logger)
         var generation = Volatile.Read(ref _generation);
 
         // Read before anything else: the session's types were fixed when it opened, and a reload another session finishes
-        // from here on does not reach it. A host seen for the first time counts as loaded while a standby: its types are
+        // from here on does not reach it. (One that finished between the open and this line is missed: the session keeps the
+        // old types for this one use, until it is rented again; a write it refuses to bind then fails untyped.) A host seen for the first time counts as loaded while a standby: its types are
         // reloaded by its first session that finds it writable (one catalog query per host), whoever loaded them first.
         var known = _hosts.TryGetValue(host, out var loaded);
         if (!known)

@@ -113,9 +113,11 @@ internal sealed partial class ReadExecutor
                 {
                     return await RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
                 }
-                catch (StaleTypesException stale) when (Target is not null && !cancellationToken.IsCancellationRequested)
+                catch (StaleTypesException stale) when (Target is not null)
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     await ReloadTypesAsync(stale, async, cancellationToken).ConfigureAwait(false);
+                    await BeginAsync(async, cancellationToken).ConfigureAwait(false);
                     return await RunOnceAsync(this, async, cancellationToken).ConfigureAwait(false);
                 }
             }

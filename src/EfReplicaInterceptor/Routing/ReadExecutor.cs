@@ -95,13 +95,24 @@ internal sealed partial class ReadExecutor
         {
             return await RunOnceAsync(attempt, async, cancellationToken).ConfigureAwait(false);
         }
-        catch (StaleTypesException stale) when (attempt.Target is not null && !cancellationToken.IsCancellationRequested)
+        catch (StaleTypesException stale) when (attempt.Target is not null)
         {
-            // The result named a type the replica's session does not know: run again, as a retry runs, once its types are reloaded.
+            // The result named a type the replica's session does not know: the same read again there once its types are
+            // reloaded (not a retry: it failed over nowhere), then the retries as for any first run.
+            cancellationToken.ThrowIfCancellationRequested();
             await attempt.ReloadTypesAsync(stale, async, cancellationToken).ConfigureAwait(false);
-            if (_maxRetries <= 0)
+            await attempt.BeginAsync(async, cancellationToken).ConfigureAwait(false);
+            try
             {
-                return await attempt.RunAsync(async, cancellationToken).ConfigureAwait(false);
+                return await RunOnceAsync(attempt, async, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception exception) when (attempt.FailedOver(cancellationToken))
+            {
+                attempt.RunFailed(exception);
+                if (_maxRetries <= 0 || cancellationToken.IsCancellationRequested)
+                {
+                    throw;
+                }
             }
         }
         catch (Exception exception) when (attempt.FailedOver(cancellationToken))

@@ -47,16 +47,12 @@ internal sealed class ReplicaTypes(TimeProvider timeProvider)
     /// <summary>
     /// Reloads the types of <paramref name="server"/>'s data source (a single host) under its probe deadline, unless a reload
     /// that began after the read met the stale result (<paramref name="stale"/>) is running or done: the read waits for that
-    /// one. True when such a reload succeeded (a session rented from now on has the types the server had when the read met
-    /// them); false when it failed (the run that follows says what the server does).
+    /// one (a synchronous read too: the wait ends with that reload's deadline). True when such a reload succeeded (a session
+    /// rented from now on has the types the server had when the read met them); false when it failed (the run that follows
+    /// says what the server does). The caller's cancellation ends the wait, not the reload.
     /// </summary>
     public async ValueTask<bool> ReloadAsync(WatchedServer server, StaleTypesException stale, bool async, CancellationToken cancellationToken)
     {
-        if (!async)
-        {
-            return Reload(server);
-        }
-
         TaskCompletionSource reload;
         var owner = false;
         lock (_gate)
@@ -73,30 +69,37 @@ internal sealed class ReplicaTypes(TimeProvider timeProvider)
 
         if (owner)
         {
-            try
+            if (async)
             {
-                await ServerCall.RunAsync<ReloadTypesStatement, bool>(server, server.WatchProbe(CancellationToken.None), connection: null, default, async: true, CancellationToken.None).ConfigureAwait(false);
-                Interlocked.Increment(ref _reloads);
-                reload.TrySetResult();
+                _ = RunReloadAsync(server, reload, async: true); // awaited below like any other read's, so that cancellation ends the wait
             }
-            catch (Exception exception)
+            else
             {
-                reload.TrySetException(exception);
+                RunReloadAsync(server, reload, async: false).GetAwaiter().GetResult(); // completes synchronously
             }
         }
 
         try
         {
-            await reload.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (async)
+            {
+                await reload.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                reload.Task.Wait(cancellationToken);
+            }
+
             return true;
         }
-        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             return false;
         }
     }
 
-    /// <summary>The result still names types its session does not know after a reload: Npgsql does not load them; not reloaded for again.</summary>
+    /// <summary>The result still names types its session does not know after a reload: Npgsql does not load them; not reloaded for again (until the next reload).</summary>
     public void StillUnknown(NpgsqlDataReader reader)
     {
         lock (_gate)
@@ -114,18 +117,22 @@ internal sealed class ReplicaTypes(TimeProvider timeProvider)
         }
     }
 
-    /// <summary>A synchronous read reloads the types itself (Npgsql serialises concurrent reloads of one pool).</summary>
-    private bool Reload(WatchedServer server)
+    /// <summary>
+    /// One reload, completing <paramref name="reload"/> whatever happens. It forgets the types no reload brought: a replica
+    /// behind a proxy may have answered from a standby that was behind, and the next read of such a type asks again.
+    /// </summary>
+    private async Task RunReloadAsync(WatchedServer server, TaskCompletionSource reload, bool async)
     {
         try
         {
-            ServerCall.RunAsync<ReloadTypesStatement, bool>(server, server.WatchProbe(CancellationToken.None), connection: null, default, async: false, CancellationToken.None).GetAwaiter().GetResult();
+            await ServerCall.RunAsync<ReloadTypesStatement, bool>(server, server.WatchProbe(CancellationToken.None), connection: null, default, async, CancellationToken.None).ConfigureAwait(false);
             Interlocked.Increment(ref _reloads);
-            return true;
+            Volatile.Write(ref _unloadable, []);
+            reload.TrySetResult();
         }
-        catch (Exception)
+        catch (Exception exception)
         {
-            return false;
+            reload.TrySetException(exception);
         }
     }
 
