@@ -201,10 +201,19 @@ public sealed class PgBouncerTests(PgBouncerPoolMode poolMode)
             + $"{after.Count(r => r.Port == _servers.Primary.Port)} on the primary; longest {after.Max(r => r.Took).TotalMilliseconds:0} ms; out of rotation {leftAfter.TotalMilliseconds:0} ms after the stop; "
             + $"{inFlight.Count} reads in flight at the stop, the longest took {(inFlight.Count == 0 ? 0 : inFlight.Max(r => r.Took).TotalMilliseconds):0} ms "
             + $"(on ports {string.Join(", ", inFlight.Select(r => r.Port).Distinct())})"
-            + (readers.Failures.IsEmpty ? string.Empty : $"; first failure: {readers.Failures.First()}"));
+            + (readers.Failures.IsEmpty ? string.Empty : $"; {readers.Failures.Count} failed, first: {readers.Failures.First()}"));
+
+        // The one failure the library's rules allow: a read in flight at the stop whose row had already reached EF when the
+        // server ended its session (a fast shutdown's 57P01 between the row and the end of the result; seen once in a fresh
+        // clone's CI). Rows EF has may have reached the caller, so it is not run again elsewhere: it fails typed, not applied.
+        var rowsReachedEf = readers.Failed.Where(failure => failure.StartedAt <= stoppedAt
+            && failure.Error is EfReplicaFailoverException { Outcome: FailoverOutcome.NotApplied } typed
+            && typed.Message.Contains("row(s) of its result had been read", StringComparison.Ordinal)).ToList();
         Assert.Multiple(() =>
         {
-            Assert.That(readers.Failures, Is.Empty, "a read failed while the standby was stopped");
+            Assert.That(readers.Failed.Except(rowsReachedEf).Select(failure => $"started {failure.StartedAt.TotalMilliseconds:0} ms (stop at {stoppedAt.TotalMilliseconds:0} ms): {failure.Error.GetType().Name}: {failure.Error.Message}"),
+                Is.Empty, "a read failed while the standby was stopped");
+            Assert.That(rowsReachedEf, Has.Count.LessThanOrEqualTo(4), "at most the four reads in flight at the stop");
             Assert.That(after.Where(r => r.StartedAt > stoppedAt + ReadBound).Select(r => r.Port), Has.None.EqualTo(Standby.Port), "the stopped standby answered");
 
             // A read PgBouncer had taken for the standby waits inside it for a server that is gone; PgBouncer's own errors to
@@ -371,6 +380,7 @@ public sealed class PgBouncerTests(PgBouncerPoolMode poolMode)
                     catch (Exception exception)
                     {
                         Failures.Enqueue($"{exception.GetType().Name}: {exception.Message} {exception.InnerException?.Message}");
+                        Failed.Enqueue((startedAt, exception));
                     }
                 }
             }, TaskCreationOptions.LongRunning).Unwrap())];
@@ -381,6 +391,9 @@ public sealed class PgBouncerTests(PgBouncerPoolMode poolMode)
         public ConcurrentQueue<(TimeSpan StartedAt, TimeSpan Took, int Port)> Reads { get; } = new();
 
         public ConcurrentQueue<string> Failures { get; } = new();
+
+        /// <summary>Each failed read: when it started, and what it failed with.</summary>
+        public ConcurrentQueue<(TimeSpan StartedAt, Exception Error)> Failed { get; } = new();
 
         public int CountOn(int port) => Reads.Count(r => r.Port == port);
 
