@@ -21,12 +21,6 @@ namespace EfReplicaInterceptor.IntegrationTests.Topology;
 [NonParallelizable]
 public sealed class PromotedTypeCatalogTests
 {
-    public enum Weather
-    {
-        Sunny,
-        Rainy,
-    }
-
     [Test]
     public async Task Writes_naming_an_enum_the_promoted_standby_lacked_when_its_pool_loaded_succeed_after_the_promotion()
     {
@@ -38,7 +32,7 @@ public sealed class PromotedTypeCatalogTests
 
         var (nodeA, nodeB) = (servers.Primary, servers.Standby);
         await nodeB.PauseReplayAsync();
-        await nodeA.ExecuteAsync("CREATE TYPE weather AS ENUM ('sunny', 'rainy'); CREATE TABLE forecasts (id serial PRIMARY KEY, weather weather NOT NULL)");
+        await nodeA.ExecuteAsync(ForecastContext.Schema);
 
         using var recorder = new RoutingRecorder();
         using var loggerFactory = recorder.CreateFactory();
@@ -53,7 +47,7 @@ public sealed class PromotedTypeCatalogTests
         options.Replicas.Add(new ReplicaEndpointOptions { Name = "node-b", ConnectionString = TestCluster.WithPool(nodeB.ConnectionString, TestCluster.DefaultMaxPoolSize) });
         options.HealthCheckInterval = TimeSpan.FromMilliseconds(250);
         options.Failover.ReadDeadline = TimeSpan.FromSeconds(6);
-        await using var cluster = EfReplicaCluster.Create(options, loggerFactory, builder => builder.MapEnum<Weather>("weather"));
+        await using var cluster = EfReplicaCluster.Create(options, loggerFactory, ForecastContext.MapTypes);
         await cluster.RefreshHealthAsync();
 
         // B's pool in the primary's data source loads its types now, while B lacks the enum (the precondition, shown).
@@ -115,29 +109,8 @@ public sealed class PromotedTypeCatalogTests
 
     private static async Task WriteAsync(EfReplicaCluster cluster, Weather weather)
     {
-        await using var context = new ForecastContext(new DbContextOptionsBuilder<ForecastContext>()
-            .UseNpgsql(cluster.PrimaryDataSource, npgsql => npgsql.MapEnum<Weather>("weather")).UseEfReplicaRouting(cluster).Options);
+        await using var context = ForecastContext.Create(cluster);
         context.Forecasts.Add(new Forecast { Weather = weather });
         await context.SaveChangesAsync();
-    }
-
-    private sealed class Forecast
-    {
-        public int Id { get; set; }
-
-        public Weather Weather { get; set; }
-    }
-
-    private sealed class ForecastContext(DbContextOptions<ForecastContext> options) : DbContext(options)
-    {
-        public DbSet<Forecast> Forecasts => Set<Forecast>();
-
-        protected override void OnModelCreating(ModelBuilder modelBuilder)
-            => modelBuilder.Entity<Forecast>(entity =>
-            {
-                entity.ToTable("forecasts");
-                entity.Property(forecast => forecast.Id).HasColumnName("id");
-                entity.Property(forecast => forecast.Weather).HasColumnName("weather");
-            });
     }
 }

@@ -16,12 +16,6 @@ namespace EfReplicaInterceptor.IntegrationTests.Topology;
 [NonParallelizable]
 public sealed class ReplicaTypeCatalogTests
 {
-    public enum Weather
-    {
-        Sunny,
-        Rainy,
-    }
-
     [TestCase(false)]
     [TestCase(true)]
     public async Task Replica_reads_of_an_enum_a_migration_created_after_start_up_run_on_the_standby(bool async)
@@ -31,15 +25,15 @@ public sealed class ReplicaTypeCatalogTests
         using var loggerFactory = recorder.CreateFactory();
         var options = TestCluster.Options(servers);
         options.HealthCheckInterval = TimeSpan.FromMilliseconds(250);
-        await using var cluster = EfReplicaCluster.Create(options, loggerFactory, builder => builder.MapEnum<Weather>("weather"));
+        await using var cluster = EfReplicaCluster.Create(options, loggerFactory, ForecastContext.MapTypes);
         await cluster.RefreshHealthAsync();
         await Poll.Until(() => cluster.Replicas.All(replica => replica.IsAdmitted), TimeSpan.FromSeconds(10)); // the replica's pool has loaded its types
 
-        await using (var context = NewContext(cluster))
+        await using (var context = ForecastContext.Create(cluster))
         {
             // What an in-process migration does: the DDL on the primary, then EF reloads the types of its connection.
             await context.Database.OpenConnectionAsync();
-            await context.Database.ExecuteSqlRawAsync("CREATE TYPE weather AS ENUM ('sunny', 'rainy'); CREATE TABLE forecasts (id serial PRIMARY KEY, weather weather NOT NULL)");
+            await context.Database.ExecuteSqlRawAsync(ForecastContext.Schema);
             await ((NpgsqlConnection)context.Database.GetDbConnection()).ReloadTypesAsync();
             context.Forecasts.Add(new Forecast { Weather = Weather.Rainy });
             await context.SaveChangesAsync();
@@ -50,7 +44,7 @@ public sealed class ReplicaTypeCatalogTests
         var reads = new List<ForecastRow>();
         for (var i = 0; i < 20; i++)
         {
-            await using var context = NewContext(cluster);
+            await using var context = ForecastContext.Create(cluster);
             var query = context.Database.SqlQueryRaw<ForecastRow>(Query);
             reads.AddRange(async ? await query.ToListAsync() : [.. query]);
         }
@@ -62,7 +56,7 @@ public sealed class ReplicaTypeCatalogTests
         var rowTypeErrors = new List<string>();
         for (var i = 0; i < 5; i++)
         {
-            await using var context = NewContext(cluster);
+            await using var context = ForecastContext.Create(cluster);
             var query = context.Database.SqlQueryRaw<string>("SELECT f AS \"Value\" FROM forecasts f");
             try
             {
@@ -89,27 +83,4 @@ public sealed class ReplicaTypeCatalogTests
 
     /// <summary>A row of forecasts, with the server that read it.</summary>
     private sealed record ForecastRow(Weather Weather, int Port, bool InRecovery);
-
-    private static ForecastContext NewContext(EfReplicaCluster cluster)
-        => new(new DbContextOptionsBuilder<ForecastContext>().UseNpgsql(cluster.PrimaryDataSource, npgsql => npgsql.MapEnum<Weather>("weather")).UseEfReplicaRouting(cluster).Options);
-
-    private sealed class Forecast
-    {
-        public int Id { get; set; }
-
-        public Weather Weather { get; set; }
-    }
-
-    private sealed class ForecastContext(DbContextOptions<ForecastContext> options) : DbContext(options)
-    {
-        public DbSet<Forecast> Forecasts => Set<Forecast>();
-
-        protected override void OnModelCreating(ModelBuilder modelBuilder)
-            => modelBuilder.Entity<Forecast>(entity =>
-            {
-                entity.ToTable("forecasts");
-                entity.Property(forecast => forecast.Id).HasColumnName("id");
-                entity.Property(forecast => forecast.Weather).HasColumnName("weather");
-            });
-    }
 }
