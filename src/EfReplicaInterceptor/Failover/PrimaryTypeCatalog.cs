@@ -29,11 +29,6 @@ internal sealed class PrimaryTypeCatalog(string cluster, ILogger logger)
     private readonly ConcurrentDictionary<string, Loaded> _hosts = new(StringComparer.Ordinal);
     private int _generation;
 
-    /// <summary>How many times a host's types were reloaded (for tests and diagnostics).</summary>
-    public int Reloads => Volatile.Read(ref _reloads);
-
-    private int _reloads;
-
     /// <summary>Installs the check as the data source's physical connection initializer.</summary>
     public void Install(NpgsqlDataSourceBuilder builder)
         => builder.UsePhysicalConnectionInitializer(
@@ -110,7 +105,6 @@ internal sealed class PrimaryTypeCatalog(string cluster, ILogger logger)
         }
 
         _hosts[host] = new Loaded(WhileStandby: false, generation);
-        Interlocked.Increment(ref _reloads);
         if (known)
         {
             Log.PrimaryTypesReloaded(logger, cluster, host, loaded.WhileStandby ? "they were loaded while it was a standby" : "the primary changed since they were loaded");

@@ -101,18 +101,13 @@ internal sealed partial class ReadExecutor
             // reloaded (not a retry: it failed over nowhere), then the retries as for any first run.
             cancellationToken.ThrowIfCancellationRequested();
             await attempt.ReloadTypesAsync(stale, async, cancellationToken).ConfigureAwait(false);
-            await attempt.BeginAsync(async, cancellationToken).ConfigureAwait(false);
             try
             {
-                return await RunOnceAsync(attempt, async, cancellationToken).ConfigureAwait(false);
+                return await attempt.RunAsync(async, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception exception) when (attempt.FailedOver(cancellationToken))
+            catch (Exception) when (attempt.LastFailure != ServerErrorKind.None && _maxRetries > 0 && !cancellationToken.IsCancellationRequested)
             {
-                attempt.RunFailed(exception);
-                if (_maxRetries <= 0 || cancellationToken.IsCancellationRequested)
-                {
-                    throw;
-                }
+                // Failed over (Attempt.RunAsync recorded it): retried below.
             }
         }
         catch (Exception exception) when (attempt.FailedOver(cancellationToken))

@@ -35,16 +35,7 @@ internal sealed class ReaderOperation : ReadOperation<DbDataReader>
         var reader = command.ExecuteReader(CommandBehavior.CloseConnection);
         try
         {
-            if (types is not null && types.Lacks(reader))
-            {
-                if (!reloaded)
-                {
-                    throw types.Stale();
-                }
-
-                types.StillUnknown(reader);
-            }
-
+            CheckTypes(reader, types, reloaded);
             return new WatchedReader(reader, reader.Read());
         }
         catch (Exception)
@@ -59,16 +50,7 @@ internal sealed class ReaderOperation : ReadOperation<DbDataReader>
         var reader = await command.ExecuteReaderAsync(CommandBehavior.CloseConnection, cancellationToken).ConfigureAwait(false);
         try
         {
-            if (types is not null && types.Lacks(reader))
-            {
-                if (!reloaded)
-                {
-                    throw types.Stale();
-                }
-
-                types.StillUnknown(reader);
-            }
-
+            CheckTypes(reader, types, reloaded);
             return new WatchedReader(reader, await reader.ReadAsync(cancellationToken).ConfigureAwait(false));
         }
         catch (Exception)
@@ -76,6 +58,25 @@ internal sealed class ReaderOperation : ReadOperation<DbDataReader>
             await reader.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// A result that names a type the replica's session does not know is given up (<see cref="StaleTypesException"/>), unless
+    /// the types were reloaded for this read: then the type is one Npgsql does not load, not reloaded for again.
+    /// </summary>
+    private static void CheckTypes(NpgsqlDataReader reader, ReplicaTypes? types, bool reloaded)
+    {
+        if (types is null || !types.Lacks(reader))
+        {
+            return;
+        }
+
+        if (!reloaded)
+        {
+            throw types.Stale();
+        }
+
+        types.StillUnknown(reader);
     }
 }
 
